@@ -1,0 +1,106 @@
+"""Apache Airflow provider for the HighLevel (GHL / LeadConnector) Contacts API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+DISTRIBUTION_NAME = "airflow-provider-ghl"
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe this provider to Airflow's ProvidersManager (the ``apache_airflow_provider`` entry point).
+
+    Kept free of Airflow imports: the providers manager calls it while it is still discovering packages.
+    """
+    return {
+        "package-name": DISTRIBUTION_NAME,
+        "name": "HighLevel (GHL)",
+        "description": "HighLevel (GHL / LeadConnector) CRM Contacts API: hook, operators, sensors and exports.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "HighLevel",
+                "external-doc-url": "https://highlevel.stoplight.io/docs/integrations/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {"integration-name": "HighLevel", "python-modules": ["airflow_provider_ghl.hooks.ghl"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "ghl",
+                "hook-class-name": "airflow_provider_ghl.hooks.ghl.GHLHook",
+                "hook-name": "HighLevel (GHL)",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "API base URL",
+                        "login": "OAuth client ID (empty for a Private Integration Token)",
+                        "password": "Private Integration Token / OAuth client secret",
+                    },
+                    "placeholders": {
+                        "host": "https://services.leadconnectorhq.com",
+                        "login": "OAuth client id (auth_type=oauth only)",
+                        "password": "pit-... or the OAuth client secret",
+                    },
+                },
+                "conn-fields": {
+                    "auth_type": {
+                        "label": "Auth type",
+                        "description": "private_token (a Private Integration Token in Password) or oauth.",
+                        "schema": {"type": ["string", "null"], "enum": ["private_token", "oauth", None]},
+                    },
+                    "location_id": {
+                        "label": "Location (sub-account) ID",
+                        "description": "Default locationId for calls that need one.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "company_id": {
+                        "label": "Company (agency) ID",
+                        "description": "Needed for agency tokens that mint location tokens.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "user_type": {
+                        "label": "OAuth user type",
+                        "description": "Location (sub-account token) or Company (agency token).",
+                        "schema": {"type": ["string", "null"], "enum": ["Location", "Company", None]},
+                    },
+                    "api_version": {
+                        "label": "API version header",
+                        "description": "Value of the Version header: 2021-07-28 (default) or v3.",
+                        "schema": {"type": ["string", "null"], "default": "2021-07-28"},
+                    },
+                    "refresh_token": {
+                        "label": "OAuth refresh token (bootstrap only)",
+                        "description": "Used once when the token Variable is empty; rotated tokens live there.",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "token_variable": {
+                        "label": "Token Variable key",
+                        "description": "Airflow Variable holding the OAuth token set (default ghl_oauth_<conn_id>).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "max_requests": {
+                        "label": "Max requests per interval",
+                        "description": "Starting burst budget; the X-RateLimit-* headers take over once seen.",
+                        "schema": {"type": ["integer", "null"], "minimum": 1},
+                    },
+                    "interval_ms": {
+                        "label": "Rate-limit interval (ms)",
+                        "schema": {"type": ["integer", "null"], "minimum": 1},
+                    },
+                    "timeout": {
+                        "label": "Read timeout (s)",
+                        "schema": {"type": ["number", "null"], "minimum": 0},
+                    },
+                    "max_retries": {
+                        "label": "Max retries",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                },
+            }
+        ],
+    }

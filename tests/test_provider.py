@@ -1,0 +1,58 @@
+"""The package registers with Airflow as a provider, with a declarative ``ghl`` connection form."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import distribution
+from pathlib import Path
+
+import airflow
+import jsonschema
+
+from airflow_provider_ghl import DISTRIBUTION_NAME, __version__, get_provider_info
+
+
+def test_provider_info_matches_airflow_schema_and_distribution() -> None:
+    info = get_provider_info()
+    schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
+    jsonschema.validate(info, schema)
+    dist = distribution(DISTRIBUTION_NAME)
+    # Airflow refuses a provider whose package-name differs from its distribution name.
+    assert info["package-name"] == dist.metadata["Name"]
+    assert dist.version == __version__
+    entry_points = [ep for ep in dist.entry_points if ep.group == "apache_airflow_provider"]
+    assert [ep.value for ep in entry_points] == ["airflow_provider_ghl:get_provider_info"]
+
+
+def test_connection_form_is_declarative_and_secrets_are_masked() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    widgets = {k: v for k, v in manager.connection_form_widgets.items() if k.startswith("extra__ghl__")}
+    expected = {
+        "auth_type", "location_id", "company_id", "user_type", "api_version", "refresh_token",
+        "token_variable", "max_requests", "interval_ms", "timeout", "max_retries",
+    }  # fmt: skip
+    assert {k.removeprefix("extra__ghl__") for k in widgets} == expected
+    assert [k for k, w in widgets.items() if w.is_sensitive] == ["extra__ghl__refresh_token"]
+    behaviour = manager.field_behaviours["ghl"]
+    assert set(behaviour["hidden_fields"]) == {"schema", "port"}
+    assert "Private Integration Token" in behaviour["relabeling"]["password"]
+
+
+def test_airflow_providers_list_shows_the_provider(tmp_path: Path) -> None:
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    airflow_cli = Path(sys.executable).with_name("airflow")
+    out = subprocess.run(
+        [str(airflow_cli), "providers", "list", "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    listed = {p["package_name"]: p for p in json.loads(out[out.index("[") :])}
+    assert listed[DISTRIBUTION_NAME]["version"] == __version__
