@@ -1,0 +1,199 @@
+"""Tokens of the sandbox: Private Integration Tokens, OAuth with single-use refresh tokens, agency tokens."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from typing import Any
+
+from airflow_provider_ghl.sandbox.data import Store, secret
+
+SCOPES = "contacts.readonly contacts.write locations/customFields.readonly locations/tasks.readonly oauth.write"
+
+
+@dataclasses.dataclass(frozen=True)
+class Principal:
+    """Who a bearer token speaks for. ``rate_key`` + location is the unit of GHL's rate budget."""
+
+    kind: str  # "pit" | "oauth" | "agency"
+    rate_key: str
+    location_id: str | None
+    company_id: str
+
+
+class AuthFailure(Exception):
+    """An OAuth endpoint error: HTTP status and the JSON body GHL sends."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("message"))
+        self.status = status
+        self.body = body
+
+
+def _oauth_error(status: int, error: str, description: str) -> AuthFailure:
+    return AuthFailure(
+        status, {"statusCode": status, "message": description, "error": error, "error_description": description}
+    )
+
+
+class TokenRegistry:
+    """Issues and checks tokens. Every refresh token works once; a reused one is counted and refused."""
+
+    def __init__(self, store: Store, token_ttl: int) -> None:
+        seed = store.seed
+        self.store = store
+        self.token_ttl = token_ttl
+        self.client_id = "sbx-app-" + secret(seed, "client")[:16]
+        self.client_secret = "sbx-secret-" + secret(seed, "client-secret")[:32]
+        self.user_id = secret(seed, "user")[:20]
+        self.pits: dict[str, Principal] = {
+            loc.private_token: Principal("pit", f"pit:{loc.private_token}", loc.id, store.company_id)
+            for loc in store.locations.values()
+        }
+        self.access: dict[str, tuple[Principal, float]] = {}
+        # refresh token -> (principal it mints, used?)
+        self.refresh: dict[str, tuple[Principal, bool]] = {}
+        self.codes: dict[str, Principal] = {}
+        self.initial_refresh: dict[str, str] = {}
+        for loc in store.locations.values():
+            rt = "sbx-rt-" + secret(seed, "refresh", loc.id)[:40]
+            self.refresh[rt] = (self._app_principal(loc.id), False)
+            self.initial_refresh[loc.id] = rt
+        self.company_refresh = "sbx-rt-" + secret(seed, "refresh", store.company_id)[:40]
+        self.refresh[self.company_refresh] = (self._company_principal(), False)
+        self.refresh_reused = 0
+        self.refreshed = 0
+
+    def _app_principal(self, location_id: str) -> Principal:
+        # GHL budgets per app and location, so every token the app holds for a location shares one budget.
+        return Principal("oauth", f"app:{self.client_id}", location_id, self.store.company_id)
+
+    def _company_principal(self) -> Principal:
+        return Principal("agency", f"app:{self.client_id}", None, self.store.company_id)
+
+    # -- bearer tokens --------------------------------------------------------------------------------------
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        """The principal of ``Authorization: Bearer <token>``, or None when missing, unknown or expired."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        token = authorization[7:].strip()
+        if (pit := self.pits.get(token)) is not None:
+            return pit
+        entry = self.access.get(token)
+        if entry is None or entry[1] <= time.time():
+            return None
+        return entry[0]
+
+    def expire(self, token: str | None = None) -> int:
+        """Expire one access token, or all of them; returns how many."""
+        targets = [token] if token else list(self.access)
+        n = 0
+        for t in targets:
+            if t in self.access:
+                self.access[t] = (self.access[t][0], 0.0)
+                n += 1
+        return n
+
+    def _issue(self, principal: Principal, *, with_refresh: bool) -> dict[str, Any]:
+        access = "sbx-at-" + secrets.token_hex(24)
+        self.access[access] = (principal, time.time() + self.token_ttl)
+        body: dict[str, Any] = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.token_ttl,
+            "scope": SCOPES,
+            "userType": "Company" if principal.kind == "agency" else "Location",
+            "companyId": principal.company_id,
+            "userId": self.user_id,
+        }
+        if principal.location_id:
+            body["locationId"] = principal.location_id
+        else:
+            body["approvedLocations"] = list(self.store.locations)
+        if with_refresh:
+            refresh = "sbx-rt-" + secrets.token_hex(24)
+            self.refresh[refresh] = (principal, False)
+            body["refresh_token"] = refresh
+        return body
+
+    # -- OAuth endpoints ------------------------------------------------------------------------------------
+    def authorize(self, *, location_id: str | None = None, company_id: str | None = None) -> str:
+        """An authorization code, as GHL's redirect would hand to the app after a user installs it."""
+        if location_id:
+            if location_id not in self.store.locations:
+                raise ValueError(f"unknown locationId {location_id}")
+            principal = self._app_principal(location_id)
+        elif company_id == self.store.company_id:
+            principal = self._company_principal()
+        else:
+            raise ValueError("authorize needs a known locationId or companyId")
+        code = "sbx-code-" + secrets.token_hex(12)
+        self.codes[code] = principal
+        return code
+
+    def token(self, form: dict[str, str]) -> dict[str, Any]:
+        """``POST /oauth/token`` (form-encoded). Raises ``AuthFailure`` with GHL's status and body."""
+        missing = [f for f in ("client_id", "client_secret", "grant_type") if not form.get(f)]
+        if missing:
+            raise AuthFailure(
+                422,
+                {
+                    "statusCode": 422,
+                    "message": [f"{f} should not be empty" for f in missing],
+                    "error": "Unprocessable Entity",
+                },
+            )
+        if form["client_id"] != self.client_id or form["client_secret"] != self.client_secret:
+            raise _oauth_error(401, "invalid_client", "Invalid client: client is invalid")
+        grant = form["grant_type"]
+        if grant == "authorization_code":
+            principal = self.codes.get(form.get("code", ""))
+            if principal is None:
+                raise _oauth_error(400, "invalid_grant", "Invalid grant: authorization code is invalid")
+        elif grant == "refresh_token":
+            entry = self.refresh.get(form.get("refresh_token", ""))
+            if entry is None:
+                raise _oauth_error(400, "invalid_grant", "Invalid grant: refresh token is invalid")
+            principal, used = entry
+            if used:
+                self.refresh_reused += 1
+                raise _oauth_error(400, "invalid_grant", "Invalid grant: refresh token is invalid")
+        else:
+            raise _oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant}")
+        wanted = form.get("user_type")
+        actual = "Company" if principal.kind == "agency" else "Location"
+        if wanted and wanted != actual:
+            raise _oauth_error(400, "invalid_request", f"user_type {wanted} does not match this token ({actual})")
+        # Consumed only once every check passed: a refused request must not burn the client's only grant.
+        if grant == "authorization_code":
+            del self.codes[form["code"]]
+        else:
+            self.refresh[form["refresh_token"]] = (principal, True)
+            self.refreshed += 1
+        return self._issue(principal, with_refresh=True)
+
+    def location_token(self, principal: Principal | None, form: dict[str, str]) -> dict[str, Any]:
+        """``POST /oauth/locationToken``: an agency token mints a location token (no refresh token)."""
+        if principal is None:
+            raise AuthFailure(401, {"statusCode": 401, "message": "Invalid JWT"})
+        if principal.kind != "agency":
+            raise AuthFailure(401, {"statusCode": 401, "message": "This route needs an agency (Company) access token."})
+        missing = [f for f in ("companyId", "locationId") if not form.get(f)]
+        if missing:
+            raise AuthFailure(
+                422,
+                {
+                    "statusCode": 422,
+                    "message": [f"{f} should not be empty" for f in missing],
+                    "error": "Unprocessable Entity",
+                },
+            )
+        if form["companyId"] != principal.company_id or form["locationId"] not in self.store.locations:
+            raise AuthFailure(
+                400, {"statusCode": 400, "message": "Location not found for this company or app not installed."}
+            )
+        body = self._issue(self._app_principal(form["locationId"]), with_refresh=False)
+        body.pop("userType", None)
+        body.pop("companyId", None)
+        return body

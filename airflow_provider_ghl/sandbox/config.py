@@ -1,0 +1,82 @@
+"""Start-up settings and runtime fault settings of the GHL sandbox."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Faults(BaseModel):
+    """Faults the sandbox injects; all off by default and changeable at runtime (``PUT /_sandbox/faults``).
+
+    Probabilities are per API request. A write request hit by an error or a drop has it injected either before
+    the write (nothing changes) or after it was applied (the client cannot tell), never half-way.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: float = Field(0.0, ge=0, description="Fixed latency added to every API response.")
+    jitter_ms: float = Field(0.0, ge=0, description="Uniform random extra latency, 0..jitter_ms.")
+    error_rate: float = Field(0.0, ge=0, le=1, description="Probability of a 5xx response.")
+    error_statuses: list[int] = Field(default_factory=lambda: [500, 502, 503])
+    drop_rate: float = Field(0.0, ge=0, le=1, description="Probability of a connection dropped mid-response.")
+    storm_rate: float = Field(0.0, ge=0, le=1, description="Probability of a 429 whatever the budget.")
+    storm_seconds: float = Field(0.0, ge=0, description="Answer every API request with 429 for this long.")
+    mutate_on_search: int = Field(0, ge=0, description="Contacts updated (dateUpdated=now) per search page.")
+
+
+@dataclasses.dataclass
+class SandboxConfig:
+    """Settings fixed when the sandbox starts (or is reset).
+
+    :param contacts: contacts generated per location.
+    :param locations: number of locations (sub-accounts), all under one company (agency).
+    :param seed: seed of the deterministic data and credential generator.
+    :param anchor: "now" of the generated data; dates fall before it. Default: start time, to the second.
+    :param max_requests: burst budget per token and location in each interval.
+    :param interval_ms: length of the sliding rate-limit window.
+    :param daily_limit: requests per token and location per UTC day.
+    :param token_ttl: lifetime of OAuth access tokens in seconds.
+    :param allow_duplicates: whether locations accept contacts with an email or phone already in use.
+    """
+
+    contacts: int = 200
+    locations: int = 2
+    seed: int = 1
+    anchor: datetime | None = None
+    max_requests: int = 100
+    interval_ms: int = 10_000
+    daily_limit: int = 200_000
+    token_ttl: int = 86_399
+    allow_duplicates: bool = False
+    faults: Faults = dataclasses.field(default_factory=Faults)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "contacts": self.contacts >= 0,
+            "locations": self.locations >= 1,
+            "max_requests": self.max_requests >= 1,
+            "interval_ms": self.interval_ms >= 1,
+            "daily_limit": self.daily_limit >= 1,
+            "token_ttl": self.token_ttl >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(
+                    f"{name} must be {'>= 0' if name == 'contacts' else '>= 1'}, got {getattr(self, name)!r}"
+                )
+
+    def replace(self, **changes: Any) -> SandboxConfig:
+        """Return a copy with ``changes``; unknown names raise ``ValueError`` naming them."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown sandbox setting(s): {', '.join(unknown)}")
+        if isinstance(changes.get("faults"), dict):
+            changes["faults"] = Faults(**changes["faults"])
+        if isinstance(changes.get("anchor"), str):
+            changes["anchor"] = datetime.fromisoformat(changes["anchor"].replace("Z", "+00:00"))
+        return dataclasses.replace(self, **changes)

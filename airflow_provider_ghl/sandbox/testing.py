@@ -1,0 +1,162 @@
+"""Run the sandbox in a child process and steer it: for pytest fixtures, benchmarks and the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import deque
+from types import TracebackType
+from typing import Any
+
+import requests
+
+# Start-up options that map to ``ghl-sandbox`` flags; everything else is runtime state set via admin routes.
+_FLAGS = {
+    "contacts", "locations", "seed", "anchor", "max_requests", "interval_ms", "daily_limit", "token_ttl",
+    "latency_ms", "jitter_ms", "error_rate", "drop_rate", "storm_rate", "mutate_on_search",
+}  # fmt: skip
+
+
+class SandboxError(RuntimeError):
+    """The sandbox process failed to start or an admin call was refused."""
+
+
+class SandboxServer:
+    """A ``ghl-sandbox`` process on a free loopback port.
+
+    :param contacts: contacts per location.
+    :param locations: number of locations.
+    :param seed: data seed.
+    :param config: other start-up settings (``max_requests``, ``interval_ms``, ``latency_ms``, ...);
+        ``allow_duplicates=True`` is accepted too.
+    """
+
+    def __init__(self, *, contacts: int = 200, locations: int = 2, seed: int = 1, **config: Any) -> None:
+        unknown = set(config) - _FLAGS - {"allow_duplicates"}
+        if unknown:
+            raise ValueError(f"unknown sandbox setting(s): {', '.join(sorted(unknown))}")
+        self.settings = {"contacts": contacts, "locations": locations, "seed": seed, **config}
+        self.process: subprocess.Popen[str] | None = None
+        self.info: dict[str, Any] = {}
+        self.base_url = ""
+        self._session = requests.Session()
+        self._log: deque[str] = deque(maxlen=200)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def start(self, timeout: float = 120) -> SandboxServer:
+        cmd = [sys.executable, "-m", "airflow_provider_ghl.sandbox.cli", "--port", "0", "--json"]
+        for name, value in self.settings.items():
+            if name == "allow_duplicates":
+                cmd += ["--allow-duplicates"] if value else []
+            elif value is not None:
+                cmd += [f"--{name.replace('_', '-')}", str(value)]
+        self.process = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        ready = threading.Event()
+
+        def pump() -> None:
+            assert self.process is not None and self.process.stdout is not None
+            for line in self.process.stdout:
+                if not ready.is_set() and line.startswith("{"):
+                    self.info = json.loads(line)
+                    ready.set()
+                else:
+                    self._log.append(line.rstrip())
+            ready.set()
+
+        threading.Thread(target=pump, name="ghl-sandbox-output", daemon=True).start()
+        if not ready.wait(timeout) or not self.info:
+            self.stop()
+            raise SandboxError("ghl-sandbox did not start:\n" + "\n".join(self._log))
+        self.base_url = self.info["base_url"]
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._session.close()
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def output(self) -> str:
+        """What the server printed after start-up (errors, warnings)."""
+        return "\n".join(self._log)
+
+    # -- admin API ------------------------------------------------------------------------------------------
+    def admin(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        resp = self._session.request(method, f"{self.base_url}/_sandbox/{path}", json=body, params=params, timeout=60)
+        if resp.status_code >= 400:
+            raise SandboxError(f"{method} /_sandbox/{path}: {resp.status_code} {resp.text}")
+        return resp.json()
+
+    def reset(self, **config: Any) -> dict[str, Any]:
+        """Back to the seeded start state (data, tokens, limits, faults, stats), optionally with new settings.
+
+        Settings given here hold until the next reset: ``reset()`` always returns to the start-up settings.
+        """
+        self.info = self.admin("POST", "reset", config)
+        return self.info
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """Replace the fault settings; anything not named is off."""
+        return self.admin("PUT", "faults", faults)
+
+    def set_limits(
+        self, *, max_requests: int | None = None, interval_ms: int | None = None, daily_limit: int | None = None
+    ) -> dict[str, Any]:
+        limits = {"max_requests": max_requests, "interval_ms": interval_ms, "daily_limit": daily_limit}
+        return self.admin("PUT", "limits", {k: v for k, v in limits.items() if v is not None})
+
+    def stats(self) -> dict[str, Any]:
+        return self.admin("GET", "stats")
+
+    def clear_stats(self) -> dict[str, Any]:
+        return self.admin("DELETE", "stats")
+
+    def expire_tokens(self, access_token: str | None = None) -> int:
+        return self.admin("POST", "tokens/expire", {"access_token": access_token} if access_token else {})["expired"]
+
+    def authorize(self, location_id: str | None = None, company_id: str | None = None) -> str:
+        body = {"locationId": location_id} if location_id else {"companyId": company_id}
+        return self.admin("POST", "oauth/authorize", body)["code"]
+
+    def contact_ids(self, location_id: str) -> list[str]:
+        return self.admin("GET", "contacts/ids", locationId=location_id)["ids"]
+
+    def touch_contacts(self, location_id: str, count: int | None = None, ids: list[str] | None = None) -> list[str]:
+        body: dict[str, Any] = {"locationId": location_id}
+        if ids is not None:
+            body["ids"] = ids
+        else:
+            body["count"] = 1 if count is None else count
+        return self.admin("POST", "contacts/touch", body)["ids"]
+
+    # -- conveniences ---------------------------------------------------------------------------------------
+    @property
+    def location_ids(self) -> list[str]:
+        return [loc["id"] for loc in self.info["locations"]]
+
+    def token(self, index: int = 0) -> str:
+        """The private integration token of location ``index``."""
+        return self.info["locations"][index]["private_token"]
+
+    def headers(self, index: int = 0) -> dict[str, str]:
+        """Request headers a GHL client sends, with location ``index``'s private token."""
+        return {"Authorization": f"Bearer {self.token(index)}", "Version": "2021-07-28", "Accept": "application/json"}
