@@ -631,35 +631,27 @@ def _register_contact_routes(app: FastAPI) -> None:
     async def add_to_campaign(
         request: Request, contactId: str, campaignId: str, dto: m.AddContactToCampaignDto | None = None
     ) -> JSONResponse:
-        loc, contact = _sb(request).contact(_principal(request), contactId)
-        _known(loc.campaigns, campaignId, "Campaign")
-        loc.campaign_members.setdefault(campaignId, set()).add(contact.id)
+        _set_membership(request, contactId, "campaign", campaignId, member=True)
         return ok({"succeded": True}, 201)
 
     @app.delete("/contacts/{contactId}/campaigns/{campaignId}")
     async def remove_from_campaign(request: Request, contactId: str, campaignId: str) -> JSONResponse:
-        loc, contact = _sb(request).contact(_principal(request), contactId)
-        _known(loc.campaigns, campaignId, "Campaign")
-        loc.campaign_members.setdefault(campaignId, set()).discard(contact.id)
+        _set_membership(request, contactId, "campaign", campaignId, member=False)
         return ok({"succeded": True})
 
     @app.post("/contacts/{contactId}/workflow/{workflowId}")
     async def add_to_workflow(
         request: Request, contactId: str, workflowId: str, dto: m.CreateWorkflowDto | None = None
     ) -> JSONResponse:
-        loc, contact = _sb(request).contact(_principal(request), contactId)
-        _known(loc.workflows, workflowId, "Workflow")
         _check_time(dto.eventStartTime if dto else None, "eventStartTime")
-        loc.workflow_members.setdefault(workflowId, set()).add(contact.id)
+        _set_membership(request, contactId, "workflow", workflowId, member=True)
         return ok({"succeded": True})
 
     @app.delete("/contacts/{contactId}/workflow/{workflowId}")
     async def remove_from_workflow(
         request: Request, contactId: str, workflowId: str, dto: m.CreateWorkflowDto | None = None
     ) -> JSONResponse:
-        loc, contact = _sb(request).contact(_principal(request), contactId)
-        _known(loc.workflows, workflowId, "Workflow")
-        loc.workflow_members.setdefault(workflowId, set()).discard(contact.id)
+        _set_membership(request, contactId, "workflow", workflowId, member=False)
         return ok({"succeded": True})
 
     @app.post("/contacts/bulk/tags/update/{type}", status_code=201)
@@ -711,6 +703,20 @@ def _register_contact_routes(app: FastAPI) -> None:
             contact.touch(sb.store.now_ms())
         loc.changed()
         return ok({"success": True, "ids": dto.ids})
+
+
+def _set_membership(request: Request, contact_id: str, kind: str, group_id: str, *, member: bool) -> None:
+    """Put a contact in, or take it out of, a campaign or workflow of its location."""
+    loc, contact = _sb(request).contact(_principal(request), contact_id)
+    ids, members = (
+        (loc.campaigns, loc.campaign_members) if kind == "campaign" else (loc.workflows, loc.workflow_members)
+    )
+    _known(ids, group_id, kind.capitalize())
+    group = members.setdefault(group_id, set())
+    if member:
+        group.add(contact.id)
+    else:
+        group.discard(contact.id)
 
 
 def _known(ids: list[str], value: str, what: str) -> None:

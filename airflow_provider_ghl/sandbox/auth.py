@@ -37,6 +37,20 @@ def _oauth_error(status: int, error: str, description: str) -> AuthFailure:
     )
 
 
+def _require(form: dict[str, str], *fields: str) -> None:
+    """GHL's 422 for form fields that are missing or empty."""
+    missing = [f for f in fields if not form.get(f)]
+    if missing:
+        raise AuthFailure(
+            422,
+            {
+                "statusCode": 422,
+                "message": [f"{f} should not be empty" for f in missing],
+                "error": "Unprocessable Entity",
+            },
+        )
+
+
 class TokenRegistry:
     """Issues and checks tokens. Every refresh token works once; a reused one is counted and refused."""
 
@@ -134,16 +148,7 @@ class TokenRegistry:
 
     def token(self, form: dict[str, str]) -> dict[str, Any]:
         """``POST /oauth/token`` (form-encoded). Raises ``AuthFailure`` with GHL's status and body."""
-        missing = [f for f in ("client_id", "client_secret", "grant_type") if not form.get(f)]
-        if missing:
-            raise AuthFailure(
-                422,
-                {
-                    "statusCode": 422,
-                    "message": [f"{f} should not be empty" for f in missing],
-                    "error": "Unprocessable Entity",
-                },
-            )
+        _require(form, "client_id", "client_secret", "grant_type")
         if form["client_id"] != self.client_id or form["client_secret"] != self.client_secret:
             raise _oauth_error(401, "invalid_client", "Invalid client: client is invalid")
         grant = form["grant_type"]
@@ -179,16 +184,7 @@ class TokenRegistry:
             raise AuthFailure(401, {"statusCode": 401, "message": "Invalid JWT"})
         if principal.kind != "agency":
             raise AuthFailure(401, {"statusCode": 401, "message": "This route needs an agency (Company) access token."})
-        missing = [f for f in ("companyId", "locationId") if not form.get(f)]
-        if missing:
-            raise AuthFailure(
-                422,
-                {
-                    "statusCode": 422,
-                    "message": [f"{f} should not be empty" for f in missing],
-                    "error": "Unprocessable Entity",
-                },
-            )
+        _require(form, "companyId", "locationId")
         if form["companyId"] != principal.company_id or form["locationId"] not in self.store.locations:
             raise AuthFailure(
                 400, {"statusCode": 400, "message": "Location not found for this company or app not installed."}
