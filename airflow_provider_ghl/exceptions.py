@@ -1,0 +1,145 @@
+"""Exceptions of the HighLevel (GHL) provider.
+
+Every error the provider raises is a :class:`GHLError`, itself an ``AirflowException``. Errors that come from a
+GHL response carry the request method, the path (never the query string, which can hold e-mail addresses), the
+HTTP status, GHL's own message and its ``traceId`` when GHL sent one. No token ever goes into an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+
+class GHLError(AirflowException):
+    """Base class of every error raised by the GHL provider."""
+
+
+class GHLConfigError(GHLError, AirflowFailException):
+    """The ``ghl`` connection (or a hook argument) is unusable; retrying the task cannot help."""
+
+
+class GHLApiError(GHLError):
+    """GHL answered with an error, or a request to GHL failed.
+
+    :param message: human-readable summary; built from the other fields when omitted.
+    :param method: HTTP method of the failed request.
+    :param path: request path (no query string).
+    :param status: HTTP status, or None when no response arrived.
+    :param ghl_message: GHL's ``message`` (validation errors joined with "; ").
+    :param ghl_error: GHL's ``error`` code or label (e.g. ``invalid_grant``, ``Unprocessable Entity``).
+    :param trace_id: GHL's ``traceId``, when the response had one.
+    :param errors: the individual validation messages of a 422.
+    :param meta: GHL's ``meta`` object (e.g. the existing contact of a duplicate).
+    """
+
+    #: Whether repeating the same request may succeed (5xx, dropped connection).
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        ghl_message: str | None = None,
+        ghl_error: str | None = None,
+        trace_id: str | None = None,
+        errors: Sequence[str] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.ghl_message = ghl_message
+        self.ghl_error = ghl_error
+        self.trace_id = trace_id
+        self.errors = list(errors)
+        self.meta = meta or {}
+        super().__init__(message or self._default_message())
+
+    def _default_message(self) -> str:
+        where = f"{self.method} {self.path}" if self.method else "GHL request"
+        text = f"{where} failed"
+        if self.status is not None:
+            text += f" with HTTP {self.status}"
+        if self.ghl_message:
+            text += f": {self.ghl_message}"
+        if self.trace_id:
+            text += f" (traceId {self.trace_id})"
+        return text
+
+
+class GHLServerError(GHLApiError):
+    """A 5xx answer, or a response cut off mid-body: worth repeating when the request cannot duplicate a write."""
+
+    transient = True
+
+
+class GHLConnectionError(GHLServerError):
+    """No usable response: connection refused or dropped mid-response, or a timeout.
+
+    :param sent: False when the request surely never reached GHL (connect failure), so even a write may be
+        repeated.
+    """
+
+    def __init__(self, message: str | None = None, *, sent: bool = True, **kwargs: Any) -> None:
+        self.sent = sent
+        super().__init__(message, **kwargs)
+
+
+class GHLAuthError(GHLApiError):
+    """The token was refused (401/403) or could not be obtained (OAuth refresh failed, app not authorized)."""
+
+
+class GHLForbiddenError(GHLAuthError):
+    """403: the token is valid but has no access to this location (or resource)."""
+
+
+class GHLNotFoundError(GHLApiError):
+    """The contact, task, note or other resource does not exist (GHL answers 400 "... not found" or 404)."""
+
+
+class GHLValidationError(GHLApiError):
+    """422: GHL rejected the request body or parameters; :attr:`errors` lists its messages."""
+
+
+class GHLDuplicateContactError(GHLApiError):
+    """400 on create: the location does not allow duplicates; :attr:`contact_id` is the existing contact."""
+
+    @property
+    def contact_id(self) -> str | None:
+        """Id of the contact that already has this e-mail or phone."""
+        return self.meta.get("contactId")
+
+    @property
+    def matching_field(self) -> str | None:
+        """The field that matched (``email`` or ``phone``)."""
+        return self.meta.get("matchingField")
+
+
+class GHLRateLimitError(GHLApiError):
+    """429: the burst budget of the token and location is spent.
+
+    :param retry_after: seconds to wait before the window has room again, as far as the response tells.
+    """
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kwargs)
+
+
+class GHLDailyBudgetExhausted(GHLError):
+    """The daily request budget is (nearly) spent: stop instead of burning retries until it resets.
+
+    :param remaining: ``X-RateLimit-Daily-Remaining`` as last seen (minus requests sent since).
+    :param reserve: the reserve the hook keeps untouched.
+    """
+
+    def __init__(self, message: str, *, remaining: int | None, reserve: int) -> None:
+        self.remaining = remaining
+        self.reserve = reserve
+        super().__init__(message)

@@ -1,0 +1,104 @@
+"""The GHL operations the hook speaks, as data: one row per operation of the Contacts API (``contacts.json``)
+plus the two location-level reads the provider needs (``locations.json``).
+
+Each typed method of :class:`~airflow_provider_ghl.hooks.ghl.GHLHook` is a one-line call into this table; the
+request funnel reads the row to build the URL, place ``locationId``, decide whether a failed attempt may be
+repeated and pick the resource out of the response.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+#: Where an operation takes ``locationId``: a query parameter, a body field, a path parameter, or nowhere.
+LocationPlacement = Literal["query", "body", "path", None]
+
+#: ``result`` value meaning "return the whole response body".
+WHOLE_BODY = "*"
+
+
+class Endpoint(NamedTuple):
+    """One GHL operation.
+
+    :param method: HTTP method.
+    :param path: path template; ``{name}`` placeholders are GHL's path parameter names.
+    :param result: key of the resource in the response, :data:`WHOLE_BODY`, or None (the call returns None).
+    :param location: where ``locationId`` goes (the hook fills in the connection's default).
+    :param retry_safe: whether repeating the request after a 5xx or a dropped connection cannot duplicate a
+        write: GET, PUT and DELETE are idempotent, and the two search POSTs only read.
+    :param v3_path: the path under ``Version: v3`` when it differs; ``""`` means the operation is gone in v3.
+    """
+
+    method: str
+    path: str
+    result: str | None
+    location: LocationPlacement = None
+    retry_safe: bool | None = None
+    v3_path: str | None = None
+
+    @property
+    def is_retry_safe(self) -> bool:
+        if self.retry_safe is not None:
+            return self.retry_safe
+        return self.method in ("GET", "PUT", "DELETE")
+
+    @property
+    def is_read(self) -> bool:
+        return self.method == "GET" or self.path.endswith("/search")
+
+
+_C = "/contacts/{contactId}"
+
+ENDPOINTS: dict[str, Endpoint] = {
+    # Contacts
+    "get_contact": Endpoint("GET", _C, "contact"),
+    "create_contact": Endpoint("POST", "/contacts/", "contact", location="body"),
+    "update_contact": Endpoint("PUT", _C, "contact"),
+    "delete_contact": Endpoint("DELETE", _C, None),
+    "upsert_contact": Endpoint("POST", "/contacts/upsert", WHOLE_BODY, location="body"),
+    "get_duplicate_contact": Endpoint("GET", "/contacts/search/duplicate", "contact", location="query"),
+    "search_contacts": Endpoint("POST", "/contacts/search", WHOLE_BODY, location="body", retry_safe=True),
+    "get_contacts": Endpoint("GET", "/contacts/", WHOLE_BODY, location="query", v3_path=""),
+    "get_contacts_by_business": Endpoint("GET", "/contacts/business/{businessId}", WHOLE_BODY, location="query"),
+    # Tags
+    "add_tags": Endpoint("POST", f"{_C}/tags", "tags"),
+    "remove_tags": Endpoint("DELETE", f"{_C}/tags", "tags"),
+    "bulk_update_tags": Endpoint("POST", "/contacts/bulk/tags/update/{type}", WHOLE_BODY, location="body"),
+    "bulk_update_business": Endpoint("POST", "/contacts/bulk/business", WHOLE_BODY, location="body"),
+    # Tasks
+    "get_tasks": Endpoint("GET", f"{_C}/tasks", "tasks"),
+    "get_task": Endpoint("GET", f"{_C}/tasks/{{taskId}}", "task"),
+    "create_task": Endpoint("POST", f"{_C}/tasks", "task"),
+    "update_task": Endpoint("PUT", f"{_C}/tasks/{{taskId}}", "task"),
+    "complete_task": Endpoint("PUT", f"{_C}/tasks/{{taskId}}/completed", "task"),
+    "delete_task": Endpoint("DELETE", f"{_C}/tasks/{{taskId}}", None),
+    # Notes
+    "get_notes": Endpoint("GET", f"{_C}/notes", "notes"),
+    "get_note": Endpoint("GET", f"{_C}/notes/{{id}}", "note"),
+    "create_note": Endpoint("POST", f"{_C}/notes", "note"),
+    "update_note": Endpoint("PUT", f"{_C}/notes/{{id}}", "note"),
+    "delete_note": Endpoint("DELETE", f"{_C}/notes/{{id}}", None),
+    # Appointments, followers, campaigns, workflows
+    "get_appointments": Endpoint("GET", f"{_C}/appointments", "events"),
+    "add_followers": Endpoint("POST", f"{_C}/followers", WHOLE_BODY),
+    "remove_followers": Endpoint("DELETE", f"{_C}/followers", WHOLE_BODY),
+    "add_to_campaign": Endpoint("POST", f"{_C}/campaigns/{{campaignId}}", None),
+    "remove_from_campaign": Endpoint("DELETE", f"{_C}/campaigns/{{campaignId}}", None),
+    "remove_from_all_campaigns": Endpoint(
+        "DELETE", f"{_C}/campaigns/removeAll", None, v3_path=f"{_C}/campaigns/remove-all"
+    ),
+    "add_to_workflow": Endpoint("POST", f"{_C}/workflow/{{workflowId}}", None),
+    "remove_from_workflow": Endpoint("DELETE", f"{_C}/workflow/{{workflowId}}", None),
+    # Location level (locations.json)
+    "get_custom_fields": Endpoint("GET", "/locations/{locationId}/customFields", "customFields", location="path"),
+    "search_location_tasks": Endpoint(
+        "POST", "/locations/{locationId}/tasks/search", "tasks", location="path", retry_safe=True
+    ),
+}
+
+#: Operations of ``contacts.json`` (the rest of the table is location-level).
+CONTACT_OPERATIONS = tuple(name for name, ep in ENDPOINTS.items() if not ep.path.startswith("/locations/"))
+
+#: OAuth endpoints (``oauth.json``); called by the token manager, never retried after the request was sent.
+OAUTH_TOKEN_PATH = "/oauth/token"
+OAUTH_LOCATION_TOKEN_PATH = "/oauth/locationToken"
