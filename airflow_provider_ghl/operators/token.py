@@ -1,0 +1,51 @@
+"""Operator that rotates the OAuth token set of a ``ghl`` connection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_ghl.hooks.ghl import GHLHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class GHLRefreshTokenOperator(BaseOperator):
+    """Refresh the OAuth token set of a ``ghl`` connection and persist it to its token Variable.
+
+    Schedule it (e.g. every 6-12 hours, ``max_active_runs=1``, a one-slot pool) to be the single writer of
+    the token set: the access token then stays fresh and other tasks never need to refresh inline. GHL refresh
+    tokens are single-use; the new set is saved before anything else happens. If another worker rotated the
+    set moments before, its newer set is kept instead of spending another refresh.
+
+    Returns non-secret facts only (expiry, scope, location), never a token.
+
+    :param ghl_conn_id: the ``ghl`` connection (``auth_type=oauth``). (templated)
+    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`.
+    """
+
+    template_fields: Sequence[str] = ("ghl_conn_id",)
+    ui_color = "#f7d774"
+
+    def __init__(
+        self, *, ghl_conn_id: str = GHLHook.default_conn_name, hook_params: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ghl_conn_id = ghl_conn_id
+        self.hook_params = hook_params or {}
+
+    @cached_property
+    def hook(self) -> GHLHook:
+        return GHLHook(ghl_conn_id=self.ghl_conn_id, **self.hook_params)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        tokens = self.hook.refresh_oauth_token()
+        facts = tokens.describe()
+        self.log.info(
+            "GHL token set of %s rotated; access token valid until %s.", self.ghl_conn_id, facts["expires_at"]
+        )
+        return {"conn_id": self.ghl_conn_id, "token_variable": self.hook.config.token_variable, **facts}
