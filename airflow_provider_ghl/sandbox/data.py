@@ -474,8 +474,9 @@ class Store:
             self.locations[loc.id] = loc
 
     def now_ms(self) -> int:
-        """Wall-clock ms, strictly increasing, so each write sorts after the one before."""
-        self._last_ms = max(int(time.time() * 1000), self._last_ms + 1)
+        """Wall-clock ms, never going backwards. Writes in the same ms share it (ids break ties in search order);
+        stamping them apart would run the clock ahead of real time during bursts."""
+        self._last_ms = max(int(time.time() * 1000), self._last_ms)
         return self._last_ms
 
     def find_contact(self, contact_id: str) -> tuple[Location, Contact] | None:
