@@ -92,6 +92,15 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "Rate-limit interval (ms)",
                         "schema": {"type": ["integer", "null"], "minimum": 1},
                     },
+                    "daily_reserve": {
+                        "label": "Daily budget reserve",
+                        "description": "Stop (GHLDailyBudgetExhausted) when fewer daily requests remain (default 50).",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                    "connect_timeout": {
+                        "label": "Connect timeout (s)",
+                        "schema": {"type": ["number", "null"], "minimum": 0},
+                    },
                     "timeout": {
                         "label": "Read timeout (s)",
                         "schema": {"type": ["number", "null"], "minimum": 0},

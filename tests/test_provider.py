@@ -34,7 +34,7 @@ def test_connection_form_is_declarative_and_secrets_are_masked() -> None:
     widgets = {k: v for k, v in manager.connection_form_widgets.items() if k.startswith("extra__ghl__")}
     expected = {
         "auth_type", "location_id", "company_id", "user_type", "api_version", "refresh_token",
-        "token_variable", "max_requests", "interval_ms", "timeout", "max_retries",
+        "token_variable", "max_requests", "interval_ms", "daily_reserve", "connect_timeout", "timeout", "max_retries",
     }  # fmt: skip
     assert {k.removeprefix("extra__ghl__") for k in widgets} == expected
     assert [k for k, w in widgets.items() if w.is_sensitive] == ["extra__ghl__refresh_token"]
