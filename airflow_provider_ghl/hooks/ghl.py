@@ -60,6 +60,48 @@ SEARCH_MAX_PAGE_LIMIT = 500
 DateLike = datetime | str
 
 
+class RequestStats:
+    """Counts of the API requests a hook sent (every attempt, retries included); safe across threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.rate_limited = 0
+        self.server_errors = 0
+        self.transport_errors = 0
+
+    def record(self, status: int | None) -> None:
+        """One attempt: its HTTP status, or None when no response arrived."""
+        with self._lock:
+            self.requests += 1
+            if status is None:
+                self.transport_errors += 1
+            elif status == 429:
+                self.rate_limited += 1
+            elif status >= 500:
+                self.server_errors += 1
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "responses_429": self.rate_limited,
+                "server_errors": self.server_errors,
+                "transport_errors": self.transport_errors,
+            }
+
+
+class ContactPage(NamedTuple):
+    """One page of :meth:`GHLHook.iter_contact_pages`.
+
+    :param contacts: the contacts, each with its ``searchAfter`` cursor.
+    :param total: how many contacts GHL says match (None if it did not say).
+    """
+
+    contacts: list[dict[str, Any]]
+    total: int | None
+
+
 class ContactChildren(NamedTuple):
     """One result of :meth:`GHLHook.fetch_contact_children`.
 
@@ -172,6 +214,8 @@ class GHLHook(BaseHook):
             "max_requests": max_requests,
             "interval_ms": interval_ms,
         }
+        #: What this hook sent, for run summaries and manifests.
+        self.request_stats = RequestStats()
         # cached_property is not thread-safe; the fan-out reaches session and auth from many threads at once.
         self._init_lock = threading.Lock()
         self._backoff = wait_random_exponential(multiplier=retry_backoff, max=30)
@@ -442,9 +486,11 @@ class GHLHook(BaseHook):
                     )
                 except requests.RequestException as err:
                     limiter.release(sent_at)
+                    self.request_stats.record(None)
                     retried_after_failure = True
                     raise transport_error(method, path, err) from err
                 limiter.observe(response.headers, sent_at)
+                self.request_stats.record(response.status_code)
                 # A 401 may only mean the token rotated or expired: recover once, then let it count.
                 if (
                     response.status_code == 401
@@ -970,6 +1016,49 @@ class GHLHook(BaseHook):
     # ------------------------------------------------------------------------------------------------------
     # Paging
     # ------------------------------------------------------------------------------------------------------
+    def iter_contact_pages(
+        self,
+        *,
+        since: DateLike | None = None,
+        until: DateLike | None = None,
+        date_field: Literal["dateUpdated", "dateAdded"] = "dateUpdated",
+        query: str | None = None,
+        filters: Sequence[Mapping[str, Any]] = (),
+        page_limit: int = SEARCH_MAX_PAGE_LIMIT,
+        search_after: Sequence[Any] | None = None,
+        location_id: str | None = None,
+    ) -> Iterator[ContactPage]:
+        """Pages of :meth:`iter_contacts`, each with GHL's ``total``; can start after a saved cursor.
+
+        Every contact carries its ``searchAfter`` cursor, so a caller that saves the last one it processed can
+        resume exactly there (pass it as ``search_after``) with the same window and filters.
+
+        :param search_after: start after this contact cursor (a ``searchAfter`` value GHL returned).
+        Other parameters as in :meth:`iter_contacts`.
+        """
+        conditions, sort = _contact_window(since, until, date_field, filters)
+        cursor: list[Any] | None = list(search_after) if search_after else None
+        while True:
+            page = self.search_contacts(
+                query=query,
+                filters=conditions or None,
+                sort=sort,
+                page_limit=page_limit,
+                search_after=cursor,
+                location_id=location_id,
+            )
+            contacts = page.get("contacts") or []
+            total = page.get("total")
+            yield ContactPage(contacts, int(total) if total is not None else None)
+            if len(contacts) < page_limit:
+                return
+            next_cursor = contacts[-1].get("searchAfter")
+            if not next_cursor or next_cursor == cursor:
+                raise GHLApiError(
+                    method="POST", path="/contacts/search", ghl_message="search page without a new searchAfter cursor"
+                )
+            cursor = next_cursor
+
     def iter_contacts(
         self,
         *,
@@ -997,27 +1086,16 @@ class GHLHook(BaseHook):
         :param page_limit: contacts per request, at most 500.
         :param location_id: location; default: the hook's.
         """
-        conditions, sort = _contact_window(since, until, date_field, filters)
-        cursor: list[Any] | None = None
-        while True:
-            page = self.search_contacts(
-                query=query,
-                filters=conditions or None,
-                sort=sort,
-                page_limit=page_limit,
-                search_after=cursor,
-                location_id=location_id,
-            )
-            contacts = page.get("contacts") or []
-            yield from contacts
-            if len(contacts) < page_limit:
-                return
-            next_cursor = contacts[-1].get("searchAfter")
-            if not next_cursor or next_cursor == cursor:
-                raise GHLApiError(
-                    method="POST", path="/contacts/search", ghl_message="search page without a new searchAfter cursor"
-                )
-            cursor = next_cursor
+        for page in self.iter_contact_pages(
+            since=since,
+            until=until,
+            date_field=date_field,
+            query=query,
+            filters=filters,
+            page_limit=page_limit,
+            location_id=location_id,
+        ):
+            yield from page.contacts
 
     def iter_contacts_legacy(
         self, *, query: str | None = None, page_limit: int = 100, location_id: str | None = None
@@ -1242,8 +1320,10 @@ class GHLHook(BaseHook):
                         )
                     except httpx.HTTPError as err:
                         limiter.release(sent_at)
+                        self.request_stats.record(None)
                         raise transport_error(method, path, err) from err
                     limiter.observe(response.headers, sent_at)
+                    self.request_stats.record(response.status_code)
                     if (
                         response.status_code == 401
                         and not recovered

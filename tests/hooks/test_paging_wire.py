@@ -61,3 +61,29 @@ def test_async_paging_reads_every_contact_once(hook: GHLHook) -> None:
 
     ids = asyncio.run(collect())
     assert len(ids) == len(set(ids)) == CONTACTS
+
+
+def test_pages_resume_after_a_saved_cursor_and_report_the_total(hook: GHLHook) -> None:
+    first = []
+    for page in hook.iter_contact_pages(page_limit=500):
+        assert page.total == CONTACTS
+        first += page.contacts
+        if len(first) >= 3_000:
+            break  # as if the worker died here, having saved the last contact's cursor
+    cursor = first[-1]["searchAfter"]
+    rest = [c for page in hook.iter_contact_pages(page_limit=500, search_after=cursor) for c in page.contacts]
+    ids = [c["id"] for c in first + rest]
+    assert len(ids) == len(set(ids)) == CONTACTS
+
+
+def test_request_stats_count_every_attempt(hook: GHLHook, big_sandbox: SandboxServer) -> None:
+    big_sandbox.set_limits(max_requests=3, interval_ms=1000)
+    big_sandbox.set_faults(error_rate=0.3)
+    contact_id = big_sandbox.contact_ids(big_sandbox.location_ids[0])[0]
+    for _ in range(6):
+        hook.get_contact(contact_id)
+    stats = hook.request_stats.as_dict()
+    server = big_sandbox.stats()
+    assert stats["requests"] == server["requests_total"] >= 6
+    assert stats["server_errors"] == sum(v for k, v in server["responses_by_status"].items() if k.startswith("5"))
+    assert stats["responses_429"] == server["responses_429"]
