@@ -1,0 +1,1 @@
+"""Exports of GHL data: streaming, atomic, resumable."""

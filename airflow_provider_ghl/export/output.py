@@ -1,0 +1,231 @@
+"""Where an export lands: part files published whole, a checkpoint to resume from, a manifest written last.
+
+Layout under the output directory (any Airflow object-storage URI: ``file://``, ``s3://``, ...)::
+
+    contacts-00001.jsonl[.gz]   data, published by rename once complete
+    .contacts-00002.jsonl.inprogress   the part being written (never read by consumers)
+    _checkpoint.json            cursor and committed parts, for a retried task to resume from
+    _manifest.json              written last: the commit marker; a reader that sees it sees complete data
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_ghl.exceptions import GHLConfigError
+
+MANIFEST = "_manifest.json"
+CHECKPOINT = "_checkpoint.json"
+FORMATS = ("jsonl", "csv")
+COMPRESSIONS = (None, "gzip")
+
+
+def resolve_output(uri: str | ObjectStoragePath, *, field_name: str = "output_path") -> ObjectStoragePath:
+    """The output directory as an ObjectStoragePath; ``GHLConfigError`` naming the field when it is unusable.
+
+    Resolves the filesystem (which fails for an unknown scheme or a missing fsspec backend) before anything
+    is requested from GHL or written.
+    """
+    if isinstance(uri, ObjectStoragePath):
+        path = uri
+    else:
+        if not isinstance(uri, str) or not uri.strip():
+            raise GHLConfigError(f"{field_name} must be a non-empty URI such as file:///data/ghl or s3://bucket/ghl")
+        text = uri.strip()
+        if "://" not in text and not text.startswith("/"):
+            raise GHLConfigError(f"{field_name} must be an absolute path or a URI with a scheme, got {uri!r}")
+        try:
+            path = ObjectStoragePath(text)
+        except Exception as exc:  # ObjectStoragePath raises ValueError/TypeError/ImportError by backend
+            raise GHLConfigError(f"{field_name} {uri!r} is not a usable storage URI: {exc}") from exc
+    try:
+        path.fs  # noqa: B018 -- resolving the filesystem is the check
+    except Exception as exc:
+        raise GHLConfigError(f"{field_name} {str(path)!r} is not a usable storage URI: {exc}") from exc
+    return path
+
+
+@dataclass
+class PartInfo:
+    """One published data file."""
+
+    name: str
+    records: int
+    bytes: int
+
+
+@dataclass
+class Checkpoint:
+    """Progress of one dataset (e.g. ``contacts``) that a retried task resumes from."""
+
+    cursor: list[Any] | None = None
+    parts: list[PartInfo] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def records(self) -> int:
+        return sum(p.records for p in self.parts)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Checkpoint:
+        return cls(
+            cursor=data.get("cursor"),
+            parts=[PartInfo(**p) for p in data.get("parts", [])],
+            extra=dict(data.get("extra", {})),
+        )
+
+
+class ExportOutput:
+    """The output directory of one export run.
+
+    :param root: the directory (resolved with :func:`resolve_output`).
+    :param fmt: ``jsonl`` or ``csv``.
+    :param compression: None or ``gzip``.
+    """
+
+    def __init__(self, root: ObjectStoragePath, *, fmt: str = "jsonl", compression: str | None = None) -> None:
+        if fmt not in FORMATS:
+            raise GHLConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        if compression not in COMPRESSIONS:
+            raise GHLConfigError(f"compression must be None or 'gzip', got {compression!r}")
+        self.root = root
+        self.fmt = fmt
+        self.compression = compression
+
+    @property
+    def suffix(self) -> str:
+        return f".{self.fmt}" + (".gz" if self.compression == "gzip" else "")
+
+    def part_name(self, dataset: str, number: int) -> str:
+        return f"{dataset}-{number:05d}{self.suffix}"
+
+    # -- manifest and checkpoint ----------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any] | None:
+        path = self.root / MANIFEST
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def write_manifest(self, manifest: Mapping[str, Any]) -> ObjectStoragePath:
+        """Publish the manifest (temp file, then rename) and drop the checkpoint: the run is committed."""
+        path = self.root / MANIFEST
+        self._write_atomically(path, json.dumps(manifest, indent=2, default=str).encode())
+        checkpoint = self.root / CHECKPOINT
+        if checkpoint.exists():
+            checkpoint.unlink()
+        return path
+
+    def read_checkpoints(self) -> dict[str, Checkpoint]:
+        path = self.root / CHECKPOINT
+        if not path.exists():
+            return {}
+        data = json.loads(path.read_text())
+        return {name: Checkpoint.from_json(cp) for name, cp in data.get("datasets", {}).items()}
+
+    def write_checkpoints(self, checkpoints: Mapping[str, Checkpoint], **meta: Any) -> None:
+        body = {"datasets": {name: asdict(cp) for name, cp in checkpoints.items()}, **meta}
+        self._write_atomically(self.root / CHECKPOINT, json.dumps(body, default=str).encode())
+
+    def discard_unpublished(self, checkpoints: Mapping[str, Checkpoint]) -> None:
+        """Remove temp files and any part a crashed attempt published after its last checkpoint."""
+        if not self.root.exists():
+            return
+        committed = {p.name for cp in checkpoints.values() for p in cp.parts}
+        for child in self.root.iterdir():
+            name = child.name
+            if name.endswith(".inprogress") or (
+                name.endswith(self.suffix) and not name.startswith("_") and name not in committed
+            ):
+                child.unlink()
+
+    def _write_atomically(self, path: ObjectStoragePath, data: bytes) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{path.name}.inprogress"
+        with tmp.open("wb") as fh:
+            fh.write(data)
+        tmp.rename(path)
+
+    # -- parts ----------------------------------------------------------------------------------------------
+    def open_part(self, dataset: str, number: int, columns: Sequence[str] | None = None) -> PartWriter:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return PartWriter(self, self.part_name(dataset, number), columns)
+
+
+class PartWriter:
+    """Streams records into a temp file; :meth:`publish` renames it to its final name.
+
+    :param output: the export output.
+    :param name: final file name.
+    :param columns: CSV columns (``csv`` format only); records are flattened to them.
+    """
+
+    def __init__(self, output: ExportOutput, name: str, columns: Sequence[str] | None) -> None:
+        if output.fmt == "csv" and not columns:
+            raise GHLConfigError("csv output needs its columns")
+        self.output = output
+        self.name = name
+        self.final = output.root / name
+        self.tmp = output.root / f".{name}.inprogress"
+        self.records = 0
+        self._raw: IO[bytes] = self.tmp.open("wb")
+        self._zip = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6) if output.compression else None
+        binary: IO[bytes] = self._zip or self._raw  # type: ignore[assignment]
+        self._text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        self._csv = None
+        if output.fmt == "csv":
+            self._csv = csv.DictWriter(self._text, fieldnames=list(columns or ()), extrasaction="ignore")
+            self._csv.writeheader()
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        if self._csv is not None:
+            self._csv.writerow(flatten(record))
+        else:
+            self._text.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
+            self._text.write("\n")
+        self.records += 1
+
+    def write_many(self, records: Iterable[Mapping[str, Any]]) -> None:
+        for record in records:
+            self.write(record)
+
+    def _close(self) -> None:
+        self._text.flush()
+        self._text.detach()
+        if self._zip is not None:
+            self._zip.close()
+        self._raw.close()
+
+    def publish(self) -> PartInfo:
+        """Close the temp file and rename it to its final name: readers only ever see whole files."""
+        self._close()
+        size = self.tmp.stat().st_size
+        self.tmp.rename(self.final)
+        return PartInfo(self.name, self.records, size)
+
+    def abort(self) -> None:
+        try:
+            self._close()
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
+
+
+def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts become ``a.b`` columns; lists of scalars are joined with ``|``; other lists stay JSON."""
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list):
+            scalars = all(not isinstance(v, Mapping | list) for v in value)
+            flat[name] = "|".join("" if v is None else str(v) for v in value) if scalars else json.dumps(value)
+        else:
+            flat[name] = value
+    return flat
