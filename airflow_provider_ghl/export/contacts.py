@@ -1,8 +1,8 @@
 """Streaming, resumable export of GHL contacts into an :class:`~airflow_provider_ghl.export.output.ExportOutput`.
 
 Pages are written as they arrive (constant memory), cut into part files of ``records_per_file`` that are
-published whole; after each part the cursor of its last contact is checkpointed. A retried attempt discards
-what was not checkpointed and continues from that cursor, so the result holds every contact exactly once.
+published whole; at each commit the cursor of the last contact written is checkpointed. A retried attempt
+discards what was not committed and continues from that cursor, so the result holds every record exactly once.
 """
 
 from __future__ import annotations
@@ -65,63 +65,121 @@ class Progress:
         log.info("%s: %d%s records, %.0f records/s%s", self.label, self.records, of_total, rate, eta)
 
 
-class DatasetWriter:
-    """Writes one dataset (``contacts``, ``tasks``, ...) as checkpointed part files.
+class DatasetWriters:
+    """Part writers for several datasets (``contacts``, ``tasks``, ...) that are committed together.
+
+    A commit publishes every open part and checkpoints one cursor for all datasets, so after a crash contacts
+    and their children resume from the same point: nothing is lost and nothing comes twice.
 
     :param output: where the parts go.
-    :param dataset: file name prefix and checkpoint key.
-    :param checkpoint: progress restored from an earlier attempt (updated in place).
-    :param records_per_file: records per published part.
-    :param columns: CSV columns, for ``csv`` output.
-    :param save: called after every published part to persist all checkpoints.
+    :param checkpoints: progress restored from an earlier attempt, per dataset (updated in place).
+    :param columns: the datasets to write, each with its CSV columns (None for JSON Lines).
+    :param records_per_file: a part this full triggers a commit of all datasets.
+    :param save_meta: extra fields stored in the checkpoint file.
     """
 
     def __init__(
         self,
         output: ExportOutput,
-        dataset: str,
-        checkpoint: Checkpoint,
+        checkpoints: dict[str, Checkpoint],
+        columns: Mapping[str, Sequence[str] | None],
         *,
         records_per_file: int,
-        columns: Sequence[str] | None = None,
-        save: Callable[[], None],
+        save_meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.output = output
-        self.dataset = dataset
-        self.checkpoint = checkpoint
-        self.records_per_file = records_per_file
+        self.checkpoints = checkpoints
         self.columns = columns
-        self.save = save
-        self._part: PartWriter | None = None
+        self.records_per_file = records_per_file
+        self.save_meta = dict(save_meta or {})
+        for dataset in columns:
+            checkpoints.setdefault(dataset, Checkpoint())
+        self._parts: dict[str, PartWriter] = {}
 
-    def write(self, record: Mapping[str, Any]) -> None:
-        if self._part is None:
-            self._part = self.output.open_part(self.dataset, len(self.checkpoint.parts) + 1, self.columns)
-        self._part.write(record)
+    @property
+    def cursor(self) -> list[Any] | None:
+        """Where the last commit stopped (the same for every dataset)."""
+        return next(iter(self.checkpoints.values())).cursor
 
-    def boundary(self, cursor: list[Any] | None) -> None:
-        """A point the export could resume from (``cursor``): publish the part if it is full."""
-        if self._part is not None and self._part.records >= self.records_per_file:
-            self._publish(cursor)
+    def write(self, dataset: str, record: Mapping[str, Any]) -> None:
+        part = self._parts.get(dataset)
+        if part is None:
+            number = len(self.checkpoints[dataset].parts) + 1
+            part = self._parts[dataset] = self.output.open_part(dataset, number, self.columns[dataset])
+        part.write(record)
 
-    def finish(self, cursor: list[Any] | None = None) -> None:
-        if self._part is not None and self._part.records:
-            self._publish(cursor)
-        elif self._part is not None:
-            self._part.abort()
-            self._part = None
+    def commit_if_full(self, cursor: list[Any] | None) -> None:
+        """A point the export could resume from (``cursor``): commit when some part is full."""
+        if any(p.records >= self.records_per_file for p in self._parts.values()):
+            self.commit(cursor)
+
+    def commit(self, cursor: list[Any] | None) -> None:
+        for dataset, part in self._parts.items():
+            if part.records:
+                self.checkpoints[dataset].parts.append(part.publish())
+            else:
+                part.abort()
+        self._parts.clear()
+        for checkpoint in self.checkpoints.values():
+            checkpoint.cursor = cursor
+        self.output.write_checkpoints(self.checkpoints, **self.save_meta)
 
     def abort(self) -> None:
-        if self._part is not None:
-            self._part.abort()
-            self._part = None
+        for part in self._parts.values():
+            part.abort()
+        self._parts.clear()
 
-    def _publish(self, cursor: list[Any] | None) -> None:
-        assert self._part is not None
-        self.checkpoint.parts.append(self._part.publish())
-        self.checkpoint.cursor = cursor
-        self._part = None
-        self.save()
+    def summary(self) -> dict[str, dict[str, Any]]:
+        return {
+            dataset: {"files": [p.name for p in cp.parts], "records": cp.records}
+            for dataset, cp in self.checkpoints.items()
+        }
+
+
+#: Turns one page of contacts into ``(dataset, record)`` pairs to write.
+PageTransform = Callable[[list[dict[str, Any]]], Iterable[tuple[str, Mapping[str, Any]]]]
+
+
+def run_export(
+    pages: PageSource,
+    output: ExportOutput,
+    transform: PageTransform,
+    columns: Mapping[str, Sequence[str] | None],
+    *,
+    records_per_file: int = 10_000,
+    progress_every: int = 10,
+    label: str = "contacts",
+    save_meta: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Stream contact pages through ``transform`` into ``output``, resuming from its checkpoint if any.
+
+    Returns per-dataset files and record counts, GHL's reported total and how many contacts an earlier
+    attempt had already committed.
+    """
+    checkpoints = output.read_checkpoints()
+    output.discard_unpublished(checkpoints)
+    writers = DatasetWriters(output, checkpoints, columns, records_per_file=records_per_file, save_meta=save_meta)
+    contacts_cp = checkpoints["contacts"]
+    resumed_from = contacts_cp.records
+    progress = Progress(label, progress_every, already=resumed_from)
+    total: int | None = contacts_cp.extra.get("ghl_total")
+    cursor = writers.cursor
+    try:
+        for contacts, page_total in pages(cursor):
+            if page_total is not None and total is None:
+                # GHL's total when the run began; later pages may count contacts created since.
+                total = contacts_cp.extra["ghl_total"] = page_total
+            for dataset, record in transform(contacts):
+                writers.write(dataset, record)
+            if contacts:
+                cursor = contacts[-1].get("searchAfter")
+                writers.commit_if_full(cursor)
+            progress.page(len(contacts), total)
+        writers.commit(cursor)
+    except BaseException:
+        writers.abort()
+        raise
+    return {"datasets": writers.summary(), "ghl_total": total, "resumed_from_records": resumed_from}
 
 
 def export_contacts(
@@ -132,51 +190,24 @@ def export_contacts(
     records_per_file: int = 10_000,
     progress_every: int = 10,
     label: str = "contacts",
-    checkpoints: dict[str, Checkpoint] | None = None,
     save_meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Stream every contact ``pages`` yields into ``output``; resume from its checkpoint if there is one.
-
-    Returns the dataset's summary: files, records, GHL's reported total, whether it resumed.
-    """
-    checkpoints = output.read_checkpoints() if checkpoints is None else checkpoints
-    output.discard_unpublished(checkpoints)
-    checkpoint = checkpoints.setdefault("contacts", Checkpoint())
-    resumed_from = checkpoint.records
+    """Every contact ``pages`` yields, with ``customFieldsByKey``: the full export's one dataset."""
     columns = None
     if output.fmt == "csv":
         columns = [*CSV_COLUMNS, *(f"customFieldsByKey.{k}" for k in sorted(set(custom_fields.values())))]
-
-    def save() -> None:
-        output.write_checkpoints(checkpoints, **(save_meta or {}))
-
-    writer = DatasetWriter(
-        output, "contacts", checkpoint, records_per_file=records_per_file, columns=columns, save=save
+    result = run_export(
+        pages,
+        output,
+        lambda contacts: (("contacts", with_custom_fields_by_key(c, custom_fields)) for c in contacts),
+        {"contacts": columns},
+        records_per_file=records_per_file,
+        progress_every=progress_every,
+        label=label,
+        save_meta=save_meta,
     )
-    progress = Progress(label, progress_every, already=resumed_from)
-    total: int | None = checkpoint.extra.get("ghl_total")
-    cursor = checkpoint.cursor
-    try:
-        for contacts, page_total in pages(cursor):
-            if page_total is not None:
-                total = page_total
-                checkpoint.extra["ghl_total"] = total
-            for contact in contacts:
-                writer.write(with_custom_fields_by_key(contact, custom_fields))
-            if contacts:
-                cursor = contacts[-1].get("searchAfter")
-                writer.boundary(cursor)
-            progress.page(len(contacts), total)
-        writer.finish(cursor)
-    except BaseException:
-        writer.abort()
-        raise
-    return {
-        "files": [p.name for p in checkpoint.parts],
-        "records": checkpoint.records,
-        "ghl_total": total,
-        "resumed_from_records": resumed_from,
-    }
+    contacts = result.pop("datasets")["contacts"]
+    return {**contacts, **result}
 
 
 def utcnow_iso() -> str:

@@ -12,7 +12,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow_provider_ghl import __version__
 from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.export.contacts import custom_field_keys, export_contacts, utcnow_iso
-from airflow_provider_ghl.export.output import ExportOutput, resolve_output
+from airflow_provider_ghl.export.output import MANIFEST, ExportOutput, resolve_output
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
 
 if TYPE_CHECKING:
@@ -22,26 +22,15 @@ if TYPE_CHECKING:
 EXPORT_ASSET_ALIAS = "ghl_contacts_export"
 
 
-class GHLExportContactsOperator(BaseOperator):
-    """Export every contact of a GHL location to object storage, streamed, published atomically, resumable.
-
-    Reads ``POST /contacts/search`` with ``searchAfter`` cursors in ``dateAdded`` order (no 10,000-record cap;
-    edits during the run cannot make a contact come twice) and writes pages as they arrive, in part files of
-    ``records_per_file`` records that become visible only when complete. Each record is the contact as GHL
-    returns it plus ``customFieldsByKey``. ``_manifest.json`` is written last and is the commit marker. After
-    every part the cursor is checkpointed beside the output, so a retried task continues where the last one
-    stopped and the result still holds every contact exactly once. When the output already has a manifest the
-    export is complete and is not repeated.
-
-    Returns a small summary (manifest path, counts) and attaches an Asset for the output directory to the
-    ``ghl_contacts_export`` asset alias.
+class GHLBaseExportOperator(BaseOperator):
+    """What the export operators share: output, validation before any request, manifest, summary.
 
     :param output_path: output directory, an Airflow object-storage URI such as ``file:///data/ghl/...`` or
         ``s3://bucket/ghl/...`` (templated).
-    :param location_id: the location to export; default: the connection's (templated).
+    :param location_id: the location; default: the connection's (templated).
     :param file_format: ``jsonl`` (default) or ``csv`` (flattened, named columns).
     :param compression: None or ``gzip``.
-    :param page_limit: contacts per request, 1 to 500.
+    :param page_limit: contacts per search request, 1 to 500.
     :param records_per_file: records per part file; also how much work a retry can lose.
     :param progress_every: log progress every this many pages.
     :param ghl_conn_id: the ``ghl`` connection (templated).
@@ -50,6 +39,8 @@ class GHLExportContactsOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("output_path", "location_id", "ghl_conn_id")
     ui_color = "#c6e2ff"
+    #: Name of the dataset-level summary in the manifest.
+    dataset = "contacts"
 
     def __init__(
         self,
@@ -82,7 +73,7 @@ class GHLExportContactsOperator(BaseOperator):
         return GHLHook(ghl_conn_id=self.ghl_conn_id, **self.hook_params)
 
     def _validate(self) -> tuple[ExportOutput, str]:
-        """Check every input before the first request or write; errors name the field."""
+        """Check the shared inputs before the first request or write; errors name the field."""
         if not isinstance(self.page_limit, int) or not 1 <= self.page_limit <= SEARCH_MAX_PAGE_LIMIT:
             raise GHLConfigError(
                 f"page_limit must be an integer from 1 to {SEARCH_MAX_PAGE_LIMIT}, got {self.page_limit!r}"
@@ -95,12 +86,78 @@ class GHLExportContactsOperator(BaseOperator):
             raise GHLConfigError(f"location_id is required: pass it or set it on connection {self.ghl_conn_id!r}")
         return output, location
 
+    def _already_done(self, output: ExportOutput) -> dict[str, Any] | None:
+        manifest = output.read_manifest()
+        if manifest is not None:
+            self.log.info("%s already holds a complete export (manifest found); nothing to do.", output.root)
+        return manifest
+
+    def _publish(
+        self, context: Context, output: ExportOutput, location: str, result: dict[str, Any], **facts: Any
+    ) -> dict[str, Any]:
+        """Write the manifest (the commit marker), log, attach the output Asset; return the manifest."""
+        stats = self.hook.request_stats.as_dict()
+        manifest = {
+            "dataset": self.dataset,
+            "location_id": location,
+            "format": output.fmt,
+            "compression": output.compression,
+            **facts,
+            "datasets": result["datasets"],
+            "ghl_total": result["ghl_total"],
+            "resumed_from_records": result["resumed_from_records"],
+            "requests": stats["requests"],
+            "responses_429": stats["responses_429"],
+            "finished_at": utcnow_iso(),
+            "api_version": self.hook.config.api_version,
+            "provider_version": __version__,
+        }
+        output.write_manifest(manifest)
+        counts = ", ".join(f"{d['records']} {name}" for name, d in result["datasets"].items())
+        self.log.info(
+            "Wrote %s of location %s to %s (%d requests, %d x 429).",
+            counts,
+            location,
+            output.root,
+            manifest["requests"],
+            manifest["responses_429"],
+        )
+        outlet_events = context.get("outlet_events")
+        if outlet_events is not None:
+            extra = {"location_id": location, **{k: d["records"] for k, d in result["datasets"].items()}}
+            outlet_events[AssetAlias(EXPORT_ASSET_ALIAS)].add(Asset(uri=str(output.root)), extra=extra)
+        return manifest
+
+    @staticmethod
+    def _summary(output: ExportOutput, manifest: dict[str, Any]) -> dict[str, Any]:
+        """The small XCom: where the manifest is and how many records each dataset got."""
+        return {
+            "manifest": str(output.root / MANIFEST),
+            **{name: d["records"] for name, d in manifest["datasets"].items()},
+            "files": sum(len(d["files"]) for d in manifest["datasets"].values()),
+            "ghl_total": manifest["ghl_total"],
+        }
+
+
+class GHLExportContactsOperator(GHLBaseExportOperator):
+    """Export every contact of a GHL location to object storage, streamed, published atomically, resumable.
+
+    Reads ``POST /contacts/search`` with ``searchAfter`` cursors in ``dateAdded`` order (no 10,000-record cap;
+    edits during the run cannot make a contact come twice) and writes pages as they arrive, in part files of
+    ``records_per_file`` records that become visible only when complete. Each record is the contact as GHL
+    returns it plus ``customFieldsByKey``. ``_manifest.json`` is written last and is the commit marker. The
+    cursor is checkpointed beside the output at every part, so a retried task continues where the last one
+    stopped and the result still holds every contact exactly once. When the output already has a manifest the
+    export is complete and is not repeated.
+
+    Returns a small summary (manifest path, counts) and attaches an Asset for the output directory to the
+    ``ghl_contacts_export`` asset alias. Parameters: see :class:`GHLBaseExportOperator`.
+    """
+
     def execute(self, context: Context) -> dict[str, Any]:
         output, location = self._validate()
-        existing = output.read_manifest()
-        if existing is not None:
-            self.log.info("%s already holds a complete export (manifest found); nothing to do.", output.root)
-            return self._summary(output, existing)
+        if (done := self._already_done(output)) is not None:
+            return self._summary(output, done)
         started, started_at = time.monotonic(), utcnow_iso()
         # Resolved once per run; an unknown location fails here, before anything is written.
         custom_fields = custom_field_keys(self.hook.get_custom_fields(location_id=location))
@@ -123,46 +180,15 @@ class GHLExportContactsOperator(BaseOperator):
                 result["ghl_total"],
                 location,
             )
-        stats = self.hook.request_stats.as_dict()
-        manifest = {
-            "dataset": "contacts",
-            "location_id": location,
-            "format": output.fmt,
-            "compression": output.compression,
-            "files": result["files"],
-            "records": result["records"],
-            "ghl_total": result["ghl_total"],
-            "resumed_from_records": result["resumed_from_records"],
-            "requests": stats["requests"],
-            "responses_429": stats["responses_429"],
-            "started_at": started_at,
-            "finished_at": utcnow_iso(),
-            "duration_seconds": round(time.monotonic() - started, 3),
-            "api_version": self.hook.config.api_version,
-            "provider_version": __version__,
-        }
-        output.write_manifest(manifest)
-        self.log.info(
-            "Exported %d contacts of %s to %s in %d files (%d requests, %d x 429).",
-            manifest["records"],
+        datasets = {"contacts": {"files": result["files"], "records": result["records"]}}
+        manifest = self._publish(
+            context,
+            output,
             location,
-            output.root,
-            len(manifest["files"]),
-            manifest["requests"],
-            manifest["responses_429"],
+            {**result, "datasets": datasets},
+            files=result["files"],
+            records=result["records"],
+            started_at=started_at,
+            duration_seconds=round(time.monotonic() - started, 3),
         )
-        outlet_events = context.get("outlet_events")
-        if outlet_events is not None:
-            outlet_events[AssetAlias(EXPORT_ASSET_ALIAS)].add(
-                Asset(uri=str(output.root)), extra={"records": manifest["records"], "location_id": location}
-            )
         return self._summary(output, manifest)
-
-    @staticmethod
-    def _summary(output: ExportOutput, manifest: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "manifest": str(output.root / "_manifest.json"),
-            "records": manifest["records"],
-            "files": len(manifest["files"]),
-            "ghl_total": manifest["ghl_total"],
-        }

@@ -78,7 +78,7 @@ def test_full_export_writes_every_contact_with_custom_fields_by_key(
     manifest = json.loads((out / "_manifest.json").read_text())
     assert result == {
         "manifest": f"file://{out}/_manifest.json",
-        "records": CONTACTS,
+        "contacts": CONTACTS,
         "files": 4,
         "ghl_total": CONTACTS,
     }
@@ -182,7 +182,7 @@ def test_killed_worker_resumes_to_the_exact_set(conn_id: str, export_sandbox: Sa
     assert 0 < done < CONTACTS and not (out / "_manifest.json").exists()
     export_sandbox.set_faults()
     result = _operator(conn_id, out, page_limit=50, records_per_file=200).execute(context={})
-    assert result["records"] == CONTACTS
+    assert result["contacts"] == CONTACTS
     _assert_exact(out, export_sandbox)
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["resumed_from_records"] == done

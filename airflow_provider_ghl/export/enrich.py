@@ -1,0 +1,62 @@
+"""Children of changed contacts (tasks, notes, appointments), fetched at the request floor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from airflow_provider_ghl.export.contacts import CSV_COLUMNS
+from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
+
+#: The location-wide task search pages at most this many tasks per request.
+TASK_SEARCH_LIMIT = 100
+TASK_SEARCH_MODES = ("auto", "always", "never")
+
+CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "tasks": ("id", "contactId", "title", "body", "assignedTo", "dueDate", "completed"),
+    "notes": ("id", "contactId", "body", "userId", "dateAdded", "title", "color", "pinned"),
+    "appointments": (
+        "id", "contactId", "calendarId", "locationId", "title", "status", "appointmentStatus", "assignedUserId",
+        "startTime", "endTime", "address", "groupId", "notes", "users", "dateAdded", "dateUpdated",
+    ),
+}  # fmt: skip
+
+
+def enrichment_columns(include: Sequence[str], csv: bool) -> dict[str, Sequence[str] | None]:
+    """The datasets of an enrichment run, with CSV columns when the output is CSV."""
+    datasets: dict[str, Sequence[str] | None] = {"contacts": CSV_COLUMNS if csv else None}
+    datasets.update({kind: CHILD_COLUMNS[kind] if csv else None for kind in include})
+    return datasets
+
+
+def use_task_search(mode: str, contacts: int) -> bool:
+    """Whether one location-wide task search beats one ``GET .../tasks`` per contact for this many contacts.
+
+    A search answers up to :data:`TASK_SEARCH_LIMIT` tasks per request, so for more than one contact it costs
+    fewer requests unless the contacts average 100 tasks or more.
+    """
+    return mode == "always" or (mode == "auto" and contacts > 1)
+
+
+def child_records(
+    hook: GHLHook,
+    contacts: Sequence[Mapping[str, Any]],
+    include: Sequence[str],
+    *,
+    task_search: str = "auto",
+    max_workers: int | None = None,
+    location_id: str | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(kind, record)`` for every child of ``contacts``; each record carries its ``contactId``."""
+    ids = [c["id"] for c in contacts]
+    if not ids:
+        return
+    kinds = [k for k in include if k in CHILD_KINDS]
+    if "tasks" in kinds and use_task_search(task_search, len(ids)):
+        kinds.remove("tasks")
+        for task in hook.iter_location_tasks(contact_ids=ids, page_limit=TASK_SEARCH_LIMIT, location_id=location_id):
+            yield "tasks", {**task, "contactId": task.get("contactId")}
+    if kinds:
+        for result in hook.fetch_contact_children(ids, kinds=kinds, max_workers=max_workers):
+            for item in result.items:
+                yield result.kind, {**item, "contactId": result.contact_id}
