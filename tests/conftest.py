@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +16,8 @@ import pytest
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="ghl-airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+# A Fernet key makes Variables (the OAuth token store) encrypted at rest, as the docs require of deployments.
+os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "hZ7cmn3PqWZ8vX3DhCqFZf1hx3Jq4pCw7Jc7a6b8Y2E=")
 
 from airflow_provider_ghl.sandbox.testing import SandboxServer  # noqa: E402
 
@@ -28,3 +34,26 @@ def clean_sandbox(sandbox: SandboxServer) -> SandboxServer:
     """The session sandbox, reset to its seeded start state (data, tokens, limits, faults, stats)."""
     sandbox.reset()
     return sandbox
+
+
+def _has_variable_table(db: Path) -> bool:
+    if not db.exists():
+        return False
+    with sqlite3.connect(db) as con:
+        return con.execute("select 1 from sqlite_master where type='table' and name='variable'").fetchone() is not None
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated SQLite metadata DB in the test AIRFLOW_HOME (about 5 s, once): Variables and DAG runs live there."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    db = home / "airflow.db"
+    if not _has_variable_table(db):
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env=os.environ.copy(),
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    return db

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,3 +188,36 @@ def test_killed_worker_resumes_to_the_exact_set(conn_id: str, export_sandbox: Sa
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["resumed_from_records"] == done
     assert not [p for p in out.iterdir() if p.name.endswith(".inprogress") or p.name == "_checkpoint.json"]
+
+
+def test_exactly_once_when_the_oauth_access_token_expires_mid_run(
+    export_sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path
+) -> None:
+    export_sandbox.reset()
+    location, oauth = export_sandbox.info["locations"][0], export_sandbox.info["oauth"]
+    conn = {"conn_type": "ghl", "host": export_sandbox.base_url, "login": oauth["client_id"],
+            "password": oauth["client_secret"],
+            "extra": {"auth_type": "oauth", "location_id": location["id"], "refresh_token": location["refresh_token"],
+                      "token_variable": f"ghl_oauth_export_{tmp_path.name}"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_EXPORT_OAUTH", json.dumps(conn))
+    export_sandbox.set_faults(latency_ms=5)
+    out = tmp_path / "oauth"
+    expired = threading.Event()
+
+    def expire_after_first_part() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (out / "_checkpoint.json").exists():
+            time.sleep(0.01)
+        expired.set()
+        export_sandbox.expire_tokens()
+
+    expirer = threading.Thread(target=expire_after_first_part)
+    expirer.start()
+    _operator("ghl_export_oauth", out, records_per_file=300).execute(context={})
+    expirer.join()
+    assert expired.is_set()
+    _assert_exact(out, export_sandbox)
+    stats = export_sandbox.stats()
+    assert stats["tokens_refreshed"] == 2  # the bootstrap, then once after the expiry
+    assert stats["responses_by_status"]["401"] >= 1
+    assert stats["refresh_tokens_reused"] == 0

@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sqlite3
-import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-# A Fernet key makes Variables encrypted at rest, as the OAuth docs require of deployments. Set before any
-# test reads configuration; a key set by the environment wins.
-os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "hZ7cmn3PqWZ8vX3DhCqFZf1hx3Jq4pCw7Jc7a6b8Y2E=")
 
 from airflow_provider_ghl.hooks import auth as auth_module
 from airflow_provider_ghl.hooks.ghl import GHLHook
@@ -99,26 +91,3 @@ def pit_hook(fast_sandbox: SandboxServer, conn_factory: Callable[..., str]) -> I
     hook = GHLHook(conn_id, retry_backoff=0.05)
     yield hook
     hook.close()
-
-
-def _has_variable_table(db: Path) -> bool:
-    if not db.exists():
-        return False
-    with sqlite3.connect(db) as con:
-        return con.execute("select 1 from sqlite_master where type='table' and name='variable'").fetchone() is not None
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """A migrated SQLite metadata DB in the test AIRFLOW_HOME (about 5 s, once): the token Variable lives there."""
-    home = Path(os.environ["AIRFLOW_HOME"])
-    db = home / "airflow.db"
-    if not _has_variable_table(db):
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            env=os.environ.copy(),
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return db

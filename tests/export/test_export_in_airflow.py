@@ -1,0 +1,73 @@
+"""Both export operators in a real Airflow run (``dag.test()`` on the migrated test DB)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from airflow_provider_ghl.sandbox.testing import SandboxServer
+
+DAGS = Path(__file__).with_name("dags")
+
+
+def test_exports_run_in_airflow_and_emit_asset_events(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
+    sandbox.reset()
+    location = sandbox.info["locations"][0]
+    changed = sandbox.touch_contacts(location["id"], count=12)
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    conn = {"conn_type": "ghl", "host": sandbox.base_url, "password": location["private_token"],
+            "extra": {"location_id": location["id"]}}  # fmt: skip
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_GHL_AIRFLOW_EXPORT": json.dumps(conn),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "GHL_TEST_CONN": "ghl_airflow_export",
+        "GHL_TEST_OUTPUT": f"file://{tmp_path}",
+    }
+    # A manual run's logical date ends its hourly data interval: [hour, hour + 1h) holds the changes just made.
+    end = hour + timedelta(hours=1)
+    run = subprocess.run(
+        [sys.executable, str(DAGS / "ghl_export_in_airflow.py"), end.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and "DAGRUN_STATE success" in output, output[-4000:]
+
+    full = tmp_path / "contacts" / "full" / end.strftime("%Y-%m-%d")
+    manifest = json.loads((full / "_manifest.json").read_text())
+    ids = [
+        json.loads(line)["id"]
+        for f in manifest["files"]
+        for line in gzip.decompress((full / f).read_bytes()).splitlines()
+    ]
+    assert sorted(ids) == sorted(sandbox.contact_ids(location["id"]))
+
+    enrichment = tmp_path / "enrichment" / f"{hour:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
+    enriched = json.loads((enrichment / "_manifest.json").read_text())
+    assert enriched["window"]["updated_since"].startswith(hour.strftime("%Y-%m-%dT%H:00:00"))
+    contacts = [
+        json.loads(line)["id"]
+        for f in enriched["datasets"]["contacts"]["files"]
+        for line in (enrichment / f).read_text().splitlines()
+    ]
+    assert set(changed) <= set(contacts)
+
+    with sqlite3.connect(airflow_db) as con:
+        uris = {
+            row[0]
+            for row in con.execute(
+                "select a.uri from asset_event e join asset a on a.id = e.asset_id where a.uri like ?",
+                (f"file://{tmp_path}%",),
+            )
+        }
+    assert uris == {f"file://{full}", f"file://{enrichment}"}
