@@ -41,14 +41,7 @@ def write_jsonl(path: Path, records: Any) -> int:
 def run_location(sandbox: SandboxServer, index: int) -> dict[str, Any]:
     location = sandbox.info["locations"][index]
     conn_id = f"ghl_demo_{index}"
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
-        {
-            "conn_type": "ghl",
-            "host": sandbox.base_url,
-            "password": location["private_token"],
-            "extra": {"location_id": location["id"]},
-        }
-    )
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(sandbox.airflow_connection(index))
     hook = GHLHook(ghl_conn_id=conn_id)
     out = DEMO / "output" / location["id"]
     started = time.monotonic()

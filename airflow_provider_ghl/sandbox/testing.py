@@ -157,6 +157,24 @@ class SandboxServer:
         """The private integration token of location ``index``."""
         return self.info["locations"][index]["private_token"]
 
+    def airflow_connection(self, index: int = 0, *, oauth: bool = False, **extra: Any) -> dict[str, Any]:
+        """A ``ghl`` connection to location ``index`` (JSON for ``AIRFLOW_CONN_<ID>``).
+
+        :param index: which location.
+        :param oauth: use the OAuth app (client id/secret and the location's initial refresh token) instead of
+            the location's private integration token.
+        :param extra: more connection extras (e.g. ``token_variable``).
+        """
+        location = self.info["locations"][index]
+        conn: dict[str, Any] = {"conn_type": "ghl", "host": self.base_url}
+        if oauth:
+            conn |= {"login": self.info["oauth"]["client_id"], "password": self.info["oauth"]["client_secret"]}
+            extra = {"auth_type": "oauth", "refresh_token": location["refresh_token"], **extra}
+        else:
+            conn["password"] = location["private_token"]
+        conn["extra"] = {"location_id": location["id"], **extra}
+        return conn
+
     def headers(self, index: int = 0) -> dict[str, str]:
         """Request headers a GHL client sends, with location ``index``'s private token."""
         return {"Authorization": f"Bearer {self.token(index)}", "Version": "2021-07-28", "Accept": "application/json"}

@@ -29,9 +29,7 @@ def enrich_sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture
 def conn_id(enrich_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str:
     enrich_sandbox.reset()
-    location = enrich_sandbox.info["locations"][0]
-    conn = {"conn_type": "ghl", "host": enrich_sandbox.base_url, "password": location["private_token"],
-            "extra": {"location_id": location["id"]}}  # fmt: skip
+    conn = enrich_sandbox.airflow_connection(0)
     monkeypatch.setenv("AIRFLOW_CONN_GHL_ENRICH", json.dumps(conn))
     return "ghl_enrich"
 

@@ -33,9 +33,7 @@ def export_sandbox() -> Iterator[SandboxServer]:
 @pytest.fixture
 def conn_id(export_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str:
     export_sandbox.reset()
-    location = export_sandbox.info["locations"][0]
-    conn = {"conn_type": "ghl", "host": export_sandbox.base_url, "password": location["private_token"],
-            "extra": {"location_id": location["id"]}}  # fmt: skip
+    conn = export_sandbox.airflow_connection(0)
     monkeypatch.setenv("AIRFLOW_CONN_GHL_EXPORT", json.dumps(conn))
     return "ghl_export"
 
@@ -194,11 +192,7 @@ def test_exactly_once_when_the_oauth_access_token_expires_mid_run(
     export_sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path
 ) -> None:
     export_sandbox.reset()
-    location, oauth = export_sandbox.info["locations"][0], export_sandbox.info["oauth"]
-    conn = {"conn_type": "ghl", "host": export_sandbox.base_url, "login": oauth["client_id"],
-            "password": oauth["client_secret"],
-            "extra": {"auth_type": "oauth", "location_id": location["id"], "refresh_token": location["refresh_token"],
-                      "token_variable": f"ghl_oauth_export_{tmp_path.name}"}}  # fmt: skip
+    conn = export_sandbox.airflow_connection(0, oauth=True, token_variable=f"ghl_oauth_export_{tmp_path.name}")
     monkeypatch.setenv("AIRFLOW_CONN_GHL_EXPORT_OAUTH", json.dumps(conn))
     export_sandbox.set_faults(latency_ms=5)
     out = tmp_path / "oauth"

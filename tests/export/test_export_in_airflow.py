@@ -22,8 +22,7 @@ def test_exports_run_in_airflow_and_emit_asset_events(sandbox: SandboxServer, ai
     changed = sandbox.touch_contacts(location["id"], count=12)
     now = datetime.now(UTC)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    conn = {"conn_type": "ghl", "host": sandbox.base_url, "password": location["private_token"],
-            "extra": {"location_id": location["id"]}}  # fmt: skip
+    conn = sandbox.airflow_connection(0)
     env = {
         **os.environ,
         "AIRFLOW_CONN_GHL_AIRFLOW_EXPORT": json.dumps(conn),

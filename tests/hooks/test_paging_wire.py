@@ -27,8 +27,7 @@ def hook(big_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> GHLHook
     big_sandbox.reset()
     location = big_sandbox.info["locations"][0]
     remember_secret(location["private_token"])
-    conn = {"conn_type": "ghl", "host": big_sandbox.base_url, "password": location["private_token"],
-            "extra": {"location_id": location["id"]}}  # fmt: skip
+    conn = big_sandbox.airflow_connection(0)
     monkeypatch.setenv("AIRFLOW_CONN_GHL_BIG", json.dumps(conn))
     return GHLHook("ghl_big", retry_backoff=0.05)
 
