@@ -75,7 +75,7 @@ class DatasetWriters:
     :param checkpoints: progress restored from an earlier attempt, per dataset (updated in place).
     :param columns: the datasets to write, each with its CSV columns (None for JSON Lines).
     :param records_per_file: a part this full triggers a commit of all datasets.
-    :param save_meta: extra fields stored in the checkpoint file.
+    :param identity: what the run exports (location, window, format); stored with the checkpoint.
     """
 
     def __init__(
@@ -85,13 +85,13 @@ class DatasetWriters:
         columns: Mapping[str, Sequence[str] | None],
         *,
         records_per_file: int,
-        save_meta: Mapping[str, Any] | None = None,
+        identity: Mapping[str, Any] | None = None,
     ) -> None:
         self.output = output
         self.checkpoints = checkpoints
         self.columns = columns
         self.records_per_file = records_per_file
-        self.save_meta = dict(save_meta or {})
+        self.identity = dict(identity or {})
         for dataset in columns:
             checkpoints.setdefault(dataset, Checkpoint())
         self._parts: dict[str, PartWriter] = {}
@@ -122,7 +122,7 @@ class DatasetWriters:
         self._parts.clear()
         for checkpoint in self.checkpoints.values():
             checkpoint.cursor = cursor
-        self.output.write_checkpoints(self.checkpoints, **self.save_meta)
+        self.output.write_checkpoints(self.checkpoints, self.identity)
 
     def abort(self) -> None:
         for part in self._parts.values():
@@ -149,16 +149,17 @@ def run_export(
     records_per_file: int = 10_000,
     progress_every: int = 10,
     label: str = "contacts",
-    save_meta: Mapping[str, Any] | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Stream contact pages through ``transform`` into ``output``, resuming from its checkpoint if any.
 
     Returns per-dataset files and record counts, GHL's reported total and how many contacts an earlier
     attempt had already committed.
     """
-    checkpoints = output.read_checkpoints()
+    identity = {**(identity or {}), "format": output.fmt, "compression": output.compression, "datasets": list(columns)}
+    checkpoints = output.read_checkpoints(identity)
     output.discard_unpublished(checkpoints)
-    writers = DatasetWriters(output, checkpoints, columns, records_per_file=records_per_file, save_meta=save_meta)
+    writers = DatasetWriters(output, checkpoints, columns, records_per_file=records_per_file, identity=identity)
     contacts_cp = checkpoints["contacts"]
     resumed_from = contacts_cp.records
     progress = Progress(label, progress_every, already=resumed_from)
@@ -190,7 +191,7 @@ def export_contacts(
     records_per_file: int = 10_000,
     progress_every: int = 10,
     label: str = "contacts",
-    save_meta: Mapping[str, Any] | None = None,
+    identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every contact ``pages`` yields, with ``customFieldsByKey``: the full export's one dataset."""
     columns = None
@@ -204,7 +205,7 @@ def export_contacts(
         records_per_file=records_per_file,
         progress_every=progress_every,
         label=label,
-        save_meta=save_meta,
+        identity=identity,
     )
     contacts = result.pop("datasets")["contacts"]
     return {**contacts, **result}

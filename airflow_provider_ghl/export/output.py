@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
@@ -121,27 +122,41 @@ class ExportOutput:
             checkpoint.unlink()
         return path
 
-    def read_checkpoints(self) -> dict[str, Checkpoint]:
+    def read_checkpoints(self, identity: Mapping[str, Any] | None = None) -> dict[str, Checkpoint]:
+        """Progress an earlier attempt committed, if any.
+
+        :param identity: what this run exports (location, window, format...). A checkpoint written for
+            anything else is refused rather than continued: resuming it would mix two exports in one place.
+        """
         path = self.root / CHECKPOINT
         if not path.exists():
             return {}
         data = json.loads(path.read_text())
+        saved = data.get("identity", {})
+        if identity is not None and saved != json.loads(json.dumps(dict(identity), default=str)):
+            raise GHLConfigError(
+                f"output_path {str(self.root)!r} holds an unfinished export of something else ({saved}); "
+                f"this run exports {dict(identity)}. Use another output_path or delete that directory."
+            )
         return {name: Checkpoint.from_json(cp) for name, cp in data.get("datasets", {}).items()}
 
-    def write_checkpoints(self, checkpoints: Mapping[str, Checkpoint], **meta: Any) -> None:
-        body = {"datasets": {name: asdict(cp) for name, cp in checkpoints.items()}, **meta}
+    def write_checkpoints(self, checkpoints: Mapping[str, Checkpoint], identity: Mapping[str, Any] | None) -> None:
+        body = {"identity": dict(identity or {}), "datasets": {name: asdict(cp) for name, cp in checkpoints.items()}}
         self._write_atomically(self.root / CHECKPOINT, json.dumps(body, default=str).encode())
 
     def discard_unpublished(self, checkpoints: Mapping[str, Checkpoint]) -> None:
-        """Remove temp files and any part a crashed attempt published after its last checkpoint."""
+        """Remove our temp files and any part a crashed attempt published after its last checkpoint.
+
+        Only files named like this export's parts are touched: anything else in the directory is left alone.
+        """
         if not self.root.exists():
             return
         committed = {p.name for cp in checkpoints.values() for p in cp.parts}
+        part = re.compile(rf"^\.?[a-z]+-\d{{5}}{re.escape(self.suffix)}(\.inprogress)?$")
         for child in self.root.iterdir():
             name = child.name
-            if name.endswith(".inprogress") or (
-                name.endswith(self.suffix) and not name.startswith("_") and name not in committed
-            ):
+            is_temp = name.startswith(".") and name.endswith(".inprogress")
+            if part.match(name) and (is_temp or name not in committed):
                 child.unlink()
 
     def _write_atomically(self, path: ObjectStoragePath, data: bytes) -> None:

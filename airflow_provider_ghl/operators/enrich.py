@@ -109,7 +109,7 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
             records_per_file=self.records_per_file,
             progress_every=self.progress_every,
             label=f"GHL contacts of {location} changed in [{since.isoformat()}, {until.isoformat()})",
-            save_meta={"location_id": location, "since": since.isoformat(), "until": until.isoformat()},
+            identity={"location_id": location, "since": since.isoformat(), "until": until.isoformat()},
         )
         manifest = self._publish(
             context,

@@ -170,7 +170,7 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
             records_per_file=self.records_per_file,
             progress_every=self.progress_every,
             label=f"GHL contacts of {location}",
-            save_meta={"location_id": location},
+            identity={"location_id": location},
         )
         if result["ghl_total"] is not None and result["records"] != result["ghl_total"]:
             # Contacts created or deleted during the run move GHL's total; say so rather than hide it.

@@ -126,3 +126,20 @@ def test_killed_export_resumes_from_its_checkpoint_without_duplicates(tmp_path: 
 
 def test_objectstoragepath_accepts_plain_absolute_paths(tmp_path: Path) -> None:
     assert isinstance(resolve_output(str(tmp_path)), ObjectStoragePath)
+
+
+def test_resume_leaves_other_files_alone_and_refuses_a_different_export(tmp_path: Path) -> None:
+    out = _output(tmp_path)
+    contacts = _contacts(500)
+    with pytest.raises(ConnectionError):
+        export_contacts(_pager(contacts, 100, fail_after=4), out, custom_fields={}, records_per_file=200)
+    (out.root / "README.jsonl").write_text("mine\n")  # the user's own files share the directory
+    (out.root / "contacts-final.jsonl").write_text("mine\n")
+    # Another format (or location, or window) must not continue this checkpoint.
+    other = ExportOutput(out.root, compression="gzip")
+    with pytest.raises(GHLConfigError, match="unfinished export of something else"):
+        export_contacts(_pager(contacts, 100), other, custom_fields={}, records_per_file=200)
+    summary = export_contacts(_pager(contacts, 100), out, custom_fields={}, records_per_file=200)
+    out.write_manifest(summary)
+    assert _read_ids(out) == [c["id"] for c in contacts]
+    assert (out.root / "README.jsonl").read_text() == (out.root / "contacts-final.jsonl").read_text() == "mine\n"
