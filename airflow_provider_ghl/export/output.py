@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +26,9 @@ MANIFEST = "_manifest.json"
 CHECKPOINT = "_checkpoint.json"
 FORMATS = ("jsonl", "csv")
 COMPRESSIONS = (None, "gzip")
+#: Records gathered in memory before one write to the part file (see :class:`PartWriter`).
+FLUSH_RECORDS = 500
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def resolve_output(uri: str | ObjectStoragePath, *, field_name: str = "output_path") -> ObjectStoragePath:
@@ -190,28 +192,36 @@ class PartWriter:
         self.records = 0
         self._raw: IO[bytes] = self.tmp.open("wb")
         self._zip = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6) if output.compression else None
-        binary: IO[bytes] = self._zip or self._raw  # type: ignore[assignment]
-        self._text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        self._sink: IO[bytes] = self._zip or self._raw  # type: ignore[assignment]
+        # Lines are gathered in memory and written FLUSH_RECORDS at a time: every call on the file object goes
+        # through Airflow's lineage-tracking wrapper (ObjectStoragePath.open), too slow to pay per record.
+        self._lines: list[str] = []
         self._csv = None
         if output.fmt == "csv":
-            self._csv = csv.DictWriter(self._text, fieldnames=list(columns or ()), extrasaction="ignore")
+            sink = _LineSink(self._lines)
+            self._csv = csv.DictWriter(sink, fieldnames=list(columns or ()), extrasaction="ignore")
             self._csv.writeheader()
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self._csv is not None:
             self._csv.writerow(flatten(record))
         else:
-            self._text.write(json.dumps(record, separators=(",", ":"), ensure_ascii=False))
-            self._text.write("\n")
+            self._lines.append(_encode_json(record) + "\n")
         self.records += 1
+        if self.records % FLUSH_RECORDS == 0:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._lines:
+            self._sink.write("".join(self._lines).encode("utf-8"))
+            self._lines.clear()
 
     def write_many(self, records: Iterable[Mapping[str, Any]]) -> None:
         for record in records:
             self.write(record)
 
     def _close(self) -> None:
-        self._text.flush()
-        self._text.detach()
+        self._flush()
         if self._zip is not None:
             self._zip.close()
         self._raw.close()
@@ -224,11 +234,19 @@ class PartWriter:
         return PartInfo(self.name, self.records, size)
 
     def abort(self) -> None:
+        self._lines.clear()  # nothing of an aborted part is kept: do not write it first
         try:
             self._close()
         finally:
             if self.tmp.exists():
                 self.tmp.unlink()
+
+
+class _LineSink:
+    """What ``csv.writer`` writes to: appends each row's text to the part's pending lines."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.write = lines.append
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -64,6 +64,10 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
         self.task_search = task_search
         self.max_workers = max_workers
 
+    def _hook_kwargs(self) -> dict[str, Any]:
+        # The fan-out is capped at the hook's pool size: size the pool for max_workers.
+        return {"max_workers": self.max_workers, **self.hook_params}
+
     def _window(self, context: Context) -> tuple[datetime, datetime]:
         since = _as_datetime(self.updated_since, "updated_since") or context.get("data_interval_start")
         until = _as_datetime(self.updated_until, "updated_until") or context.get("data_interval_end")

@@ -70,7 +70,11 @@ class GHLBaseExportOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> GHLHook:
-        return GHLHook(ghl_conn_id=self.ghl_conn_id, **self.hook_params)
+        return GHLHook(ghl_conn_id=self.ghl_conn_id, **self._hook_kwargs())
+
+    def _hook_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the hook; ``hook_params`` win over anything an operator derives."""
+        return dict(self.hook_params)
 
     def _validate(self) -> tuple[ExportOutput, str]:
         """Check the shared inputs before the first request or write; errors name the field."""

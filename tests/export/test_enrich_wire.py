@@ -191,3 +191,13 @@ def test_bad_input_fails_before_any_request_or_write(
         operator.execute(context={})
     assert enrich_sandbox.stats()["requests_total"] == 0
     assert not out.exists()
+
+
+def test_max_workers_sizes_the_hook_pool_unless_hook_params_say_otherwise(conn_id: str, tmp_path: Path) -> None:
+    # The fan-out never runs more threads than the hook's pool holds, so the pool must follow max_workers.
+    assert _operator(conn_id, tmp_path, max_workers=16).hook.max_workers == 16
+    pinned = GHLEnrichContactsOperator(
+        task_id="enrich", ghl_conn_id=conn_id, output_path=f"file://{tmp_path}", max_workers=16,
+        hook_params={"max_workers": 4},
+    )  # fmt: skip
+    assert pinned.hook.max_workers == 4
