@@ -38,11 +38,12 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from _measure import isolated_airflow_home
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 KINDS = ("tasks", "notes", "appointments")
@@ -245,16 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.contacts < 1 or not 0 < args.changed_pct <= 100 or not 0 < args.rate_changed <= args.rate_contacts:
         p.error("need --contacts >= 1, 0 < --changed-pct <= 100 and 0 < --rate-changed <= --rate-contacts")
 
-    work = Path(tempfile.mkdtemp(prefix="ghl-bench-enrich-"))
-    airflow_home = work / "airflow-home"
-    airflow_home.mkdir()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "PYTHONUNBUFFERED": "1",
-    }
-    os.environ.update(AIRFLOW_HOME=str(airflow_home), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    work, env = isolated_airflow_home("ghl-bench-enrich-")
     print(
         f"enrichment: GHLEnrichContactsOperator, pageLimit={args.page_limit}, max_workers={args.workers}, jsonl, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}",

@@ -33,47 +33,18 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from _measure import isolated_airflow_home, own_cpu_seconds, proc_cpu_seconds, status_kib
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SORT = [{"field": "dateAdded", "direction": "asc"}]  # the export's order (no window): what the baseline sends
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-# -- measuring a process ------------------------------------------------------------------------------------
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (``/proc/<pid>/stat`` fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def own_cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def status_kib(field: str, pid: int | str = "self") -> int:
-    """A ``kB`` line of ``/proc/<pid>/status`` (``VmRSS``: now, ``VmHWM``: peak)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-# -- manifests: per-dataset entries (``datasets``), or the older top-level ``files`` / ``records`` ---------------
 def manifest_files(manifest: dict[str, Any], dataset: str) -> list[str]:
-    datasets = manifest.get("datasets") or {}
-    return list(datasets[dataset]["files"] if dataset in datasets else manifest["files"])
-
-
-def sum_records(manifest: dict[str, Any], dataset: str) -> int:
-    datasets = manifest.get("datasets") or {}
-    return int(datasets[dataset]["records"] if dataset in datasets else manifest["records"])
+    return list(manifest["datasets"][dataset]["files"])
 
 
 # -- children: one export or one bare loop, measured from the inside ------------------------------------------
@@ -132,7 +103,7 @@ def child_export(args: argparse.Namespace) -> dict[str, Any]:
     manifest = json.loads(Path(result["manifest"].removeprefix("file://")).read_text())
     files = manifest_files(manifest, "contacts")
     return {
-        "records": sum_records(manifest, "contacts"),
+        "records": int(manifest["datasets"]["contacts"]["records"]),
         "requests": manifest["requests"],
         "files": len(files),
         "responses_429": manifest["responses_429"],
@@ -335,17 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.small < args.contacts or args.repeat < 1 or not 1 <= args.page_limit <= 500:
         p.error("need 0 < --small < --contacts, --repeat >= 1 and 1 <= --page-limit <= 500")
 
-    work = Path(tempfile.mkdtemp(prefix="ghl-bench-export-"))
-    # Children never touch ~/airflow, never load example DAGs.
-    airflow_home = work / "airflow-home"
-    airflow_home.mkdir()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "PYTHONUNBUFFERED": "1",
-    }
-    os.environ.update(AIRFLOW_HOME=str(airflow_home), AIRFLOW__CORE__LOAD_EXAMPLES="False")
+    work, env = isolated_airflow_home("ghl-bench-export-")
     print(
         f"full export: {args.small:,} and {args.contacts:,} contacts x 1 location, pageLimit={args.page_limit}, "
         f"jsonl, {args.records_per_file:,} records per file, {os.cpu_count()} CPUs, Python "

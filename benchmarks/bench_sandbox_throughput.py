@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _measure import machine_busy_seconds, own_cpu_seconds, proc_cpu_seconds, status_kib
+
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 
 PAGE_LIMIT = 100
@@ -44,39 +46,8 @@ CURSOR_MARK = b'"searchAfter":'
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-# -- CPU accounting -----------------------------------------------------------------------------------------
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (``/proc/<pid>/stat`` fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state), so utime (14) and stime (15) are at 11 and 12.
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def own_cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def proc_rss_mb(pid: int) -> float:
-    """Resident memory of a process in MiB (``VmRSS`` of ``/proc/<pid>/status``)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def machine_busy_seconds() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine from ``/proc/stat``, summed over cores."""
-    with open("/proc/stat") as f:
-        values = [int(v) for v in f.readline().split()[1:]]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    total = sum(values[:8])  # guest time is already counted in user
-    return (total - idle) / CLK_TCK, total / CLK_TCK
+def _rss_mib(pid: int) -> float:
+    return status_kib("VmRSS", pid) / 1024
 
 
 # -- clients ------------------------------------------------------------------------------------------------
@@ -474,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             drive("GET /contacts/{id}", make_client, lambda i: GetContact(ids, i), target=None, **common),
         ]
         stats = sandbox.stats()
-        rss = proc_rss_mb(pid)
+        rss = _rss_mib(pid)
 
     rows = [r.row() for r in results]
     print()
