@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -16,8 +17,10 @@ from typing import Any
 
 import pytest
 import requests
+from structlog.testing import capture_logs
 
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLForbiddenError
+from airflow_provider_ghl.hooks.ghl import ContactPage
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 
@@ -215,3 +218,28 @@ def test_exactly_once_when_the_oauth_access_token_expires_mid_run(
     assert stats["tokens_refreshed"] == 2  # the bootstrap, then once after the expiry
     assert stats["responses_by_status"]["401"] >= 1
     assert stats["refresh_tokens_reused"] == 0
+
+
+def test_progress_is_logged_and_a_total_mismatch_is_reported(
+    conn_id: str, export_sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "progress"
+    operator = _operator(conn_id, out, progress_every=5)
+    pages = operator.hook.iter_contact_pages
+
+    def one_less_than_reality(**kwargs: Any) -> Iterator[ContactPage]:
+        # As when a contact is deleted after GHL counted it: the export must say so, not hide it.
+        for page in pages(**kwargs):
+            yield page._replace(total=CONTACTS - 1)
+
+    operator.hook.iter_contact_pages = one_less_than_reality  # type: ignore[method-assign]
+    with capture_logs() as task_log:  # Airflow 3's task logger is structlog
+        operator.execute(context={})
+    progress = [r.getMessage() for r in caplog.records if "records/s" in r.getMessage()]
+    assert len(progress) == CONTACTS // 100 // 5  # every 5 pages of 100
+    assert f"500 of {CONTACTS - 1} records" in progress[0] and "ETA" in progress[0]
+    mismatch = [e for e in task_log if "but GHL reported a total" in e["event"]]
+    assert [(e["log_level"], e["event"].split(" for location")[0]) for e in mismatch] == [
+        ("warning", f"Exported {CONTACTS} contacts but GHL reported a total of {CONTACTS - 1}")
+    ]
