@@ -24,8 +24,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_provider_ghl tests benchmarks dags
-	$(BIN)/ruff format --check airflow_provider_ghl tests benchmarks dags
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .demo build dist *.egg-info
