@@ -1,0 +1,63 @@
+"""Weekly full export of every contact of every configured GHL location (one mapped task per location)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, task
+
+from airflow_provider_ghl.locations import configured_location_ids
+from airflow_provider_ghl.operators.export import GHLExportContactsOperator
+
+#: Connection used by every task (``AIRFLOW_CONN_GHL_DEFAULT`` or the UI).
+GHL_CONN_ID = "ghl_default"
+#: Airflow Variable with the output root URI, and its default (any Airflow object-storage URI).
+EXPORT_ROOT = "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}"
+
+DOC_MD = """
+### GHL full contacts export
+
+Exports **every contact** of every configured HighLevel location, one mapped task per location, to
+
+`{ghl_export_root}/<location_id>/contacts/full/<ds>/` (gzip JSON Lines part files plus `_manifest.json`,
+written last as the commit marker).
+
+Configuration (Airflow Connections and Variables only, nothing is read when the file is parsed):
+
+| what | name | default |
+|---|---|---|
+| Connection | `ghl_default` | required: the `ghl` connection (token, and `location_id` extra) |
+| Variable | `ghl_export_root` | `file:///tmp/ghl-exports` (any object-storage URI, e.g. `s3://bucket/ghl`) |
+| Variable | `ghl_location_ids` | unset: the connection's `location_id`; else a JSON list, e.g. `["loc1", "loc2"]` |
+
+The location list is read at run time by the `locations` task. Each location has its own rate budget
+(GHL limits per token and location), so the mapped exports run side by side. A retried export resumes from
+its checkpoint; an output that already has a manifest is not exported again.
+"""
+
+
+@task
+def locations(ghl_conn_id: str = GHL_CONN_ID) -> list[str]:
+    """The locations to export: the ``ghl_location_ids`` Variable (JSON list), else the connection's location."""
+    return configured_location_ids(ghl_conn_id)
+
+
+with DAG(
+    dag_id="ghl_full_export",
+    schedule="@weekly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    tags=["ghl", "export", "example"],
+    doc_md=DOC_MD,
+) as dag:
+    GHLExportContactsOperator.partial(
+        task_id="full_export",
+        ghl_conn_id=GHL_CONN_ID,
+        # ``task.location_id`` is this mapped task's location.
+        output_path=EXPORT_ROOT + "/{{ task.location_id }}/contacts/full/{{ ds }}",
+        compression="gzip",
+        map_index_template="{{ task.location_id }}",
+    ).expand(location_id=locations())

@@ -1,0 +1,148 @@
+"""The example DAGs in ``dags/``: they parse without network or Variables, and run end to end in Airflow."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from airflow_provider_ghl.exceptions import GHLConfigError
+from airflow_provider_ghl.sandbox.testing import SandboxServer
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+DAG_IDS = {"ghl_full_export", "ghl_incremental_enrichment", "ghl_token_refresh"}
+
+
+def test_dagbag_imports_without_network_or_variables(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import CronDataIntervalTimetable
+
+    # The connection points at the sandbox: any request made while parsing would show in its stats.
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(sandbox.airflow_connection(0)))
+    for var in ("AIRFLOW_VAR_GHL_EXPORT_ROOT", "AIRFLOW_VAR_GHL_LOCATION_IDS"):
+        monkeypatch.delenv(var, raising=False)
+    before = sandbox.stats()["requests_total"]
+
+    bag = DagBag(dag_folder=str(DAGS))
+
+    assert not bag.import_errors, bag.import_errors
+    assert set(bag.dag_ids) >= DAG_IDS
+    for dag_id in DAG_IDS:
+        dag = bag.dags[dag_id]
+        assert dag.tags, dag_id
+        assert dag.doc_md and "ghl" in dag.doc_md.lower(), dag_id
+        assert dag.catchup is False, dag_id
+    assert isinstance(bag.dags["ghl_incremental_enrichment"].timetable, CronDataIntervalTimetable)
+    assert bag.dags["ghl_token_refresh"].max_active_runs == 1
+    assert sandbox.stats()["requests_total"] == before  # no GHL request while parsing
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"example_{name}", DAGS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["ghl_full_export", "ghl_incremental_enrichment"])
+def test_location_list_comes_from_the_variable_else_the_connection(
+    name: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locations = _load(name).locations.function
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(sandbox.airflow_connection(1)))
+    monkeypatch.delenv("AIRFLOW_VAR_GHL_LOCATION_IDS", raising=False)
+    assert locations() == [sandbox.location_ids[1]]
+
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATION_IDS", json.dumps(["loc-one", "loc-two", "loc-one"]))
+    assert locations() == ["loc-one", "loc-two"]
+
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATION_IDS", json.dumps({"loc-one": 1}))
+    with pytest.raises(GHLConfigError, match="ghl_location_ids"):
+        locations()
+
+
+def _dags_test(
+    sandbox: SandboxServer, tmp_path: Path, dag_id: str, logical_date: datetime, conn: dict | None = None
+) -> str:
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(conn or sandbox.airflow_connection(0)),
+        "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path}",
+        # Only location 0's token is in the connection.
+        "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps([sandbox.location_ids[0]]),
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-4000:]
+    return output
+
+
+def test_full_export_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
+    sandbox.reset()
+    location = sandbox.location_ids[0]
+    day = datetime(2026, 11, 22, tzinfo=UTC)
+
+    _dags_test(sandbox, tmp_path, "ghl_full_export", day)
+
+    full = tmp_path / location / "contacts" / "full" / "2026-11-22"
+    manifest = json.loads((full / "_manifest.json").read_text())
+    ids = [
+        json.loads(line)["id"]
+        for f in manifest["files"]
+        for line in gzip.decompress((full / f).read_bytes()).splitlines()
+    ]
+    assert sorted(ids) == sorted(sandbox.contact_ids(location))
+    assert [p.name for p in tmp_path.iterdir()] == [location]
+
+
+def test_incremental_enrichment_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
+    sandbox.reset()
+    location = sandbox.location_ids[0]
+    touched = sandbox.touch_contacts(location, count=5)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # A manual run's logical date is the END of its hourly interval: [hour, hour + 1h) holds the touches.
+    end = hour + timedelta(hours=1)
+
+    _dags_test(sandbox, tmp_path, "ghl_incremental_enrichment", end)
+
+    out = tmp_path / location / "enrichment" / f"{hour:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert set(manifest["include"]) == {"tasks", "notes", "appointments"}
+    # The 5-minute lookback widens the window backwards.
+    assert manifest["window"]["updated_since"].startswith(f"{hour - timedelta(minutes=5):%Y-%m-%dT%H:%M:00}")
+    contacts = [
+        json.loads(line)["id"]
+        for f in manifest["datasets"]["contacts"]["files"]
+        for line in (out / f).read_text().splitlines()
+    ]
+    assert set(touched) <= set(contacts)
+
+
+def test_token_refresh_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
+    sandbox.reset()
+    variable = f"ghl_oauth_dags_{tmp_path.name}"
+    conn = sandbox.airflow_connection(0, oauth=True, token_variable=variable)
+
+    _dags_test(sandbox, tmp_path, "ghl_token_refresh", datetime.now(UTC).replace(microsecond=0), conn=conn)
+
+    assert sandbox.stats()["tokens_refreshed"] >= 1
+    assert sandbox.stats()["refresh_tokens_reused"] == 0
+    with sqlite3.connect(airflow_db) as con:
+        assert con.execute("select count(*) from variable where key = ?", (variable,)).fetchone() == (1,)
