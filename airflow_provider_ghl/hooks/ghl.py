@@ -146,6 +146,24 @@ def _contact_window(
     return conditions, [{"field": date_field, "direction": "asc"}]
 
 
+def _next_search_cursor(
+    contacts: Sequence[Mapping[str, Any]], page_limit: int, cursor: list[Any] | None
+) -> list[Any] | None:
+    """The ``searchAfter`` to ask the next search page with, or None after the last (short) page.
+
+    A full page must end with a new cursor: a missing or repeated one would silently truncate the walk or
+    loop on the same page forever, so it is an error instead.
+    """
+    if len(contacts) < page_limit:
+        return None
+    next_cursor = contacts[-1].get("searchAfter")
+    if not next_cursor or next_cursor == cursor:
+        raise GHLApiError(
+            method="POST", path="/contacts/search", ghl_message="search page without a new searchAfter cursor"
+        )
+    return list(next_cursor)
+
+
 def _compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
     """Drop ``None`` values: GHL's validators reject explicit nulls for optional fields."""
     return {k: v for k, v in mapping.items() if v is not None}
@@ -1050,14 +1068,9 @@ class GHLHook(BaseHook):
             contacts = page.get("contacts") or []
             total = page.get("total")
             yield ContactPage(contacts, int(total) if total is not None else None)
-            if len(contacts) < page_limit:
+            cursor = _next_search_cursor(contacts, page_limit, cursor)
+            if cursor is None:
                 return
-            next_cursor = contacts[-1].get("searchAfter")
-            if not next_cursor or next_cursor == cursor:
-                raise GHLApiError(
-                    method="POST", path="/contacts/search", ghl_message="search page without a new searchAfter cursor"
-                )
-            cursor = next_cursor
 
     def iter_contacts(
         self,
@@ -1440,9 +1453,9 @@ class GHLHook(BaseHook):
             contacts = page.get("contacts") or []
             for contact in contacts:
                 yield contact
-            if len(contacts) < page_limit or not contacts[-1].get("searchAfter"):
+            cursor = _next_search_cursor(contacts, page_limit, cursor)
+            if cursor is None:
                 return
-            cursor = contacts[-1]["searchAfter"]
 
     async def aget_custom_fields(
         self, *, model: Literal["contact", "opportunity", "all"] | None = None, location_id: str | None = None
