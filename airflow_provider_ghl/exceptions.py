@@ -21,6 +21,17 @@ class GHLConfigError(GHLError, AirflowFailException):
     """The ``ghl`` connection (or a hook argument) is unusable; retrying the task cannot help."""
 
 
+class GHLInputError(GHLConfigError):
+    """An operator or sensor argument is missing or has the wrong shape; raised before any request is sent.
+
+    :param field: the argument (or ``argument.key``) to fix.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {problem}")
+
+
 class GHLApiError(GHLError):
     """GHL answered with an error, or a request to GHL failed.
 

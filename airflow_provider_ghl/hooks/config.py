@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 DEFAULT_HOST = "https://services.leadconnectorhq.com"
 DEFAULT_API_VERSION = "2021-07-28"
+#: The GHL web app, for links to a contact; white-label agencies serve it from their own domain.
+DEFAULT_APP_URL = "https://app.gohighlevel.com"
 API_VERSIONS = ("2021-07-28", "v3")
 AUTH_PRIVATE_TOKEN = "private_token"
 AUTH_OAUTH = "oauth"
@@ -27,8 +29,9 @@ DEFAULT_MAX_RETRIES = 6
 DEFAULT_DAILY_RESERVE = 50
 
 
-def normalize_base_url(host: str | None, port: int | None = None) -> str:
-    """Turn the connection host into ``scheme://host[:port][/prefix]``: scheme optional, no trailing slash."""
+def normalize_base_url(host: str | None, port: int | None = None, *, field: str = "host") -> str:
+    """Turn the connection host (or another URL ``field``) into ``scheme://host[:port][/prefix]``: scheme
+    optional, no trailing slash."""
     raw = (host or "").strip() or DEFAULT_HOST
     if "://" not in raw:
         raw = "https://" + raw
@@ -36,7 +39,7 @@ def normalize_base_url(host: str | None, port: int | None = None) -> str:
         parts = urlsplit(raw)
         parsed_port = parts.port
     except ValueError as err:
-        raise GHLConfigError(f"Malformed GHL host {host!r}: {err}") from None
+        raise GHLConfigError(f"Malformed GHL {field} {host!r}: {err}") from None
     if (
         parts.scheme not in ("http", "https")
         or not parts.hostname
@@ -46,7 +49,7 @@ def normalize_base_url(host: str | None, port: int | None = None) -> str:
         or any(c.isspace() for c in raw)
     ):
         raise GHLConfigError(
-            f"Malformed GHL host {host!r}: expected something like {DEFAULT_HOST} "
+            f"Malformed GHL {field} {host!r}: expected something like {DEFAULT_HOST} "
             "(http or https, a host name, an optional port and path, no credentials or query)."
         )
     netloc = parts.netloc
@@ -99,6 +102,7 @@ class GHLConnectionConfig:
     :param connect_timeout: connect timeout in seconds.
     :param max_retries: retries after the first attempt.
     :param daily_reserve: daily requests left untouched; below it the hook stops.
+    :param app_url: the GHL web app's base URL (for "GHL contact" links).
     """
 
     conn_id: str
@@ -118,6 +122,7 @@ class GHLConnectionConfig:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     daily_reserve: int = DEFAULT_DAILY_RESERVE
+    app_url: str = DEFAULT_APP_URL
 
     @property
     def is_oauth(self) -> bool:
@@ -197,5 +202,6 @@ class GHLConnectionConfig:
             api_version=api_version,
             refresh_token=_extra(extras, "refresh_token"),
             token_variable=str(_extra(extras, "token_variable") or f"ghl_oauth_{conn_id}"),
+            app_url=normalize_base_url(_extra(extras, "app_url") or DEFAULT_APP_URL, field="app_url"),
             **{k: v for k, v in values.items() if v is not None},
         )
