@@ -29,6 +29,22 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {"integration-name": "HighLevel", "python-modules": ["airflow_provider_ghl.hooks.ghl"]},
         ],
+        "operators": [
+            {
+                "integration-name": "HighLevel",
+                "python-modules": [
+                    "airflow_provider_ghl.operators.contacts",
+                    "airflow_provider_ghl.operators.tags",
+                    "airflow_provider_ghl.operators.tasks",
+                    "airflow_provider_ghl.operators.notes",
+                    "airflow_provider_ghl.operators.associations",
+                    "airflow_provider_ghl.operators.export",
+                    "airflow_provider_ghl.operators.enrich",
+                    "airflow_provider_ghl.operators.token",
+                ],
+            }
+        ],
+        "extra-links": ["airflow_provider_ghl.links.GHLContactLink"],
         "connection-types": [
             {
                 "connection-type": "ghl",
@@ -108,6 +124,11 @@ def get_provider_info() -> dict[str, Any]:
                     "max_retries": {
                         "label": "Max retries",
                         "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                    "app_url": {
+                        "label": "GHL app URL",
+                        "description": "Base of 'GHL contact' links; a white-label domain or app.gohighlevel.com.",
+                        "schema": {"type": ["string", "null"], "format": "url"},
                     },
                 },
             }

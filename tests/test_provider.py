@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import airflow
 import jsonschema
 
+import airflow_provider_ghl
 from airflow_provider_ghl import DISTRIBUTION_NAME, __version__, get_provider_info
 
 
@@ -35,12 +37,47 @@ def test_connection_form_is_declarative_and_secrets_are_masked() -> None:
     expected = {
         "auth_type", "location_id", "company_id", "user_type", "api_version", "refresh_token",
         "token_variable", "max_requests", "interval_ms", "daily_reserve", "connect_timeout", "timeout", "max_retries",
+        "app_url",
     }  # fmt: skip
     assert {k.removeprefix("extra__ghl__") for k in widgets} == expected
     assert [k for k, w in widgets.items() if w.is_sensitive] == ["extra__ghl__refresh_token"]
     behaviour = manager.field_behaviours["ghl"]
     assert set(behaviour["hidden_fields"]) == {"schema", "port"}
     assert "Private Integration Token" in behaviour["relabeling"]["password"]
+
+
+def _modules_under(package: str) -> set[str]:
+    root = Path(airflow_provider_ghl.__file__).parent / package.split(".")[-1]
+    if not root.is_dir():
+        return set()
+    return {f"{package}.{p.stem}" for p in root.glob("*.py") if p.stem not in ("__init__", "base")}
+
+
+def test_provider_info_lists_every_operator_sensor_trigger_and_link() -> None:
+    """Each public operator/sensor/trigger module of the package is registered, and each imports."""
+    info = get_provider_info()
+    for kind, package in (
+        ("operators", "airflow_provider_ghl.operators"),
+        ("sensors", "airflow_provider_ghl.sensors"),
+        ("triggers", "airflow_provider_ghl.triggers"),
+    ):
+        listed = {m for entry in info.get(kind, []) for m in entry["python-modules"]}
+        assert listed == _modules_under(package), kind
+        for module in listed:
+            importlib.import_module(module)
+    operators = {
+        name
+        for entry in info["operators"]
+        for module in entry["python-modules"]
+        for name, obj in vars(importlib.import_module(module)).items()
+        if name.startswith("GHL") and name.endswith("Operator") and obj.__module__ == module
+    }
+    assert len(operators) >= 31 + 3  # every contact operation, both exports, the token refresh
+
+    from airflow.providers_manager import ProvidersManager
+
+    assert info["extra-links"] == ["airflow_provider_ghl.links.GHLContactLink"]
+    assert "airflow_provider_ghl.links.GHLContactLink" in ProvidersManager().extra_links_class_names
 
 
 def test_airflow_providers_list_shows_the_provider(tmp_path: Path) -> None:

@@ -262,3 +262,20 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def write_records_file(path: ObjectStoragePath, records: Iterable[Mapping[str, Any]]) -> PartInfo:
+    """Write ``records`` as JSON Lines to one file (gzip when the name ends in ``.gz``), published whole.
+
+    The file appears under its name only once complete; a failure while ``records`` is consumed (e.g. a GHL
+    error mid-walk) leaves no file behind.
+    """
+    output = ExportOutput(path.parent, compression="gzip" if path.name.endswith(".gz") else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = PartWriter(output, path.name, None)
+    try:
+        writer.write_many(records)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.publish()

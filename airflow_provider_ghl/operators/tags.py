@@ -1,0 +1,120 @@
+"""Operators on contact tags: add, remove, bulk add/remove."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_ghl.exceptions import GHLApiError, GHLInputError
+from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.operators.base import MAX_XCOM_IDS, GHLBaseOperator, GHLContactOperator
+from airflow_provider_ghl.validation import require_bool, require_choice, require_id_list, require_str_list
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class _GHLContactTagsOperator(GHLContactOperator):
+    """Shared shape of add/remove tags: a contact and a list of tags; returns ``{"contact_id", "tags"}``."""
+
+    template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "tags")
+    template_fields_renderers = {"tags": "json"}
+
+    def __init__(self, *, tags: list[str] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tags = tags
+
+    def validate(self) -> dict[str, Any]:
+        return {**super().validate(), "tags": require_str_list("tags", self.tags)}
+
+
+class GHLAddTagsOperator(_GHLContactTagsOperator):
+    """Add tags to a contact (others are kept); returns ``{"contact_id", "tags"}`` with the tags GHL reports.
+
+    :param contact_id: the contact. (templated)
+    :param tags: tags to add. (templated)
+    """
+
+    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        return {"contact_id": args["contact_id"], "tags": hook.add_tags(args["contact_id"], args["tags"])}
+
+
+class GHLRemoveTagsOperator(_GHLContactTagsOperator):
+    """Remove tags from a contact; returns ``{"contact_id", "tags"}`` with the tags GHL reports.
+
+    :param contact_id: the contact. (templated)
+    :param tags: tags to remove. (templated)
+    """
+
+    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        return {"contact_id": args["contact_id"], "tags": hook.remove_tags(args["contact_id"], args["tags"])}
+
+
+class GHLBulkUpdateTagsOperator(GHLBaseOperator):
+    """Add or remove tags on many contacts in one request.
+
+    Returns ``{"action", "succeeded", "failed": [{"contactId", "message"}]}`` (at most
+    :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS` failures listed). GHL applies the change per contact;
+    with ``fail_on_error`` a contact it could not change fails the task after the others were changed (re-running
+    is safe: adding or removing a tag twice changes nothing).
+
+    :param contact_ids: the contacts. (templated)
+    :param tags: tags to add or remove. (templated)
+    :param action: ``add`` or ``remove``. (templated)
+    :param remove_all_tags: with ``remove``: remove every tag (then ``tags`` may be empty).
+    :param fail_on_error: fail when GHL reports contacts it could not change.
+    """
+
+    template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "contact_ids", "tags", "action")
+    template_fields_renderers = {"contact_ids": "json", "tags": "json"}
+
+    def __init__(
+        self,
+        *,
+        contact_ids: list[str] | str,
+        tags: list[str] | str,
+        action: str = "add",
+        remove_all_tags: bool = False,
+        fail_on_error: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.contact_ids = contact_ids
+        self.tags = tags
+        self.action = action
+        self.remove_all_tags = remove_all_tags
+        self.fail_on_error = fail_on_error
+
+    def validate(self) -> dict[str, Any]:
+        args = super().validate()
+        action = require_choice("action", self.action, ("add", "remove"))
+        remove_all = require_bool("remove_all_tags", self.remove_all_tags)
+        if remove_all and action != "remove":
+            raise GHLInputError("remove_all_tags", "only applies to action='remove'")
+        args.update(
+            action=action,
+            remove_all_tags=remove_all,
+            contact_ids=require_id_list("contact_ids", self.contact_ids),
+            tags=require_str_list("tags", self.tags, allow_empty=remove_all),
+        )
+        return args
+
+    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        result = hook.bulk_update_tags(
+            args["contact_ids"],
+            args["tags"],
+            args["action"],
+            remove_all_tags=args["remove_all_tags"] or None,
+            location_id=args["location_id"],
+        )
+        responses = result.get("responses") or []
+        failed = [
+            {"contactId": r.get("contactId"), "message": r.get("message")}
+            for r in responses
+            if r.get("type") == "error"
+        ]
+        summary = {"action": args["action"], "succeeded": len(responses) - len(failed), "failed": failed[:MAX_XCOM_IDS]}
+        if failed and self.fail_on_error:
+            shown = "; ".join(f"{f['contactId']}: {f['message']}" for f in failed[:5])
+            raise GHLApiError(f"GHL could not {args['action']} tags on {len(failed)} contact(s): {shown}", meta=summary)
+        return summary

@@ -1,0 +1,65 @@
+"""Per-endpoint operators in a real Airflow run (``dag.test()`` on the migrated test DB): templated arguments,
+XCom between tasks, the "GHL contact" extra link stored for the UI."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_ghl.exceptions import GHLNotFoundError
+from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.sandbox.testing import SandboxServer
+
+DAGS = Path(__file__).with_name("dags")
+
+
+def test_operators_chain_in_airflow(
+    ops_sandbox: SandboxServer, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    location = ops_sandbox.info["locations"][0]
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_GHL_OPERATORS_RUN": json.dumps(ops_sandbox.airflow_connection(0)),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "GHL_TEST_CONN": "ghl_operators_run",
+        "GHL_TEST_OUTPUT": f"file://{tmp_path}",
+    }
+    run = subprocess.run(
+        [sys.executable, str(DAGS / "ghl_operators_in_airflow.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and "DAGRUN_STATE success" in output, output[-4000:]
+
+    with sqlite3.connect(airflow_db) as con:
+        rows = con.execute(
+            "select task_id, key, value from xcom where dag_id = 'ghl_operators_in_airflow' "
+            "and run_id = (select max(run_id) from dag_run where dag_id = 'ghl_operators_in_airflow')"
+        ).fetchall()
+    xcoms = {(task, key): json.loads(value) for task, key, value in rows}
+    created = xcoms[("create_contact", "return_value")]
+    contact_id = created["contact"]["id"]
+    assert created["action"] == "created" and created["contact"]["email"] == "airflow-run@example.com"
+    link = f"https://app.gohighlevel.com/v2/location/{location['id']}/contacts/detail/{contact_id}"
+    for task in ("create_contact", "tag", "create_task", "complete_task", "note", "notes"):
+        assert xcoms[(task, "_link_GHLContactLink")] == link, task
+    assert xcoms[("delete", "_link_GHLContactLink")] == ""  # nothing to open once deleted
+    assert xcoms[("complete_task", "return_value")]["completed"] is True
+    assert xcoms[("delete", "return_value")] == {"contact_id": contact_id, "deleted": True}
+
+    notes_file = next(tmp_path.glob("*/notes.jsonl"))
+    bodies = [json.loads(line)["body"] for line in notes_file.read_text().splitlines()]
+    assert "Seen by ghl_operators_in_airflow" in bodies
+    assert xcoms[("notes", "return_value")]["output_path"] == f"file://{notes_file}"
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_OPERATORS_RUN", env["AIRFLOW_CONN_GHL_OPERATORS_RUN"])
+    with pytest.raises(GHLNotFoundError):
+        GHLHook("ghl_operators_run").get_contact(contact_id)
