@@ -27,9 +27,17 @@ if TYPE_CHECKING:
 IF_EXISTS = ("fail", "skip", "update")
 
 
-def _contact_fields(field: str, value: Any) -> dict[str, Any]:
-    """A contact payload: a JSON object in GHL's field names, with well-shaped ``tags`` and ``customFields``."""
+#: Why a contact payload may not carry ``locationId``: the location comes from the operator or the connection.
+_LOCATION_FROM_OPERATOR = {"locationId": "set the operator's location_id instead"}
+
+
+def _contact_fields(field: str, value: Any, forbidden: Mapping[str, str] = _LOCATION_FROM_OPERATOR) -> dict[str, Any]:
+    """A contact payload: a JSON object in GHL's field names, with well-shaped ``tags`` and ``customFields``
+    and none of the ``forbidden`` keys (each mapped to the reason)."""
     fields = require_mapping(field, value)
+    for key, reason in forbidden.items():
+        if key in fields:
+            raise GHLInputError(f"{field}.{key}", reason)
     if "tags" in fields:
         fields["tags"] = require_str_list(f"{field}.tags", fields["tags"], allow_empty=True)
     custom = fields.get("customFields")
@@ -168,8 +176,6 @@ class GHLCreateContactOperator(GHLBaseOperator):
     def validate(self) -> dict[str, Any]:
         args = super().validate()
         fields = _contact_fields("fields", self.fields)
-        if "locationId" in fields:
-            raise GHLInputError("fields.locationId", "set the operator's location_id instead")
         args.update(fields=fields, if_exists=require_choice("if_exists", self.if_exists, IF_EXISTS))
         return args
 
@@ -211,6 +217,12 @@ class GHLCreateContactOperator(GHLBaseOperator):
         return result["contact"].get("id")
 
 
+_UPDATE_FORBIDDEN = {
+    "tags": "an update replaces every tag; use GHLAddTagsOperator or GHLRemoveTagsOperator",
+    "locationId": "a contact cannot move to another location",
+}
+
+
 class GHLUpdateContactOperator(GHLContactOperator):
     """Update a contact's fields; returns the contact.
 
@@ -230,14 +242,7 @@ class GHLUpdateContactOperator(GHLContactOperator):
 
     def validate(self) -> dict[str, Any]:
         args = super().validate()
-        fields = _contact_fields("fields", self.fields)
-        if "tags" in fields:
-            raise GHLInputError(
-                "fields.tags", "an update replaces every tag; use GHLAddTagsOperator or GHLRemoveTagsOperator"
-            )
-        if "locationId" in fields:
-            raise GHLInputError("fields.locationId", "a contact cannot move to another location")
-        args["fields"] = fields
+        args["fields"] = _contact_fields("fields", self.fields, _UPDATE_FORBIDDEN)
         return args
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -263,8 +268,6 @@ class GHLUpsertContactOperator(GHLBaseOperator):
         fields = _contact_fields("fields", self.fields)
         if not (fields.get("email") or fields.get("phone")):
             raise GHLInputError("fields", "an upsert needs 'email' or 'phone' to match on")
-        if "locationId" in fields:
-            raise GHLInputError("fields.locationId", "set the operator's location_id instead")
         args["fields"] = fields
         return args
 
