@@ -7,10 +7,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
-from airflow_provider_ghl.locations import configured_location_ids
+from airflow_provider_ghl.locations import configured_locations
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 
-#: Connection used by every task (``AIRFLOW_CONN_GHL_DEFAULT`` or the UI).
+#: Connection of every location the ``ghl_location_ids`` Variable does not give its own.
 GHL_CONN_ID = "ghl_default"
 #: Airflow Variable with the output root URI, and its default (any Airflow object-storage URI).
 EXPORT_ROOT = "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}"
@@ -36,7 +36,11 @@ Configuration (Airflow Connections and Variables only, nothing is read when the 
 |---|---|---|
 | Connection | `ghl_default` | required: the `ghl` connection (token, and `location_id` extra) |
 | Variable | `ghl_export_root` | `file:///tmp/ghl-exports` (any object-storage URI, e.g. `s3://bucket/ghl`) |
-| Variable | `ghl_location_ids` | unset: the connection's `location_id`; else a JSON list, e.g. `["loc1", "loc2"]` |
+| Variable | `ghl_location_ids` | unset: the connection's `location_id`; else a JSON list or object (below) |
+
+`ghl_location_ids` is a list of locations that `ghl_default` reaches (an OAuth or agency token), e.g.
+`["loc1", "loc2"]`, or an object giving each location its own connection (a Private Integration Token is
+per location), e.g. `{"loc1": "ghl_loc1", "loc2": "ghl_loc2"}`.
 
 Each location has its own rate budget (GHL limits per token and location). A retried task resumes from its
 checkpoint and never repeats or loses a record.
@@ -44,9 +48,10 @@ checkpoint and never repeats or loses a record.
 
 
 @task
-def locations(ghl_conn_id: str = GHL_CONN_ID) -> list[str]:
-    """The locations to enrich: the ``ghl_location_ids`` Variable (JSON list), else the connection's location."""
-    return configured_location_ids(ghl_conn_id)
+def locations(ghl_conn_id: str = GHL_CONN_ID) -> list[dict[str, str]]:
+    """``{"location_id", "ghl_conn_id"}`` per location, from the ``ghl_location_ids`` Variable (a JSON list, or
+    an object of location id -> connection id), else the connection's location."""
+    return configured_locations(ghl_conn_id)
 
 
 with DAG(
@@ -61,11 +66,10 @@ with DAG(
 ) as dag:
     GHLEnrichContactsOperator.partial(
         task_id="enrich",
-        ghl_conn_id=GHL_CONN_ID,
-        # ``task.location_id`` is this mapped task's location.
+        # ``task.location_id`` is this mapped task's location; each location brings its connection id.
         output_path=EXPORT_ROOT + "/{{ task.location_id }}/enrichment/"
         "{{ data_interval_start | ts_nodash }}__{{ data_interval_end | ts_nodash }}",
         lookback=LOOKBACK,
         include=["tasks", "notes", "appointments"],
         map_index_template="{{ task.location_id }}",
-    ).expand(location_id=locations())
+    ).expand_kwargs(locations())

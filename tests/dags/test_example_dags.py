@@ -61,18 +61,32 @@ def test_location_list_comes_from_the_variable_else_the_connection(
     locations = _load(name).locations.function
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(sandbox.airflow_connection(1)))
     monkeypatch.delenv("AIRFLOW_VAR_GHL_LOCATION_IDS", raising=False)
-    assert locations() == [sandbox.location_ids[1]]
+    assert locations() == [{"location_id": sandbox.location_ids[1], "ghl_conn_id": "ghl_default"}]
 
     monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATION_IDS", json.dumps(["loc-one", "loc-two", "loc-one"]))
-    assert locations() == ["loc-one", "loc-two"]
+    assert locations() == [
+        {"location_id": "loc-one", "ghl_conn_id": "ghl_default"},
+        {"location_id": "loc-two", "ghl_conn_id": "ghl_default"},
+    ]
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATION_IDS", json.dumps({"loc-one": "ghl_one", "loc-two": "ghl_two"}))
+    assert locations() == [
+        {"location_id": "loc-one", "ghl_conn_id": "ghl_one"},
+        {"location_id": "loc-two", "ghl_conn_id": "ghl_two"},
+    ]
 
-    monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATION_IDS", json.dumps({"loc-one": 1}))
-    with pytest.raises(GHLConfigError, match="ghl_location_ids"):
-        locations()
+    for bad in ({"loc-one": 1}, [], ["ok", ""], 7):
+        monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATION_IDS", json.dumps(bad))
+        with pytest.raises(GHLConfigError, match="ghl_location_ids"):
+            locations()
 
 
 def _dags_test(
-    sandbox: SandboxServer, tmp_path: Path, dag_id: str, logical_date: datetime, conn: dict | None = None
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    dag_id: str,
+    logical_date: datetime,
+    conn: dict | None = None,
+    **more_env: str,
 ) -> str:
     env = {
         **os.environ,
@@ -81,6 +95,7 @@ def _dags_test(
         "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path}",
         # Only location 0's token is in the connection.
         "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps([sandbox.location_ids[0]]),
+        **more_env,
     }
     run = subprocess.run(
         [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date.isoformat()],
@@ -94,22 +109,29 @@ def _dags_test(
     return output
 
 
-def test_full_export_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
+def test_full_export_dag_runs_each_location_on_its_own_connection(
+    sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
+) -> None:
+    """Two locations, each with its own Private Integration Token connection, named by the Variable."""
     sandbox.reset()
-    location = sandbox.location_ids[0]
     day = datetime(2026, 11, 22, tzinfo=UTC)
+    per_location = {loc: f"ghl_loc{i}" for i, loc in enumerate(sandbox.location_ids)}
+    conns = {f"AIRFLOW_CONN_GHL_LOC{i}": json.dumps(sandbox.airflow_connection(i)) for i in range(2)}
 
-    _dags_test(sandbox, tmp_path, "ghl_full_export", day)
+    _dags_test(
+        sandbox, tmp_path, "ghl_full_export", day, AIRFLOW_VAR_GHL_LOCATION_IDS=json.dumps(per_location), **conns
+    )
 
-    full = tmp_path / location / "contacts" / "full" / "2026-11-22"
-    manifest = json.loads((full / "_manifest.json").read_text())
-    ids = [
-        json.loads(line)["id"]
-        for f in manifest["files"]
-        for line in gzip.decompress((full / f).read_bytes()).splitlines()
-    ]
-    assert sorted(ids) == sorted(sandbox.contact_ids(location))
-    assert [p.name for p in tmp_path.iterdir()] == [location]
+    for location in sandbox.location_ids:
+        full = tmp_path / location / "contacts" / "full" / "2026-11-22"
+        manifest = json.loads((full / "_manifest.json").read_text())
+        ids = [
+            json.loads(line)["id"]
+            for f in manifest["files"]
+            for line in gzip.decompress((full / f).read_bytes()).splitlines()
+        ]
+        assert sorted(ids) == sorted(sandbox.contact_ids(location))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(sandbox.location_ids)
 
 
 def test_incremental_enrichment_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
