@@ -1,0 +1,387 @@
+"""Sensors that wait for something to happen in HighLevel (GHL): changed contacts, a contact, completed tasks,
+new notes and new appointments.
+
+Every sensor polls one read request per check. With ``deferrable=True`` it checks once on the worker and, if
+not done yet, hands the waiting to a trigger (:mod:`airflow_provider_ghl.triggers.ghl`) that runs the same
+condition with the async hook in the triggerer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_provider_ghl import exceptions as ghl_exceptions
+from airflow_provider_ghl.exceptions import GHLError, GHLInputError
+from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook, _iso
+from airflow_provider_ghl.triggers.ghl import (
+    ContactChangedCondition,
+    ContactExistsCondition,
+    GHLCondition,
+    GHLConditionTrigger,
+    GHLContactChangedTrigger,
+    GHLContactExistsTrigger,
+    GHLNewAppointmentTrigger,
+    GHLNewNoteTrigger,
+    GHLTaskCompletedTrigger,
+    NewAppointmentCondition,
+    NewNoteCondition,
+    TaskCompletedCondition,
+)
+from airflow_provider_ghl.validation import optional_id, require_datetime, require_id, require_int, require_mapping
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: GHL refuses longer full-text queries.
+MAX_QUERY_LENGTH = 75
+#: Airflow's own deferral timeout is only the backstop for a triggerer that is down: it fires this long after the
+#: deadline, so normally the trigger reports the deadline itself, with a clearer message.
+DEFERRAL_GRACE = timedelta(seconds=60)
+
+
+class GHLBaseSensor(BaseSensorOperator):
+    """Base of the GHL sensors: one validated read request per check, in poke or deferred mode.
+
+    Arguments are checked before anything is sent (a bad one fails the task at once with
+    :class:`~airflow_provider_ghl.exceptions.GHLInputError` naming it). Deferred, the sensor checks once on the
+    worker (done: it returns without deferring), then defers to its trigger with an absolute deadline of now +
+    ``timeout``; the trigger's outcome comes back through :meth:`execute_complete`: the value goes to XCom as in
+    poke mode, a failed request fails the task with GHL's error, and the deadline raises
+    ``AirflowSensorTimeout``.
+
+    :param location_id: location (sub-account); default: the connection's ``location_id``. (templated)
+    :param ghl_conn_id: the ``ghl`` connection. (templated)
+    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`; deferred,
+        only JSON values reach the trigger.
+    :param deferrable: wait in the triggerer instead of a worker slot; default
+        ``[operators] default_deferrable``. The trigger polls every ``poke_interval`` seconds.
+    """
+
+    template_fields: Sequence[str] = ("ghl_conn_id", "location_id")
+    template_fields_renderers: ClassVar[dict[str, str]] = {}
+    ui_color = "#d6eaff"
+    #: Trigger that waits for this sensor's condition when deferred.
+    trigger_class: ClassVar[type[GHLConditionTrigger]]
+
+    def __init__(
+        self,
+        *,
+        location_id: str | None = None,
+        ghl_conn_id: str = GHLHook.default_conn_name,
+        hook_params: dict[str, Any] | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.location_id = location_id
+        self.ghl_conn_id = ghl_conn_id
+        self.hook_params = hook_params or {}
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> GHLHook:
+        return GHLHook(self.ghl_conn_id, location_id=self.location_id or None, **self.hook_params)
+
+    def condition(self, context: Context) -> GHLCondition:
+        """Check the rendered arguments and build what this sensor waits for; sends nothing."""
+        raise NotImplementedError
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        done, value = self.condition(context).check(self.hook)
+        return PokeReturnValue(is_done=done, xcom_value=value if done else None)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        condition = self.condition(context)
+        # Fixed once, here: the trigger gets an absolute time, so a triggerer restart cannot extend the wait.
+        deadline = datetime.now(UTC) + timedelta(seconds=self.timeout)
+        done, value = condition.check(self.hook)
+        if done:
+            self.log.info("Success criteria met on the first check; not deferring.")
+            return value
+        trigger = self.trigger_class(
+            ghl_conn_id=self.ghl_conn_id,
+            deadline=_iso(deadline),
+            poll_interval=self.poke_interval,
+            hook_params=self._json_hook_params(),
+            **condition.to_json(),
+        )
+        self.defer(
+            trigger=trigger,
+            method_name="execute_complete",
+            timeout=deadline - datetime.now(UTC) + DEFERRAL_GRACE,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Resume after the trigger: return its value (pushed to XCom) or raise its error or timeout."""
+        status = event.get("status") if isinstance(event, Mapping) else None
+        if status == "success":
+            self.log.info("Success criteria met.")
+            return event["value"]  # type: ignore[index]
+        if status == "timeout":
+            raise AirflowSensorTimeout(f"{self.task_id}: {event.get('message')}")  # type: ignore[union-attr]
+        if status == "error":
+            raise _error_from_event(event)  # type: ignore[arg-type]
+        raise GHLError(f"{self.task_id}: unexpected trigger event {event!r}")
+
+    def _json_hook_params(self) -> dict[str, Any]:
+        # Trigger kwargs must be plain JSON (serde refuses anything else); drop what is not, like dbt-cloud does.
+        params: dict[str, Any] = {}
+        for key, value in self.hook_params.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                self.log.warning("hook_params[%r] is not JSON and does not reach the trigger's hook.", key)
+                continue
+            params[key] = value
+        return params
+
+
+def _error_from_event(event: Mapping[str, Any]) -> GHLError:
+    """The exception for an error event: the class the hook raised in the triggerer when it can be rebuilt.
+
+    Keeping the class keeps retry behaviour the same as in poke mode: e.g. a ``GHLConfigError`` is an
+    ``AirflowFailException`` and fails without retries.
+    """
+    message = str(event.get("message") or "the trigger failed without a message")
+    error_type = str(event.get("error_type") or "")
+    cls = getattr(ghl_exceptions, error_type, None)
+    if isinstance(cls, type) and issubclass(cls, GHLError):
+        try:
+            return cls(message)
+        except TypeError:  # a class with more required arguments (GHLInputError, GHLDailyBudgetExhausted)
+            pass
+    return GHLError(f"{error_type or 'error'}: {message}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Argument checks shared by the sensors
+# ----------------------------------------------------------------------------------------------------------
+def _since(value: str | datetime | None, context: Context) -> str:
+    """``since`` as ISO-8601 UTC; the run's ``data_interval_start`` when not given."""
+    if value is None or value == "":
+        value = context.get("data_interval_start")
+        if value is None:
+            raise GHLInputError(
+                "since",
+                "not given, and the run has no data_interval_start "
+                "(pass since, or schedule with a data-interval timetable such as CronDataIntervalTimetable)",
+            )
+    return _iso(require_datetime("since", value))
+
+
+def _optional_text(field: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
+        raise GHLInputError(field, f"expected a string without spaces, got {value!r}")
+    return value.strip()
+
+
+def _filters(value: Any) -> list[dict[str, Any]]:
+    """GHL search filters: a list (or its JSON text) of objects with ``field`` and ``operator``, or ``group``."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise GHLInputError(
+                "filters", "expected a JSON list of filter objects, got a string that is not JSON"
+            ) from None
+    if not isinstance(value, list | tuple):
+        raise GHLInputError("filters", f"expected a list of filter objects, got {type(value).__name__}")
+    filters = []
+    for i, item in enumerate(value):
+        item = require_mapping(f"filters[{i}]", item)
+        if "group" not in item and not ("field" in item and "operator" in item):
+            raise GHLInputError(f"filters[{i}]", 'needs "field" and "operator" (or "group" and "filters")')
+        filters.append(item)
+    try:
+        json.dumps(filters)  # the search body, and the trigger kwargs when deferred
+    except (TypeError, ValueError):
+        raise GHLInputError("filters", "values must be JSON: strings, numbers, booleans, lists, objects") from None
+    return filters
+
+
+def _query(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_QUERY_LENGTH:
+        raise GHLInputError("query", f"expected a string of at most {MAX_QUERY_LENGTH} characters, got {value!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sensors
+# ----------------------------------------------------------------------------------------------------------
+class GHLContactChangedSensor(GHLBaseSensor):
+    """Wait until contacts were updated since a time: at least ``min_count`` with ``dateUpdated >= since``.
+
+    Each check is one ``POST /contacts/search`` filtered server-side on ``dateUpdated`` (AND-ed with
+    ``filters`` and ``query``), sorted by ``dateUpdated`` ascending, with ``pageLimit = max_ids``; never a scan.
+    XCom: ``{"ids": [...], "total": N, "since": "<ISO>", "location_id": "..."}`` with the ids of the first
+    ``max_ids`` matches, oldest change first, and GHL's total.
+
+    :param since: start of the window, inclusive: a datetime or ISO-8601 string; default: the run's
+        ``data_interval_start``. (templated)
+    :param filters: GHL search filters AND-ed with the window, e.g.
+        ``[{"field": "tags", "operator": "eq", "value": "vip"}]``; a JSON string is accepted. (templated)
+    :param query: GHL full-text query (at most 75 characters). (templated)
+    :param min_count: how many matching contacts are needed.
+    :param max_ids: the most ids returned (the search page size), 1..500.
+
+    Other parameters: see :class:`GHLBaseSensor`.
+    """
+
+    template_fields: Sequence[str] = (*GHLBaseSensor.template_fields, "since", "filters", "query")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"filters": "json"}
+    trigger_class = GHLContactChangedTrigger
+
+    def __init__(
+        self,
+        *,
+        since: str | datetime | None = None,
+        filters: list[dict[str, Any]] | None = None,
+        query: str | None = None,
+        min_count: int = 1,
+        max_ids: int = 100,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.since = since
+        self.filters = filters
+        self.query = query
+        self.min_count = min_count
+        self.max_ids = max_ids
+
+    def condition(self, context: Context) -> ContactChangedCondition:
+        since = _since(self.since, context)
+        filters, query = _filters(self.filters), _query(self.query)
+        min_count = require_int("min_count", self.min_count, minimum=1)
+        max_ids = require_int("max_ids", self.max_ids, minimum=1, maximum=SEARCH_MAX_PAGE_LIMIT)
+        # Resolved now (reads the connection, sends nothing) so XCom names the location that was searched.
+        location = optional_id("location_id", self.location_id) or self.hook.config.location_id
+        if not location:
+            raise GHLInputError("location_id", "not given and the connection has no location_id")
+        return ContactChangedCondition(
+            since=since, filters=filters, query=query, min_count=min_count, max_ids=max_ids, location_id=location
+        )
+
+
+class GHLContactExistsSensor(GHLBaseSensor):
+    """Wait until a contact with this e-mail or phone exists (``GET /contacts/search/duplicate``).
+
+    GHL's duplicate lookup matches the e-mail first, then the phone. XCom:
+    ``{"contact_id": "...", "email": "...", "phone": "..."}`` of the contact found.
+
+    :param email: e-mail to look for. (templated)
+    :param phone: phone number to look for, E.164 (``+15550100``). (templated)
+
+    At least one of ``email`` and ``phone`` is required. Other parameters: see :class:`GHLBaseSensor`.
+    """
+
+    template_fields: Sequence[str] = (*GHLBaseSensor.template_fields, "email", "phone")
+    trigger_class = GHLContactExistsTrigger
+
+    def __init__(self, *, email: str | None = None, phone: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.email = email
+        self.phone = phone
+
+    def condition(self, context: Context) -> ContactExistsCondition:
+        email, phone = _optional_text("email", self.email), _optional_text("phone", self.phone)
+        if not email and not phone:
+            raise GHLInputError("email", "email or phone is required; both are empty")
+        return ContactExistsCondition(
+            email=email, phone=phone, location_id=optional_id("location_id", self.location_id)
+        )
+
+
+class GHLTaskCompletedSensor(GHLBaseSensor):
+    """Wait until a contact's task is completed, or until all of the contact's tasks are.
+
+    With ``ghl_task_id``: one ``GET /contacts/{contactId}/tasks/{taskId}`` per check, done when ``completed`` is
+    true. Without: one ``GET /contacts/{contactId}/tasks``, done when the contact has at least one task and
+    none is open; a contact with no task keeps the sensor waiting (tasks about to be created must not let it
+    pass). XCom: the ids of the completed tasks.
+
+    :param contact_id: the contact. (templated)
+    :param ghl_task_id: the GHL task (``task_id`` is the Airflow task's); default: every task of the contact.
+        (templated)
+
+    Other parameters: see :class:`GHLBaseSensor`.
+    """
+
+    template_fields: Sequence[str] = (*GHLBaseSensor.template_fields, "contact_id", "ghl_task_id")
+    trigger_class = GHLTaskCompletedTrigger
+
+    def __init__(self, *, contact_id: str, ghl_task_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.contact_id = contact_id
+        self.ghl_task_id = ghl_task_id
+
+    def condition(self, context: Context) -> TaskCompletedCondition:
+        return TaskCompletedCondition(
+            contact_id=require_id("contact_id", self.contact_id),
+            ghl_task_id=optional_id("ghl_task_id", self.ghl_task_id),
+            location_id=optional_id("location_id", self.location_id),
+        )
+
+
+class _GHLNewChildrenSensor(GHLBaseSensor):
+    """Base of the sensors waiting for a contact's child records (notes, appointments) added since a time."""
+
+    template_fields: Sequence[str] = (*GHLBaseSensor.template_fields, "contact_id", "since")
+    condition_class: ClassVar[type[NewNoteCondition | NewAppointmentCondition]]
+
+    def __init__(self, *, contact_id: str, since: str | datetime | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.contact_id = contact_id
+        self.since = since
+
+    def condition(self, context: Context) -> NewNoteCondition | NewAppointmentCondition:
+        return self.condition_class(
+            contact_id=require_id("contact_id", self.contact_id),
+            since=_since(self.since, context),
+            location_id=optional_id("location_id", self.location_id),
+        )
+
+
+class GHLNewNoteSensor(_GHLNewChildrenSensor):
+    """Wait until a contact has notes added at or after ``since`` (their ``dateAdded``).
+
+    One ``GET /contacts/{contactId}/notes`` per check. XCom: the ids of the new notes, oldest first.
+
+    :param contact_id: the contact. (templated)
+    :param since: a datetime or ISO-8601 string; default: the run's ``data_interval_start``. (templated)
+
+    Other parameters: see :class:`GHLBaseSensor`.
+    """
+
+    trigger_class = GHLNewNoteTrigger
+    condition_class = NewNoteCondition
+
+
+class GHLNewAppointmentSensor(_GHLNewChildrenSensor):
+    """Wait until a contact has appointments added (booked) at or after ``since`` (their ``dateAdded``).
+
+    One ``GET /contacts/{contactId}/appointments`` per check. GHL writes these dates without a zone
+    (``2021-07-16 11:00:00``); they are read as UTC. XCom: the ids of the new appointments, oldest first.
+
+    :param contact_id: the contact. (templated)
+    :param since: a datetime or ISO-8601 string; default: the run's ``data_interval_start``. (templated)
+
+    Other parameters: see :class:`GHLBaseSensor`.
+    """
+
+    trigger_class = GHLNewAppointmentTrigger
+    condition_class = NewAppointmentCondition
