@@ -122,15 +122,14 @@ class GHLBaseSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after the trigger: return its value (pushed to XCom) or raise its error or timeout."""
-        status = event.get("status") if isinstance(event, Mapping) else None
-        if status == "success":
-            self.log.info("Success criteria met.")
-            return event["value"]  # type: ignore[index]
-        if status == "timeout":
-            raise AirflowSensorTimeout(f"{self.task_id}: {event.get('message')}")  # type: ignore[union-attr]
-        if status == "error":
-            raise _error_from_event(event)  # type: ignore[arg-type]
-        raise GHLError(f"{self.task_id}: unexpected trigger event {event!r}")
+        if not isinstance(event, Mapping) or event.get("status") not in ("success", "timeout", "error"):
+            raise GHLError(f"{self.task_id}: unexpected trigger event {event!r}")
+        if event["status"] == "timeout":
+            raise AirflowSensorTimeout(f"{self.task_id}: {event.get('message')}")
+        if event["status"] == "error":
+            raise _error_from_event(event)
+        self.log.info("Success criteria met.")
+        return event.get("value")
 
     def _json_hook_params(self) -> dict[str, Any]:
         # Trigger kwargs must be plain JSON (serde refuses anything else); drop what is not, like dbt-cloud does.

@@ -4,13 +4,14 @@ changed in GHL; deferred, the trigger keeps polling until the change and its val
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider_ghl.sandbox.testing import SandboxServer
-from airflow_provider_ghl.sensors.ghl import GHLNewNoteSensor
-from tests.sensors.conftest import Case, drive, rebuild
+from airflow_provider_ghl.sensors.ghl import GHLContactChangedSensor, GHLNewNoteSensor
+from tests.sensors.conftest import CONN_ID, Case, drive, now_iso, rebuild
 
 
 def test_poke_is_one_request_and_false_until_the_data_changes(case: Case, ghl: SandboxServer) -> None:
@@ -67,3 +68,24 @@ def test_deferrable_defaults_to_the_airflow_setting() -> None:
 
     sensor = GHLNewNoteSensor(task_id="t", contact_id="c")
     assert sensor.deferrable is conf.getboolean("operators", "default_deferrable", fallback=False) is False
+
+
+def test_contact_changed_ands_the_filters_and_returns_the_oldest_changes_first(ghl: SandboxServer) -> None:
+    location = ghl.location_ids[0]
+    since = now_iso()
+    touched = []
+    for contact_id in ghl.contact_ids(location)[10:15]:
+        time.sleep(0.005)  # distinct dateUpdated, so the order is the order of the changes
+        touched += ghl.touch_contacts(location, ids=[contact_id])
+    ghl.clear_stats()
+
+    first_two = GHLContactChangedSensor(task_id="c", ghl_conn_id=CONN_ID, since=since, min_count=5, max_ids=2)
+    result = first_two.poke({})
+    assert result.is_done and result.xcom_value["ids"] == touched[:2] and result.xcom_value["total"] == 5
+
+    only_one = {"field": "id", "operator": "eq", "value": touched[3]}
+    filtered = GHLContactChangedSensor(task_id="c", ghl_conn_id=CONN_ID, since=since, filters=[only_one])
+    assert filtered.poke({}).xcom_value["ids"] == [touched[3]]
+    filtered.min_count = 2
+    assert not filtered.poke({}).is_done
+    assert ghl.stats()["requests_by_route"] == {"POST /contacts/search": 3}  # one search per check, no paging
