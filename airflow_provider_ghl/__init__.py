@@ -44,6 +44,8 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "sensors": [{"integration-name": "HighLevel", "python-modules": ["airflow_provider_ghl.sensors.ghl"]}],
+        "triggers": [{"integration-name": "HighLevel", "python-modules": ["airflow_provider_ghl.triggers.ghl"]}],
         "extra-links": ["airflow_provider_ghl.links.GHLContactLink"],
         "connection-types": [
             {

@@ -60,6 +60,22 @@ def require_mapping_list(field: str, value: Any) -> list[dict[str, Any]]:
     return [require_mapping(f"{field}[{i}]", item) for i, item in enumerate(value)]
 
 
+def search_filters(field: str, value: Any) -> list[dict[str, Any]]:
+    """GHL search filters: a list (or its JSON text) of objects with ``field`` and ``operator``, or ``group``;
+    empty or None means no filter."""
+    if value in (None, "", []):
+        return []
+    filters = require_mapping_list(field, value)
+    for i, item in enumerate(filters):
+        if "group" not in item and not ("field" in item and "operator" in item):
+            raise GHLInputError(f"{field}[{i}]", 'needs "field" and "operator" (or "group" and "filters")')
+    try:
+        json.dumps(filters)  # it becomes a request body (and trigger kwargs when deferred)
+    except (TypeError, ValueError):
+        raise GHLInputError(field, "values must be JSON: strings, numbers, booleans, lists, objects") from None
+    return filters
+
+
 def require_str_list(field: str, value: Any, *, allow_empty: bool = False) -> list[str]:
     """A list of non-empty strings; one string or a JSON list string is accepted too."""
     if isinstance(value, str):

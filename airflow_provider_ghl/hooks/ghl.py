@@ -121,7 +121,7 @@ class _TokenRecovered(GHLAuthError):
     """Internal: a 401 was answered with a fresh token; repeat the request at once."""
 
 
-def _iso(value: DateLike) -> str:
+def iso_utc(value: DateLike) -> str:
     """ISO-8601 in UTC with a ``Z``, as GHL writes dates; naive datetimes are taken as UTC."""
     if isinstance(value, str):
         return value
@@ -139,9 +139,9 @@ def _contact_window(
         # dateAdded never changes, so edits during the run cannot move a contact across the cursor.
         return conditions, [{"field": "dateAdded", "direction": "asc"}]
     # Freeze an open end now: contacts edited during the run belong to the next window, not this one twice.
-    window = {"lt": _iso(until if until is not None else datetime.now(UTC))}
+    window = {"lt": iso_utc(until if until is not None else datetime.now(UTC))}
     if since is not None:
-        window["gte"] = _iso(since)
+        window["gte"] = iso_utc(since)
     conditions.append({"field": date_field, "operator": "range", "value": window})
     return conditions, [{"field": date_field, "direction": "asc"}]
 
@@ -815,7 +815,7 @@ class GHLHook(BaseHook):
         """
         fields = {
             "title": title,
-            "dueDate": _iso(due_date),
+            "dueDate": iso_utc(due_date),
             "completed": completed,
             "body": body,
             "assignedTo": assigned_to,
@@ -829,7 +829,7 @@ class GHLHook(BaseHook):
         :param task_id: the task id.
         :param fields: ``title``, ``body``, ``dueDate``, ``completed``, ``assignedTo``.
         """
-        body = {k: _iso(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+        body = {k: iso_utc(v) if isinstance(v, datetime) else v for k, v in fields.items()}
         return self.call("update_task", path_params={"contactId": contact_id, "taskId": task_id}, json=body)
 
     def complete_task(self, contact_id: str, task_id: str, completed: bool = True) -> dict[str, Any]:
@@ -966,7 +966,7 @@ class GHLHook(BaseHook):
         :param workflow_id: the workflow id.
         :param event_start_time: when the workflow's event starts.
         """
-        body = _compact({"eventStartTime": _iso(event_start_time) if event_start_time else None})
+        body = _compact({"eventStartTime": iso_utc(event_start_time) if event_start_time else None})
         self.call("add_to_workflow", path_params={"contactId": contact_id, "workflowId": workflow_id}, json=body)
 
     def remove_from_workflow(
@@ -978,7 +978,7 @@ class GHLHook(BaseHook):
         :param workflow_id: the workflow id.
         :param event_start_time: the event start time the contact was added with.
         """
-        body = _compact({"eventStartTime": _iso(event_start_time) if event_start_time else None})
+        body = _compact({"eventStartTime": iso_utc(event_start_time) if event_start_time else None})
         self.call("remove_from_workflow", path_params={"contactId": contact_id, "workflowId": workflow_id}, json=body)
 
     # ------------------------------------------------------------------------------------------------------

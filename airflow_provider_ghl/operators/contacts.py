@@ -17,8 +17,8 @@ from airflow_provider_ghl.validation import (
     require_id_list,
     require_int,
     require_mapping,
-    require_mapping_list,
     require_str_list,
+    search_filters,
 )
 
 if TYPE_CHECKING:
@@ -110,12 +110,9 @@ class GHLSearchContactsOperator(GHLListOperator):
 
     def validate(self) -> dict[str, Any]:
         args = super().validate()
-        filters: list[dict[str, Any]] = []
-        if self.filters not in (None, "", []):
-            filters = require_mapping_list("filters", self.filters)
         args.update(
             query=self.query or None,
-            filters=filters,
+            filters=search_filters("filters", self.filters),
             since=require_datetime("since", self.since) if self.since not in (None, "") else None,
             until=require_datetime("until", self.until) if self.until not in (None, "") else None,
             date_field=require_choice("date_field", self.date_field, ("dateUpdated", "dateAdded")),

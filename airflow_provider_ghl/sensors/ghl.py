@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_provider_ghl import exceptions as ghl_exceptions
 from airflow_provider_ghl.exceptions import GHLError, GHLInputError
-from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook, _iso
+from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook, iso_utc
 from airflow_provider_ghl.triggers.ghl import (
     ContactChangedCondition,
     ContactExistsCondition,
@@ -34,7 +34,7 @@ from airflow_provider_ghl.triggers.ghl import (
     NewNoteCondition,
     TaskCompletedCondition,
 )
-from airflow_provider_ghl.validation import optional_id, require_datetime, require_id, require_int, require_mapping
+from airflow_provider_ghl.validation import optional_id, require_datetime, require_id, require_int, search_filters
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -109,7 +109,7 @@ class GHLBaseSensor(BaseSensorOperator):
             return value
         trigger = self.trigger_class(
             ghl_conn_id=self.ghl_conn_id,
-            deadline=_iso(deadline),
+            deadline=iso_utc(deadline),
             poll_interval=self.poke_interval,
             hook_params=self._json_hook_params(),
             **condition.to_json(),
@@ -174,7 +174,7 @@ def _since(value: str | datetime | None, context: Context) -> str:
                 "not given, and the run has no data_interval_start "
                 "(pass since, or schedule with a data-interval timetable such as CronDataIntervalTimetable)",
             )
-    return _iso(require_datetime("since", value))
+    return iso_utc(require_datetime("since", value))
 
 
 def _optional_text(field: str, value: Any) -> str | None:
@@ -183,32 +183,6 @@ def _optional_text(field: str, value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
         raise GHLInputError(field, f"expected a string without spaces, got {value!r}")
     return value.strip()
-
-
-def _filters(value: Any) -> list[dict[str, Any]]:
-    """GHL search filters: a list (or its JSON text) of objects with ``field`` and ``operator``, or ``group``."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise GHLInputError(
-                "filters", "expected a JSON list of filter objects, got a string that is not JSON"
-            ) from None
-    if not isinstance(value, list | tuple):
-        raise GHLInputError("filters", f"expected a list of filter objects, got {type(value).__name__}")
-    filters = []
-    for i, item in enumerate(value):
-        item = require_mapping(f"filters[{i}]", item)
-        if "group" not in item and not ("field" in item and "operator" in item):
-            raise GHLInputError(f"filters[{i}]", 'needs "field" and "operator" (or "group" and "filters")')
-        filters.append(item)
-    try:
-        json.dumps(filters)  # the search body, and the trigger kwargs when deferred
-    except (TypeError, ValueError):
-        raise GHLInputError("filters", "values must be JSON: strings, numbers, booleans, lists, objects") from None
-    return filters
 
 
 def _query(value: Any) -> str | None:
@@ -264,7 +238,7 @@ class GHLContactChangedSensor(GHLBaseSensor):
 
     def condition(self, context: Context) -> ContactChangedCondition:
         since = _since(self.since, context)
-        filters, query = _filters(self.filters), _query(self.query)
+        filters, query = search_filters("filters", self.filters), _query(self.query)
         min_count = require_int("min_count", self.min_count, minimum=1)
         max_ids = require_int("max_ids", self.max_ids, minimum=1, maximum=SEARCH_MAX_PAGE_LIMIT)
         # Resolved now (reads the connection, sends nothing) so XCom names the location that was searched.
@@ -282,24 +256,26 @@ class GHLContactExistsSensor(GHLBaseSensor):
     GHL's duplicate lookup matches the e-mail first, then the phone. XCom:
     ``{"contact_id": "...", "email": "...", "phone": "..."}`` of the contact found.
 
-    :param email: e-mail to look for. (templated)
-    :param phone: phone number to look for, E.164 (``+15550100``). (templated)
+    :param contact_email: e-mail to look for (``email`` is Airflow's alert address). (templated)
+    :param contact_phone: phone number to look for, E.164 (``+15550100``). (templated)
 
-    At least one of ``email`` and ``phone`` is required. Other parameters: see :class:`GHLBaseSensor`.
+    At least one of ``contact_email`` and ``contact_phone`` is required. Other parameters: see
+    :class:`GHLBaseSensor`.
     """
 
-    template_fields: Sequence[str] = (*GHLBaseSensor.template_fields, "email", "phone")
+    template_fields: Sequence[str] = (*GHLBaseSensor.template_fields, "contact_email", "contact_phone")
     trigger_class = GHLContactExistsTrigger
 
-    def __init__(self, *, email: str | None = None, phone: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, contact_email: str | None = None, contact_phone: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.email = email
-        self.phone = phone
+        self.contact_email = contact_email
+        self.contact_phone = contact_phone
 
     def condition(self, context: Context) -> ContactExistsCondition:
-        email, phone = _optional_text("email", self.email), _optional_text("phone", self.phone)
+        email = _optional_text("contact_email", self.contact_email)
+        phone = _optional_text("contact_phone", self.contact_phone)
         if not email and not phone:
-            raise GHLInputError("email", "email or phone is required; both are empty")
+            raise GHLInputError("contact_email", "contact_email or contact_phone is required; both are empty")
         return ContactExistsCondition(
             email=email, phone=phone, location_id=optional_id("location_id", self.location_id)
         )

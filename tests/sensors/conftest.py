@@ -94,7 +94,7 @@ def _contact_exists(ghl: SandboxServer, hook: GHLHook) -> Case:
     return Case(
         "contact_exists",
         GHLContactExistsSensor,
-        {"email": email},
+        {"contact_email": email},
         lambda: created.append(hook.create_contact({"firstName": "Sensor", "email": email})["id"]),
         lambda value: _assert_equal(value, {"contact_id": created[0], "email": email, "phone": None}),
     )

@@ -31,9 +31,9 @@ BAD: list[tuple[type[GHLBaseSensor], dict[str, Any], str]] = [
     (GHLNewNoteSensor, {"contact_id": "c1", "since": "yesterday-ish"}, "since"),
     (GHLNewAppointmentSensor, {"contact_id": "c1", "since": 12}, "since"),
     (GHLNewAppointmentSensor, {"contact_id": "c1"}, "since"),  # no since and no data interval in the context
-    (GHLContactExistsSensor, {}, "email"),
-    (GHLContactExistsSensor, {"email": "", "phone": ""}, "email"),
-    (GHLContactExistsSensor, {"phone": ["+15550100"]}, "phone"),
+    (GHLContactExistsSensor, {}, "contact_email"),
+    (GHLContactExistsSensor, {"contact_email": "", "contact_phone": ""}, "contact_email"),
+    (GHLContactExistsSensor, {"contact_phone": ["+15550100"]}, "contact_phone"),
     (GHLContactChangedSensor, {"since": SINCE, "filters": VIP}, "filters"),
     (GHLContactChangedSensor, {"since": SINCE, "filters": [1]}, "filters[0]"),
     (GHLContactChangedSensor, {"since": SINCE, "filters": [{"field": "tags"}]}, "filters[0]"),
