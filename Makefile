@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The example DAGs, run with `airflow dags test` against a local GHL sandbox; state and output in .demo/.
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 

@@ -1,111 +1,534 @@
-"""``make demo``: start the GHL sandbox and run the provider against it, end to end, over HTTP.
+"""``make demo``: the example DAGs, run by Airflow itself against a local GHL sandbox, end to end over HTTP.
 
-For each location, in parallel (each location has its own rate budget): check the connection, export every
-contact with ``searchAfter`` paging, fetch the tasks, notes and appointments of the recently changed contacts
-with the concurrent fan-out, and exercise a few writes. Output lands in ``.demo/output/<location_id>/``.
+1. Starts ``ghl-sandbox``: 2 locations x 1,500 contacts, 80-200 ms latency per request and GHL's default
+   budget of 100 requests / 10 s per location.
+2. Builds a throw-away Airflow home in ``.demo/airflow-home`` (SQLite, the repo's ``dags/`` as DAGs folder,
+   a fresh Fernet key, the ``ghl_default`` connection and the ``ghl_export_root`` / ``ghl_location_ids``
+   Variables in the environment) and runs ``airflow db migrate``.
+3. Runs ``airflow dags test`` for ``ghl_full_export``, then ``ghl_incremental_enrichment`` for the previous
+   hour, changes contacts in the sandbox, and runs the enrichment for the current hour, which must pick
+   them all up.
+4. Prints per DAG run and location what was written (read back from each ``_manifest.json``), the requests
+   and 429s (the hook's count from the manifest, and the sandbox's own count), the elapsed time and where
+   everything is.
+
+Only 127.0.0.1 is ever called. Every run starts from an empty ``.demo/``: the sandbox's tokens and data are
+new each time, so an old token Variable or an old manifest would only get in the way.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_ghl.sandbox.testing import SandboxServer
+
 ROOT = Path(__file__).resolve().parent.parent
+DAGS = ROOT / "dags"
 DEMO = ROOT / ".demo"
-# Before Airflow is imported: keep the demo's Airflow state out of ~/airflow.
-os.environ.setdefault("AIRFLOW_HOME", str(DEMO / "airflow-home"))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+HOME = DEMO / "airflow-home"
+OUTPUT = DEMO / "output"
+RUN_LOGS = DEMO / "logs"
 
-from airflow_provider_ghl.hooks.ghl import GHLHook  # noqa: E402
-from airflow_provider_ghl.sandbox import SandboxServer  # noqa: E402
+LOCATIONS = 2
+CONTACTS_PER_LOCATION = 1500
+#: Contacts changed per location between the two enrichment runs. With their notes and appointments that
+#: is a little over 100 requests per location, so the 100 / 10 s budget is really met.
+TOUCHED_PER_LOCATION = 60
+#: GHL answers in roughly 100-300 ms; 80 ms + up to 120 ms jitter keeps the demo quick but not instant.
+LATENCY_MS = 80
+JITTER_MS = 120
+#: GHL's default burst budget per app (or token) and location.
+MAX_REQUESTS = 100
+INTERVAL_MS = 10_000
+SEED = 7
+#: Wall-clock limit of one ``airflow`` command (a failing task waits out the DAG's retry delays first).
+RUN_TIMEOUT = 600
+#: The enrichment windows are the previous and the current hour, and contacts are changed between the two
+#: runs. Were the hour to turn in between, the changes would fall outside the second window, so the demo
+#: does not start the enrichment this close to the top of the hour: it waits for the hour to turn instead.
+HOUR_GUARD = timedelta(seconds=90)
 
-CONTACTS_PER_LOCATION = 3000
-CHANGED_CONTACTS = 40
+FULL_EXPORT = "ghl_full_export"
+ENRICHMENT = "ghl_incremental_enrichment"
+DATASETS = ("contacts", "tasks", "notes", "appointments")
 
 
-def write_jsonl(path: Path, records: Any) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("w") as fh:
-        for record in records:
-            fh.write(json.dumps(record) + "\n")
-            n += 1
-    return n
+# -- building blocks (tested in tests/dags/test_demo.py) ----------------------------------------------------
+def hour_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def run_location(sandbox: SandboxServer, index: int) -> dict[str, Any]:
-    location = sandbox.info["locations"][index]
-    conn_id = f"ghl_demo_{index}"
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(sandbox.airflow_connection(index))
-    hook = GHLHook(ghl_conn_id=conn_id)
-    out = DEMO / "output" / location["id"]
-    started = time.monotonic()
-    ok, message = hook.test_connection()
-    if not ok:
-        raise SystemExit(f"connection test failed for {location['id']}: {message}")
+def enrichment_windows(now: datetime) -> list[tuple[datetime, datetime]]:
+    """The previous and the current hour: two consecutive runs of the hourly ``CronDataIntervalTimetable``.
 
-    # 1. Full export: every contact, in dateAdded order, with searchAfter cursors.
-    contacts = write_jsonl(out / "contacts.jsonl", hook.iter_contacts())
+    Contacts changed ``now`` land in the second window, whose end lies ahead: ``airflow dags test`` accepts
+    that, and a deployment would run it at the top of the next hour.
+    """
+    current = hour_floor(now)
+    return [(current - timedelta(hours=1), current), (current, current + timedelta(hours=1))]
 
-    # 2. Changed contacts, then their children, fetched concurrently under the shared rate limiter.
-    changed = sandbox.touch_contacts(location["id"], count=CHANGED_CONTACTS)
-    children: dict[str, list[dict[str, Any]]] = {"tasks": [], "notes": [], "appointments": []}
-    for result in hook.fetch_contact_children(changed):
-        children[result.kind].extend({**item, "contactId": result.contact_id} for item in result.items)
-    counts = {kind: write_jsonl(out / f"{kind}.jsonl", items) for kind, items in children.items()}
 
-    # 3. A few writes: create (or find) a contact, tag it, add a note and a task, complete the task.
-    email = f"demo.{index}@example.com"
-    contact = hook.get_duplicate_contact(email=email) or hook.create_contact(
-        {"firstName": "Demo", "lastName": f"Contact {index}", "email": email}
-    )
-    hook.add_tags(contact["id"], ["airflow-demo"])
-    hook.create_note(contact["id"], body="Created by make demo.")
-    task = hook.create_task(contact["id"], title="Follow up", due_date="2030-01-01T09:00:00Z")
-    hook.complete_task(contact["id"], task["id"])
-    hook.close()
+def wait_before_enrichment(now: datetime, guard: timedelta = HOUR_GUARD) -> float:
+    """Seconds to wait so the hour cannot turn between the two enrichment runs (0 when there is time)."""
+    left = hour_floor(now) + timedelta(hours=1) - now
+    return left.total_seconds() + 1 if left < guard else 0.0
+
+
+def full_export_dir(root: Path, location: str, day: date) -> Path:
+    """Where ``ghl_full_export`` writes (its ``output_path`` template, with ``ds``)."""
+    return root / location / "contacts" / "full" / day.isoformat()
+
+
+def enrichment_dir(root: Path, location: str, start: datetime, end: datetime) -> Path:
+    """Where ``ghl_incremental_enrichment`` writes a window (its ``output_path`` template, ``ts_nodash``)."""
+    return root / location / "enrichment" / f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
+
+
+def agency_connection(info: Mapping[str, Any], location_id: str) -> dict[str, Any]:
+    """``ghl_default`` as an agency (Company) OAuth app installed on every location of the sandbox.
+
+    The DAGs use one connection for all the locations listed in ``ghl_location_ids``. A Private Integration
+    Token belongs to a single location; an agency token mints a token for each location
+    (``POST /oauth/locationToken``), and each location keeps its own rate budget. The hook keeps the
+    rotating token set in the Variable ``ghl_oauth_ghl_default``, in the demo's (Fernet-encrypted) SQLite DB.
+
+    :param info: the sandbox's start-up information.
+    :param location_id: the connection's default location (where calls that name no location go).
+    """
     return {
-        "location": location["id"],
-        "contacts": contacts,
-        **counts,
-        "demo_contact": contact["id"],
-        "seconds": round(time.monotonic() - started, 1),
-        "output": str(out.relative_to(ROOT)),
+        "conn_type": "ghl",
+        "host": info["base_url"],
+        "login": info["oauth"]["client_id"],
+        "password": info["oauth"]["client_secret"],
+        "extra": {
+            "auth_type": "oauth",
+            "user_type": "Company",
+            "company_id": info["company_id"],
+            "location_id": location_id,
+            "refresh_token": info["oauth"]["company_refresh_token"],
+        },
     }
 
 
-def main() -> int:
-    print(f"Starting the GHL sandbox: 2 locations x {CONTACTS_PER_LOCATION} contacts, 20-60 ms latency, 100 req/10 s")
-    with SandboxServer(
-        contacts=CONTACTS_PER_LOCATION, locations=2, seed=7, latency_ms=20, jitter_ms=40, max_requests=100
-    ) as sandbox:
-        print(f"sandbox at {sandbox.base_url}")
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            rows = list(pool.map(lambda i: run_location(sandbox, i), range(2)))
-        stats = sandbox.stats()
-    elapsed = time.monotonic() - started
-    print()
-    header = f"{'location':<22}{'contacts':>9}{'tasks':>7}{'notes':>7}{'appts':>7}{'seconds':>9}  output"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r['location']:<22}{r['contacts']:>9}{r['tasks']:>7}{r['notes']:>7}{r['appointments']:>7}"
-            f"{r['seconds']:>9}  {r['output']}/"
+def new_fernet_key() -> str:
+    """A Fernet key (url-safe base64 of 32 random bytes), so the OAuth token Variable is encrypted at rest."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def airflow_settings(*, home: Path, fernet_key: str) -> dict[str, str]:
+    """The Airflow configuration of the demo home (also written to ``.demo/airflow.env`` for inspection)."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__FERNET_KEY": fernet_key,
+    }
+
+
+def clean_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment without inherited ``AIRFLOW*`` settings: a user's own ``AIRFLOW_HOME`` or
+    ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` must never point the demo at a real deployment."""
+    return {k: v for k, v in (os.environ if base is None else base).items() if not k.startswith("AIRFLOW")}
+
+
+def airflow_env(
+    info: Mapping[str, Any],
+    locations: Sequence[str],
+    *,
+    home: Path,
+    output: Path,
+    fernet_key: str,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of an ``airflow`` command whose DAG run covers ``locations``."""
+    return {
+        **clean_environ(base),
+        **airflow_settings(home=home, fernet_key=fernet_key),
+        "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(agency_connection(info, locations[0])),
+        "AIRFLOW_VAR_GHL_EXPORT_ROOT": output.as_uri(),
+        "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps(list(locations)),
+    }
+
+
+def enrichment_hook_follows_task_location() -> bool:
+    """Whether each mapped enrichment task's hook defaults to that task's location.
+
+    A contact's notes and appointments (``GET /contacts/{id}/notes``, ``.../appointments``) name no location,
+    so the hook sends them with the token of its default location. When that is the connection's
+    ``location_id`` instead of the task's, an agency connection meets 403 for every other location, and the
+    demo runs the enrichment once per location instead (a connection whose ``location_id`` is that one).
+    """
+    from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
+
+    probe = GHLEnrichContactsOperator(task_id="probe", output_path="file:///unused", location_id="probe-location")
+    return probe._hook_kwargs().get("location_id") == "probe-location"
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / "_manifest.json").read_text())
+
+
+def manifest_row(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Files, records per dataset, requests, 429s and seconds of one export, from its manifest."""
+    datasets = manifest.get("datasets", {})
+    return {
+        "files": sum(len(d.get("files", [])) for d in datasets.values()),
+        **{name: datasets[name]["records"] if name in datasets else None for name in DATASETS},
+        "requests": manifest.get("requests"),
+        "429s": manifest.get("responses_429"),
+        "seconds": manifest.get("duration_seconds"),
+    }
+
+
+def contact_ids(directory: Path, manifest: Mapping[str, Any]) -> set[str]:
+    """Ids in the ``contacts`` part files of an (uncompressed) enrichment output."""
+    files = manifest["datasets"]["contacts"]["files"]
+    return {json.loads(line)["id"] for f in files for line in (directory / f).read_text().splitlines() if line}
+
+
+COLUMNS = (
+    ("DAG run", "<", 28),
+    ("location", "<", 20),
+    ("files", ">", 5),
+    ("contacts", ">", 8),
+    ("tasks", ">", 5),
+    ("notes", ">", 5),
+    ("appts", ">", 5),
+    ("requests", ">", 8),
+    ("429s", ">", 4),
+    ("seconds", ">", 7),
+    ("where to look", "<", 0),
+)
+
+
+def _cell(value: Any, align: str, width: int) -> str:
+    text = "-" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
+    return f"{text:{align}{width}}" if width else text
+
+
+def format_table(rows: Sequence[Sequence[Any]]) -> str:
+    """A fixed-width table with the :data:`COLUMNS`; ``None`` shows as ``-``."""
+    header = "  ".join(_cell(name, align, width) for name, align, width in COLUMNS)
+    lines = [header, "-" * (len(header) + 10)]
+    lines += ["  ".join(_cell(v, a, w) for v, (_, a, w) in zip(row, COLUMNS, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def relative(path: Path) -> str:
+    """``path`` relative to the repository, a directory with a trailing ``/``."""
+    try:
+        return str(path.relative_to(ROOT)) + ("/" if path.is_dir() else "")
+    except ValueError:
+        return str(path)
+
+
+# -- the demo ------------------------------------------------------------------------------------------------
+class DemoFailed(RuntimeError):
+    """A step failed; the message says which and shows the end of its output."""
+
+
+def say(message: str, started: float) -> None:
+    """One progress line, stamped with the seconds since the demo started."""
+    print(f"[{time.monotonic() - started:5.1f} s] {message}", flush=True)
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+#: What ``airflow dags test`` logs when a task instance fails (a retry pending, or for good).
+TASK_FAILED_MARKERS = ("new_state=up_for_retry", "new_state=failed")
+#: The "exit code" of a command stopped because a task failed (never a real one: those are -255..255).
+TASK_FAILED = -1000
+
+
+def failure_excerpt(text: str, lines: int = 60) -> str:
+    """The end of the first failed task's traceback in a ``dags test`` output, else the output's tail."""
+    all_lines = text.splitlines()
+    first = next((i for i, line in enumerate(all_lines) if "Task failed with exception" in line), None)
+    if first is None:
+        return "\n".join(all_lines[-lines:])
+    end = next((i for i in range(first, len(all_lines)) if any(m in all_lines[i] for m in TASK_FAILED_MARKERS)), None)
+    return "\n".join(all_lines[first : (len(all_lines) if end is None else end + 1)][-lines:])
+
+
+def check_exit(args: Sequence[str], code: int | None, log: Path) -> None:
+    """``DemoFailed`` with the failure's excerpt unless ``code`` is 0 (None: timed out)."""
+    if code == 0:
+        return
+    what = {None: f"timed out after {RUN_TIMEOUT} s", TASK_FAILED: "stopped: a task failed"}.get(code, f"exited {code}")
+    excerpt = failure_excerpt(log.read_text(errors="replace"))
+    raise DemoFailed(f"`airflow {' '.join(args)}` {what}; from {relative(log)}:\n{excerpt}")
+
+
+def run_airflow(args: Sequence[str], env: Mapping[str, str], log: Path) -> float:
+    """Run ``airflow <args>`` with its output in ``log``; the seconds it took. ``DemoFailed`` if it fails.
+
+    A failed task stops the command at once: the example DAGs retry after minutes, which a demo should not
+    sit through (the excerpt shows why the task failed).
+    """
+    started = time.monotonic()
+    with log.open("w") as fh, log.open() as reader:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *args], env=dict(env), cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT
         )
-    print()
-    print(
-        f"requests made: {stats['requests_total']}, 429s met: {stats['responses_429']}, "
-        f"peak concurrency: {stats['peak_concurrency']}, elapsed: {elapsed:.1f} s"
+        code: int | None = None
+        pending = ""
+        try:
+            while (code := proc.poll()) is None:
+                pending = pending[-200:] + reader.read()  # a marker may straddle two reads
+                if any(marker in pending for marker in TASK_FAILED_MARKERS):
+                    code = TASK_FAILED
+                    break
+                if time.monotonic() - started > RUN_TIMEOUT:
+                    break
+                time.sleep(0.5)
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    check_exit(args, code, log)
+    return time.monotonic() - started
+
+
+@dataclass
+class RunResult:
+    """One DAG run for a logical date: one ``airflow dags test``, or one per location group."""
+
+    label: str
+    seconds: float = 0.0
+    requests: int = 0
+    responses_429: int = 0
+    #: Its ``airflow dags test`` output: a file, or a glob for one file per location group.
+    logs: str = ""
+    #: Output directory per location.
+    outputs: dict[str, Path] = field(default_factory=dict)
+
+
+class Demo:
+    """The sandbox, the Airflow home and the DAG runs of one ``make demo``."""
+
+    def __init__(self, sandbox: SandboxServer, fernet_key: str, started: float) -> None:
+        self.sandbox = sandbox
+        self.fernet_key = fernet_key
+        self.started = started
+        self.locations: list[str] = sandbox.location_ids
+
+    def say(self, message: str) -> None:
+        say(message, self.started)
+
+    def dags_test(
+        self,
+        label: str,
+        dag_id: str,
+        logical_date: datetime,
+        output_dir: Callable[[str], Path],
+        groups: Sequence[Sequence[str]],
+    ) -> RunResult:
+        """``airflow dags test dag_id logical_date`` for each group of locations (one group: one run over all).
+
+        The sandbox's request and 429 counts are taken around the run, so they are this run's alone.
+        """
+        base = f"{dag_id}__{logical_date:%Y%m%dT%H%M%S}"
+        result = RunResult(label, logs=relative(RUN_LOGS / (f"{base}.log" if len(groups) == 1 else f"{base}__*.log")))
+        before = self.sandbox.stats()
+        for group in groups:
+            log = RUN_LOGS / (f"{base}.log" if len(groups) == 1 else f"{base}__{group[0]}.log")
+            env = airflow_env(self.sandbox.info, group, home=HOME, output=OUTPUT, fernet_key=self.fernet_key)
+            where = "" if len(groups) == 1 else f" (location {group[0]} only)"
+            self.say(f"airflow dags test {dag_id} {logical_date:%Y-%m-%dT%H:%M}Z{where} ...")
+            result.seconds += run_airflow(["dags", "test", dag_id, logical_date.isoformat()], env, log)
+            for location in group:
+                directory = result.outputs[location] = output_dir(location)
+                if not (directory / "_manifest.json").exists():
+                    raise DemoFailed(f"{dag_id} exited 0 but {relative(directory)} has no manifest:\n{tail(log)}")
+        after = self.sandbox.stats()
+        result.requests = after["requests_total"] - before["requests_total"]
+        result.responses_429 = after["responses_429"] - before["responses_429"]
+        return result
+
+    def run(self, contacts: int, touch: int, together: bool) -> tuple[list[RunResult], dict[str, list[str]]]:
+        """The full export, the enrichment of the previous hour, contacts changed, the current hour's."""
+        everyone = [self.locations]
+        # Until each mapped task's hook follows its own location, each location gets its own enrichment run.
+        enrich_groups = everyone if together else [[loc] for loc in self.locations]
+        today = datetime.now(UTC).date()
+        full = self.dags_test(
+            f"full export {today}",
+            FULL_EXPORT,
+            datetime(today.year, today.month, today.day, tzinfo=UTC),
+            lambda loc: full_export_dir(OUTPUT, loc, today),
+            everyone,
+        )
+        for location, directory in full.outputs.items():
+            exported = read_manifest(directory)["datasets"]["contacts"]["records"]
+            if exported != contacts:
+                raise DemoFailed(f"the full export of {location} holds {exported} contacts, the sandbox {contacts}")
+
+        wait = wait_before_enrichment(datetime.now(UTC))
+        if wait:
+            self.say(f"The hour turns in {wait:.0f} s: waiting for it, so both windows stay consecutive hours")
+            time.sleep(wait)
+        (start1, end1), (start2, end2) = enrichment_windows(datetime.now(UTC))
+        # A manual run's logical date is the END of its data interval.
+        first = self.dags_test(
+            f"enrichment {start1:%H:%M}-{end1:%H:%M} UTC",
+            ENRICHMENT,
+            end1,
+            lambda loc: enrichment_dir(OUTPUT, loc, start1, end1),
+            enrich_groups,
+        )
+
+        touched = {loc: self.sandbox.touch_contacts(loc, count=touch) for loc in self.locations}
+        if hour_floor(datetime.now(UTC)) != start2:
+            raise DemoFailed("the hour turned before the contacts were changed; run make demo again")
+        self.say(f"Changed {touch} contacts per location in the sandbox (their dateUpdated is now)")
+
+        second = self.dags_test(
+            f"enrichment {start2:%H:%M}-{end2:%H:%M} UTC",
+            ENRICHMENT,
+            end2,
+            lambda loc: enrichment_dir(OUTPUT, loc, start2, end2),
+            enrich_groups,
+        )
+        for location, directory in second.outputs.items():
+            missing = set(touched[location]) - contact_ids(directory, read_manifest(directory))
+            if missing:
+                raise DemoFailed(f"{relative(directory)} misses {len(missing)} of the contacts changed in {location}")
+        return [full, first, second], touched
+
+    def report(self, runs: Sequence[RunResult], touched: Mapping[str, list[str]], together: bool) -> None:
+        rows: list[list[Any]] = []
+        for run in runs:
+            for i, (location, directory) in enumerate(run.outputs.items()):
+                r = manifest_row(read_manifest(directory))
+                rows.append(
+                    [
+                        run.label if i == 0 else "",
+                        location,
+                        r["files"],
+                        *(r[d] for d in DATASETS),
+                        r["requests"],
+                        r["429s"],
+                        r["seconds"],
+                        relative(directory),
+                    ]
+                )
+            sandbox_row = ["", "  sandbox / dags test", None, None, None, None, None, run.requests]
+            rows.append([*sandbox_row, run.responses_429, run.seconds, run.logs])
+        stats = self.sandbox.stats()
+        print()
+        print(format_table(rows))
+        print()
+        print("Per location: the hook's requests and 429s and the export task's seconds, from _manifest.json.")
+        print("Sandbox rows: what the sandbox served during that DAG run (OAuth token calls included), and the")
+        print("wall time of `airflow dags test` (Airflow start-up, DAG parsing and every task).")
+        if not together:
+            print(
+                "The enrichment ran once per location (`airflow dags test` with ghl_location_ids = that location): "
+                "this provider version's enrichment hook sends notes and appointments requests to the "
+                "connection's location, not the mapped task's."
+            )
+        changed = ", ".join(f"{len(ids)} in {loc}" for loc, ids in touched.items())
+        print(f"Contacts changed between the enrichment runs: {changed}; the second window holds every one.")
+        print(
+            f"Sandbox in total: {stats['requests_total']} requests, {stats['responses_429']} x 429, "
+            f"peak concurrency {stats['peak_concurrency']}, {stats['tokens_refreshed']} OAuth refresh(es)."
+        )
+        print()
+        print("Where to look:")
+        print(f"  exports      {relative(OUTPUT)}<location>/contacts/full/<ds>/ and <location>/enrichment/<window>/")
+        print(f"  task logs    {relative(RUN_LOGS)} (the output of each airflow dags test)")
+        print(f"  Airflow      {relative(HOME)} (airflow.cfg, airflow.db)")
+        print(
+            f"  inspect      source {relative(DEMO / 'airflow.env')} && .venv/bin/airflow dags list-runs {ENRICHMENT}"
+        )
+        print(f"\nmake demo finished in {time.monotonic() - self.started:.0f} s.")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Run the example DAGs with Airflow against a local GHL sandbox.")
+    p.add_argument("--contacts", type=int, default=CONTACTS_PER_LOCATION, help="contacts per location")
+    p.add_argument("--touch", type=int, default=TOUCHED_PER_LOCATION, help="contacts changed per location")
+    p.add_argument("--latency-ms", type=float, default=LATENCY_MS, help="latency of every sandbox response")
+    p.add_argument("--jitter-ms", type=float, default=JITTER_MS, help="random extra latency, up to this")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    shutil.rmtree(DEMO, ignore_errors=True)
+    HOME.mkdir(parents=True)
+    OUTPUT.mkdir()
+    RUN_LOGS.mkdir()
+    fernet_key = new_fernet_key()
+    settings = airflow_settings(home=HOME, fernet_key=fernet_key)
+    (DEMO / "airflow.env").write_text("".join(f"export {k}={v}\n" for k, v in settings.items()))
+    # This process imports Airflow too (the operator probe): it gets the demo's settings and nothing else.
+    for name in [k for k in os.environ if k.startswith("AIRFLOW")]:
+        del os.environ[name]
+    os.environ.update(settings)
+
+    # The DB migration needs no sandbox: it runs while the sandbox generates its data.
+    migrate_args = ["db", "migrate"]
+    migrate_log = RUN_LOGS / "airflow-db-migrate.log"
+    with migrate_log.open("w") as fh:
+        migrate = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *migrate_args],
+            env=dict(os.environ),
+            cwd=ROOT,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    say(
+        f"Starting the GHL sandbox ({LOCATIONS} locations x {args.contacts} contacts, "
+        f"{args.latency_ms:.0f}-{args.latency_ms + args.jitter_ms:.0f} ms latency, {MAX_REQUESTS} requests / "
+        f"{INTERVAL_MS // 1000} s per location) and migrating the Airflow DB in {relative(HOME)}",
+        started,
     )
-    print("by route: " + ", ".join(f"{route} x{n}" for route, n in sorted(stats["requests_by_route"].items())))
-    print(f"Output: {DEMO / 'output'}")
+    sandbox = SandboxServer(
+        contacts=args.contacts,
+        locations=LOCATIONS,
+        seed=SEED,
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        max_requests=MAX_REQUESTS,
+        interval_ms=INTERVAL_MS,
+    )
+    try:
+        with sandbox:
+            together = enrichment_hook_follows_task_location()
+            try:
+                code: int | None = migrate.wait(RUN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                code = None
+            check_exit(migrate_args, code, migrate_log)
+            demo = Demo(sandbox, fernet_key, started)
+            demo.say(f"Sandbox at {sandbox.base_url}, Airflow DB ready")
+            runs, touched = demo.run(args.contacts, args.touch, together)
+            demo.report(runs, touched, together)
+    except DemoFailed as exc:
+        print(f"\nmake demo FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if migrate.poll() is None:
+            migrate.kill()
     return 0
 
 
