@@ -1,0 +1,150 @@
+"""Building blocks of ``make demo`` (scripts/demo.py); the DAG runs themselves are tested in test_example_dags."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from airflow_provider_ghl.hooks.auth import TokenSet
+from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.sandbox.testing import SandboxServer
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[ModuleType]:
+    # scripts/ is not a package: load the file by path. Dataclasses look their module up in sys.modules.
+    spec = importlib.util.spec_from_file_location("ghl_demo_script", SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def test_enrichment_windows_are_consecutive_hours_and_the_second_holds_now(demo: ModuleType) -> None:
+    now = datetime(2026, 11, 23, 20, 41, 7, tzinfo=UTC)
+    (start1, end1), (start2, end2) = demo.enrichment_windows(now)
+    assert (start1, end1) == (datetime(2026, 11, 23, 19, tzinfo=UTC), datetime(2026, 11, 23, 20, tzinfo=UTC))
+    assert end1 == start2 and end2 - start2 == timedelta(hours=1)
+    assert start2 <= now < end2
+    # The output directory the DAG's template gives that window (ts_nodash of the interval).
+    out = demo.enrichment_dir(Path("/o"), "loc", start1, end1)
+    assert out == Path("/o/loc/enrichment/20261123T190000__20261123T200000")
+
+
+def test_the_demo_waits_only_close_to_the_top_of_the_hour(demo: ModuleType) -> None:
+    assert demo.wait_before_enrichment(datetime(2026, 11, 23, 20, 30, tzinfo=UTC)) == 0
+    late = datetime(2026, 11, 23, 20, 59, 30, tzinfo=UTC)
+    wait = demo.wait_before_enrichment(late)
+    assert 30 <= wait <= 32
+    # After waiting, both windows (and the changes between them) sit in the new hour.
+    assert demo.enrichment_windows(late + timedelta(seconds=wait))[1][0] == datetime(2026, 11, 23, 21, tzinfo=UTC)
+
+
+def test_airflow_env_isolates_the_demo_and_configures_the_dags(demo: ModuleType, sandbox: SandboxServer) -> None:
+    base = {"PATH": "/usr/bin", "AIRFLOW_HOME": "/prod", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://prod"}
+    env = demo.airflow_env(
+        sandbox.info, sandbox.location_ids, home=Path("/d/home"), output=Path("/d/out"), fernet_key="k", base=base
+    )
+    assert env["PATH"] == "/usr/bin"
+    assert env["AIRFLOW_HOME"] == "/d/home"
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env  # never the user's real deployment
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(demo.DAGS)
+    assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert env["AIRFLOW_VAR_GHL_EXPORT_ROOT"] == "file:///d/out"
+    assert json.loads(env["AIRFLOW_VAR_GHL_LOCATION_IDS"]) == sandbox.location_ids
+    conn = json.loads(env["AIRFLOW_CONN_GHL_DEFAULT"])
+    assert conn["host"].startswith("http://127.0.0.1:")
+    assert conn["extra"]["location_id"] == sandbox.location_ids[0]
+
+
+class _MemoryStore:
+    """The OAuth token set in memory: the demo keeps it in a Variable, which needs a task context or a DB."""
+
+    def __init__(self) -> None:
+        self.name = f"memory-{uuid.uuid4().hex}"  # the hook shares token state per store name
+        self.tokens: TokenSet | None = None
+
+    def load(self) -> TokenSet | None:
+        return self.tokens
+
+    def save(self, tokens: TokenSet) -> None:
+        self.tokens = tokens
+
+
+def test_one_agency_connection_reaches_every_location(
+    demo: ModuleType, clean_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = clean_sandbox.location_ids[0]
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(demo.agency_connection(clean_sandbox.info, first)))
+    store = _MemoryStore()
+    for location in clean_sandbox.location_ids:
+        hook = GHLHook(location_id=location, token_store=store)
+        contact = next(hook.iter_contact_pages(page_limit=1)).contacts[0]
+        assert contact["locationId"] == location
+        # Contact-scoped calls name no location: the hook's location decides which token they carry.
+        assert isinstance(hook.get_notes(contact["id"]), list)
+        hook.close()
+    assert clean_sandbox.stats()["tokens_refreshed"] == 1  # one agency token set, a location token each
+
+
+def test_summary_rows_come_from_the_manifests(demo: ModuleType) -> None:
+    manifest = {
+        "datasets": {
+            "contacts": {"files": ["contacts-00001.jsonl"], "records": 62},
+            "tasks": {"files": ["tasks-00001.jsonl"], "records": 82},
+            "notes": {"files": [], "records": 0},
+        },
+        "requests": 126,
+        "responses_429": 1,
+        "duration_seconds": 11.3,
+    }
+    row = demo.manifest_row(manifest)
+    assert row == {
+        "files": 2,
+        "contacts": 62,
+        "tasks": 82,
+        "notes": 0,
+        "appointments": None,
+        "requests": 126,
+        "429s": 1,
+        "seconds": 11.3,
+    }
+    table = demo.format_table([["run", "loc", row["files"], 62, 82, 0, None, 126, 1, 11.3, ".demo/output/loc/"]])
+    header, rule, line = table.splitlines()
+    assert header.split()[:3] == ["DAG", "run", "location"] and set(rule) == {"-"}
+    assert line.split() == ["run", "loc", "2", "62", "82", "0", "-", "126", "1", "11.3", ".demo/output/loc/"]
+
+
+def test_a_failed_task_is_shown_by_its_traceback(demo: ModuleType) -> None:
+    log = "\n".join(
+        [
+            "start",
+            "[error    ] Task failed with exception [task]",
+            "Traceback (most recent call last):",
+            "GHLAuthError: POST /oauth/token failed with HTTP 401",
+            "[info     ] Task instance state updated new_state=up_for_retry",
+            *["[warning  ] No tasks to run."] * 100,
+        ]
+    )
+    excerpt = demo.failure_excerpt(log)
+    assert excerpt.startswith("[error    ] Task failed") and excerpt.endswith("new_state=up_for_retry")
+    assert demo.failure_excerpt("a\nb\nc", lines=2) == "b\nc"
+
+
+def test_the_operator_probe_answers(demo: ModuleType) -> None:
+    # Decides whether the enrichment runs once over both locations or once per location; must not raise.
+    assert isinstance(demo.enrichment_hook_follows_task_location(), bool)
