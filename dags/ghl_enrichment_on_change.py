@@ -1,0 +1,132 @@
+"""Hourly enrichment on change: a deferred sensor waits for contacts changed in the run's hour, then enriches them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, Variable, task, task_group
+
+from airflow_provider_ghl.locations import configured_location_ids
+from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
+from airflow_provider_ghl.sensors.ghl import GHLContactChangedSensor
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: Connection used by every task (``AIRFLOW_CONN_GHL_DEFAULT`` or the UI).
+GHL_CONN_ID = "ghl_default"
+#: Airflow Variable with the output root URI, and its default (any Airflow object-storage URI).
+EXPORT_ROOT = "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}"
+#: Airflow Variable with the seconds between the trigger's checks (read at run time; default ``POKE_INTERVAL``).
+POKE_INTERVAL_VARIABLE = "ghl_sensor_poke_interval"
+#: One search request per location per minute while waiting: 60 an hour, against GHL's 200,000 a day.
+POKE_INTERVAL = timedelta(minutes=1)
+#: How long after the hour the sensor keeps waiting: GHL's search index lags a little behind writes.
+INDEX_LAG = timedelta(minutes=10)
+#: Overlap with the previous window, for the same lag.
+LOOKBACK = timedelta(minutes=5)
+#: This mapped task's location, for templates. A mapped task group resolves its ``location_id`` argument as
+#: that template field renders, which is after ``output_path``: ``{{ task.location_id }}`` is not ready there.
+#: Map index ``i`` of the group is item ``i`` of the ``locations`` list.
+LOCATION = "{{ ti.xcom_pull(task_ids='locations')[ti.map_index] }}"
+#: The run's window end, as GHL writes dates: with the sensor's own ``since`` it counts changes in
+#: ``[data_interval_start, data_interval_end)``, the window the enrichment writes.
+BEFORE_WINDOW_END = {
+    "field": "dateUpdated",
+    "operator": "range",
+    "value": {"lt": "{{ data_interval_end.strftime('%Y-%m-%dT%H:%M:%SZ') }}"},
+}
+
+DOC_MD = """
+### GHL enrichment on change
+
+Every hour, for every configured HighLevel location (one mapped task group per location):
+
+1. `wait_for_changes`: a **deferrable** `GHLContactChangedSensor` checks once for contacts whose `dateUpdated`
+   falls in the run's data interval; if there are none yet, it **defers**: the worker slot is released and
+   the triggerer polls GHL (one `POST /contacts/search` per check) until a contact changes in the window.
+2. `enrich`: writes the contacts changed in the window (widened 5 minutes backwards, as GHL's search index
+   lags) with their **tasks, notes and appointments** to
+   `{ghl_export_root}/<location_id>/enrichment/<data_interval_start>__<data_interval_end>/`
+   (`ts_nodash` timestamps; part files plus `_manifest.json`, written last), as `ghl_incremental_enrichment`
+   does.
+
+The sensor waits until the window has closed plus 10 minutes for GHL's search index to catch up: a scheduled
+run (whose hour is already over) waits only for late-indexed changes, a manual run for the current hour waits
+for that hour's first change. A location with no change by then is **skipped** (`soft_fail`), so quiet hours
+cost one search per location and do not fail the run. With `soft_fail`, an error met while deferred (after
+the hook's retries) also skips the location; errors on the first check, such as a bad token, fail the task.
+
+Configuration (Airflow Connections and Variables only, nothing is read when the file is parsed):
+
+| what | name | default |
+|---|---|---|
+| Connection | `ghl_default` | required: the `ghl` connection (token, and `location_id` extra) |
+| Variable | `ghl_export_root` | `file:///tmp/ghl-exports` (any object-storage URI, e.g. `s3://bucket/ghl`) |
+| Variable | `ghl_location_ids` | unset: the connection's `location_id`; else a JSON list, e.g. `["loc1", "loc2"]` |
+| Variable | `ghl_sensor_poke_interval` | `60`: seconds between the trigger's checks |
+"""
+
+
+@task
+def locations(ghl_conn_id: str = GHL_CONN_ID) -> list[str]:
+    """The locations to watch: the ``ghl_location_ids`` Variable (JSON list), else the connection's location."""
+    return configured_location_ids(ghl_conn_id)
+
+
+def fit_sensor_to_run(context: Context) -> None:
+    """Set the sensor's wait and poll interval from the run, just before it executes.
+
+    Neither is a template field, and reading a Variable while the file is parsed would cost a request per parse.
+
+    - ``timeout``: until the run's window closes, plus ``INDEX_LAG``; the sensor fixes its deadline from it.
+    - ``poke_interval``: the ``ghl_sensor_poke_interval`` Variable, if set; the trigger polls at this interval.
+    """
+    sensor = context["task"]
+    remaining = (context["data_interval_end"] - pendulum.now("UTC")).total_seconds()
+    sensor.timeout = max(remaining, 0.0) + INDEX_LAG.total_seconds()
+    if (seconds := Variable.get(POKE_INTERVAL_VARIABLE, default=None)) is not None:
+        sensor.poke_interval = float(seconds)
+
+
+with DAG(
+    dag_id="ghl_enrichment_on_change",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    tags=["ghl", "enrichment", "sensor", "example"],
+    doc_md=DOC_MD,
+) as dag:
+    # A mapped task group, not two mapped tasks: each location's enrich waits for its own sensor only.
+    @task_group
+    def per_location(location_id: str) -> None:
+        """Wait for changes at one location, then enrich them."""
+        wait = GHLContactChangedSensor(
+            task_id="wait_for_changes",
+            ghl_conn_id=GHL_CONN_ID,
+            location_id=location_id,
+            # ``since`` defaults to the run's data_interval_start.
+            filters=[BEFORE_WINDOW_END],
+            deferrable=True,
+            poke_interval=POKE_INTERVAL,
+            pre_execute=fit_sensor_to_run,
+            soft_fail=True,
+            map_index_template="{{ task.location_id }}",
+        )
+        enrich = GHLEnrichContactsOperator(
+            task_id="enrich",
+            ghl_conn_id=GHL_CONN_ID,
+            location_id=location_id,
+            output_path=EXPORT_ROOT + "/" + LOCATION + "/enrichment/"
+            "{{ data_interval_start | ts_nodash }}__{{ data_interval_end | ts_nodash }}",
+            lookback=LOOKBACK,
+            include=["tasks", "notes", "appointments"],
+            map_index_template="{{ task.location_id }}",
+        )
+        wait >> enrich
+
+    per_location.expand(location_id=locations())
