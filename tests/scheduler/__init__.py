@@ -1,0 +1,1 @@
+"""Tests that run Airflow's real components (scheduler, triggerer, dag-processor, api-server)."""

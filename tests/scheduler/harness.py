@@ -1,0 +1,227 @@
+"""Real Airflow components in a throwaway AIRFLOW_HOME, and a client for their REST API.
+
+:class:`AirflowDeployment` runs ``airflow scheduler``, ``triggerer``, ``dag-processor`` and ``api-server`` as
+separate processes, like a small deployment: LocalExecutor on SQLite (Airflow 3 accepts that pair; only
+non-SQLite databases or a distributed executor make the simple auth manager warn), the simple auth manager with a
+known user and password (so the test goes through ``POST /auth/token`` like any API client), and loopback ports
+chosen at start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import psutil
+import requests
+
+T = TypeVar("T")
+
+COMPONENTS = ("scheduler", "triggerer", "dag-processor", "api-server")
+USER = "ghl_test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
+    """Call ``check`` until it returns something truthy, and return that; ``TimeoutError`` naming ``what``.
+
+    Exceptions from ``check`` count as "not yet" (a server still starting refuses connections), and the last
+    one is chained to the timeout.
+    """
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            if result := check():
+                return result
+        except (requests.RequestException, KeyError, ValueError) as err:
+            last = err
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}") from last
+        time.sleep(interval)
+
+
+class AirflowDeployment:
+    """Airflow's scheduler, triggerer, dag-processor and api-server on loopback, each in its own process group.
+
+    :param home: the AIRFLOW_HOME to create (config, SQLite DB, logs).
+    :param dags_folder: the DAG folder the dag-processor parses.
+    :param env: more environment: connections (``AIRFLOW_CONN_*``), Variables (``AIRFLOW_VAR_*``), settings.
+    """
+
+    def __init__(self, home: Path, dags_folder: Path, env: Mapping[str, str] | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.password = secrets.token_urlsafe(16)
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.session = requests.Session()
+        home.mkdir(parents=True, exist_ok=True)
+        passwords = home / "simple_auth_manager_passwords.json"
+        passwords.write_text(json.dumps({USER: self.password}))
+        self.env = {
+            **os.environ,
+            # The venv's bin first: Airflow starts some helpers by name.
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            # Two cores: more parallel task processes would only compete with the components.
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__WORKERS": "1",
+            # Task processes report to the api-server's execution API: on our port, not the default 8080.
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+            # One secret for every component, so the scheduler's task tokens pass the api-server's check.
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            # Only the runs the test triggers: unpausing a DAG must not also start its latest scheduled run.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # The log servers of the executor and triggerer default to fixed ports (8793, 8794).
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def start(self, timeout: float = 120) -> AirflowDeployment:
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        for name in COMPONENTS:
+            with open(self.log_path(name), "wb") as log:
+                self.processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "airflow", name],
+                    env=self.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    # Its own process group: teardown signals the component and everything it started.
+                    start_new_session=True,
+                )
+        self.login(timeout)
+        wait_until(self._healthy, timeout, "scheduler, triggerer and dag-processor heartbeats")
+        return self
+
+    def stop(self, grace: float = 20) -> None:
+        """Stop every component and whatever it started: SIGTERM to each group, SIGKILL to what outlives it."""
+        survivors: list[psutil.Process] = []
+        for proc in self.processes.values():
+            with contextlib.suppress(psutil.Error):
+                parent = psutil.Process(proc.pid)
+                # Children may have left the group (task supervisors, uvicorn workers): remember them by pid.
+                survivors += [parent, *parent.children(recursive=True)]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(survivors, timeout=grace)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        for proc in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        self.session.close()
+
+    def __enter__(self) -> AirflowDeployment:
+        try:
+            return self.start()
+        except BaseException:
+            print(self.log_tails())
+            self.stop()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- logs -----------------------------------------------------------------------------------------------
+    def log_path(self, component: str) -> Path:
+        return self.home / f"{component}.log"
+
+    def log_tails(self, lines: int = 60) -> str:
+        """The last ``lines`` lines of every component's log, for failure reports."""
+        parts = []
+        for name in COMPONENTS:
+            path = self.log_path(name)
+            text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else ["(no log)"]
+            proc = self.processes.get(name)
+            state = "not started" if proc is None else f"exit code {proc.poll()}" if proc.poll() is not None else "up"
+            parts.append(f"----- {name} ({state}): last {lines} lines of {path} -----\n" + "\n".join(text))
+        return "\n".join(parts)
+
+    def wait_for_log(self, component: str, text: str, timeout: float) -> None:
+        """Wait until ``component``'s log contains ``text``."""
+        path = self.log_path(component)
+        wait_until(lambda: text in path.read_text(errors="replace"), timeout, f"{component} to log {text!r}")
+
+    @contextlib.contextmanager
+    def logs_on_failure(self) -> Iterator[None]:
+        """Print the components' log tails when the block raises (pytest shows them with the failure)."""
+        try:
+            yield
+        except BaseException:
+            print(self.log_tails())
+            raise
+
+    # -- REST API -------------------------------------------------------------------------------------------
+    def login(self, timeout: float = 120) -> None:
+        """Get a JWT from the simple auth manager (``POST /auth/token``) and send it with every request."""
+
+        def token() -> str:
+            self._check_alive()
+            resp = self.session.post(
+                f"{self.base_url}/auth/token", json={"username": USER, "password": self.password}, timeout=10
+            )
+            resp.raise_for_status()
+            return resp.json()["access_token"]
+
+        self.session.headers["Authorization"] = f"Bearer {wait_until(token, timeout, 'the api-server')}"
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call ``/api/v2/<path>`` and return the JSON body; ``HTTPError`` with the body on a 4xx/5xx."""
+        resp = self.session.request(method, f"{self.base_url}/api/v2/{path.lstrip('/')}", timeout=30, **kwargs)
+        if resp.status_code >= 400:
+            raise requests.HTTPError(f"{method} {path}: {resp.status_code} {resp.text}", response=resp)
+        return resp.json()
+
+    def _healthy(self) -> bool:
+        self._check_alive()
+        health = self.api("GET", "monitor/health")
+        components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        return all(health[c]["status"] == "healthy" for c in components)
+
+    def _check_alive(self) -> None:
+        for name, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"airflow {name} exited with code {proc.returncode}")
