@@ -58,7 +58,7 @@ RUN_TIMEOUT = 600
 #: The enrichment windows are the previous and the current hour, and contacts are changed between the two
 #: runs. Were the hour to turn in between, the changes would fall outside the second window, so the demo
 #: does not start the enrichment this close to the top of the hour: it waits for the hour to turn instead.
-HOUR_GUARD = timedelta(seconds=90)
+HOUR_GUARD = timedelta(seconds=60)
 
 FULL_EXPORT = "ghl_full_export"
 ENRICHMENT = "ghl_incremental_enrichment"
@@ -439,11 +439,9 @@ class Demo:
         print("Sandbox rows: what the sandbox served during that DAG run (OAuth token calls included), and the")
         print("wall time of `airflow dags test` (Airflow start-up, DAG parsing and every task).")
         if not together:
-            print(
-                "The enrichment ran once per location (`airflow dags test` with ghl_location_ids = that location): "
-                "this provider version's enrichment hook sends notes and appointments requests to the "
-                "connection's location, not the mapped task's."
-            )
+            print("The enrichment ran once per location (ghl_location_ids = that location, and the connection's")
+            print("location_id too): this provider version's enrichment hook sends the notes and appointments")
+            print("requests to the connection's location rather than the mapped task's.")
         changed = ", ".join(f"{len(ids)} in {loc}" for loc, ids in touched.items())
         print(f"Contacts changed between the enrichment runs: {changed}; the second window holds every one.")
         print(
