@@ -66,7 +66,7 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
 
     def _hook_kwargs(self) -> dict[str, Any]:
         # The fan-out is capped at the hook's pool size: size the pool for max_workers.
-        return {"max_workers": self.max_workers, **self.hook_params}
+        return {"max_workers": self.max_workers, **super()._hook_kwargs()}
 
     def _window(self, context: Context) -> tuple[datetime, datetime]:
         since = _as_datetime(self.updated_since, "updated_since") or context.get("data_interval_start")

@@ -73,8 +73,12 @@ class GHLBaseExportOperator(BaseOperator):
         return GHLHook(ghl_conn_id=self.ghl_conn_id, **self._hook_kwargs())
 
     def _hook_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of the hook; ``hook_params`` win over anything an operator derives."""
-        return dict(self.hook_params)
+        """Keyword arguments of the hook; ``hook_params`` win over anything an operator derives.
+
+        The task's location becomes the hook's default, so requests that name no location (a contact's notes,
+        tasks, appointments) use this location's token and rate budget, not the connection's location.
+        """
+        return {"location_id": self.location_id or None, **self.hook_params}
 
     def _validate(self) -> tuple[ExportOutput, str]:
         """Check the shared inputs before the first request or write; errors name the field."""

@@ -201,3 +201,32 @@ def test_max_workers_sizes_the_hook_pool_unless_hook_params_say_otherwise(conn_i
         hook_params={"max_workers": 4},
     )  # fmt: skip
     assert pinned.hook.max_workers == 4
+
+
+def test_a_location_other_than_the_connections_uses_its_own_token(
+    sandbox: SandboxServer, airflow_db: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An agency connection whose default is location 0 enriches location 1: the children of location 1's
+    contacts (requests that name no location) go out with location 1's token, not location 0's (403)."""
+    sandbox.reset()
+    info = sandbox.info
+    first, second = sandbox.location_ids
+    conn = {
+        "conn_type": "ghl", "host": sandbox.base_url, "login": info["oauth"]["client_id"],
+        "password": info["oauth"]["client_secret"],
+        "extra": {"auth_type": "oauth", "user_type": "Company", "company_id": info["company_id"], "location_id": first,
+                  "refresh_token": info["oauth"]["company_refresh_token"],
+                  "token_variable": f"ghl_oauth_agency_{tmp_path.name}"},
+    }  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_AGENCY", json.dumps(conn))
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    touched = sandbox.touch_contacts(second, count=4)
+    operator = GHLEnrichContactsOperator(
+        task_id="enrich", ghl_conn_id="ghl_agency", location_id=second, output_path=f"file://{tmp_path}",
+        updated_since=since, updated_until=datetime.now(UTC) + timedelta(seconds=5), lookback=0,
+    )  # fmt: skip
+    operator.execute(context={})
+    data = _read(tmp_path)
+    assert sorted(c["id"] for c in data["contacts"]) == sorted(touched)
+    assert {n["contactId"] for n in data["notes"]} <= set(touched)
+    assert sandbox.stats()["responses_by_status"].get("403", 0) == 0
