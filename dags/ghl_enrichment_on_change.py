@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Variable, task, task_group
 
-from airflow_provider_ghl.locations import configured_location_ids
+from airflow_provider_ghl.locations import configured_locations
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 from airflow_provider_ghl.sensors.ghl import GHLContactChangedSensor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: Connection used by every task (``AIRFLOW_CONN_GHL_DEFAULT`` or the UI).
+#: Connection of every location the ``ghl_location_ids`` Variable does not give its own.
 GHL_CONN_ID = "ghl_default"
 #: Airflow Variable with the output root URI, and its default (any Airflow object-storage URI).
 EXPORT_ROOT = "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}"
@@ -30,7 +30,7 @@ LOOKBACK = timedelta(minutes=5)
 #: This mapped task's location, for templates. A mapped task group resolves its ``location_id`` argument as
 #: that template field renders, which is after ``output_path``: ``{{ task.location_id }}`` is not ready there.
 #: Map index ``i`` of the group is item ``i`` of the ``locations`` list.
-LOCATION = "{{ ti.xcom_pull(task_ids='locations')[ti.map_index] }}"
+LOCATION = "{{ ti.xcom_pull(task_ids='locations')[ti.map_index]['location_id'] }}"
 #: The run's window end, as GHL writes dates: with the sensor's own ``since`` it counts changes in
 #: ``[data_interval_start, data_interval_end)``, the window the enrichment writes.
 BEFORE_WINDOW_END = {
@@ -65,15 +65,20 @@ Configuration (Airflow Connections and Variables only, nothing is read when the 
 |---|---|---|
 | Connection | `ghl_default` | required: the `ghl` connection (token, and `location_id` extra) |
 | Variable | `ghl_export_root` | `file:///tmp/ghl-exports` (any object-storage URI, e.g. `s3://bucket/ghl`) |
-| Variable | `ghl_location_ids` | unset: the connection's `location_id`; else a JSON list, e.g. `["loc1", "loc2"]` |
+| Variable | `ghl_location_ids` | unset: the connection's `location_id`; else a JSON list or object (below) |
 | Variable | `ghl_sensor_poke_interval` | `60`: seconds between the trigger's checks |
+
+`ghl_location_ids` is a list of locations that `ghl_default` reaches (an OAuth or agency token), e.g.
+`["loc1", "loc2"]`, or an object giving each location its own connection (a Private Integration Token is
+per location), e.g. `{"loc1": "ghl_loc1", "loc2": "ghl_loc2"}`.
 """
 
 
 @task
-def locations(ghl_conn_id: str = GHL_CONN_ID) -> list[str]:
-    """The locations to watch: the ``ghl_location_ids`` Variable (JSON list), else the connection's location."""
-    return configured_location_ids(ghl_conn_id)
+def locations(ghl_conn_id: str = GHL_CONN_ID) -> list[dict[str, str]]:
+    """``{"location_id", "ghl_conn_id"}`` per location, from the ``ghl_location_ids`` Variable (a JSON list, or
+    an object of location id -> connection id), else the connection's location."""
+    return configured_locations(ghl_conn_id)
 
 
 def fit_sensor_to_run(context: Context) -> None:
@@ -103,11 +108,11 @@ with DAG(
 ) as dag:
     # A mapped task group, not two mapped tasks: each location's enrich waits for its own sensor only.
     @task_group
-    def per_location(location_id: str) -> None:
+    def per_location(location_id: str, ghl_conn_id: str) -> None:
         """Wait for changes at one location, then enrich them."""
         wait = GHLContactChangedSensor(
             task_id="wait_for_changes",
-            ghl_conn_id=GHL_CONN_ID,
+            ghl_conn_id=ghl_conn_id,
             location_id=location_id,
             # ``since`` defaults to the run's data_interval_start.
             filters=[BEFORE_WINDOW_END],
@@ -119,7 +124,7 @@ with DAG(
         )
         enrich = GHLEnrichContactsOperator(
             task_id="enrich",
-            ghl_conn_id=GHL_CONN_ID,
+            ghl_conn_id=ghl_conn_id,
             location_id=location_id,
             output_path=EXPORT_ROOT + "/" + LOCATION + "/enrichment/"
             "{{ data_interval_start | ts_nodash }}__{{ data_interval_end | ts_nodash }}",
@@ -129,4 +134,4 @@ with DAG(
         )
         wait >> enrich
 
-    per_location.expand(location_id=locations())
+    per_location.expand_kwargs(locations())

@@ -19,7 +19,7 @@ from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-DAG_IDS = {"ghl_full_export", "ghl_incremental_enrichment", "ghl_token_refresh"}
+DAG_IDS = {"ghl_full_export", "ghl_incremental_enrichment", "ghl_enrichment_on_change", "ghl_token_refresh"}
 
 
 def test_dagbag_imports_without_network_or_variables(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,13 +35,14 @@ def test_dagbag_imports_without_network_or_variables(sandbox: SandboxServer, mon
     bag = DagBag(dag_folder=str(DAGS))
 
     assert not bag.import_errors, bag.import_errors
-    assert set(bag.dag_ids) >= DAG_IDS
+    assert set(bag.dag_ids) == DAG_IDS
     for dag_id in DAG_IDS:
         dag = bag.dags[dag_id]
         assert dag.tags, dag_id
         assert dag.doc_md and "ghl" in dag.doc_md.lower(), dag_id
         assert dag.catchup is False, dag_id
-    assert isinstance(bag.dags["ghl_incremental_enrichment"].timetable, CronDataIntervalTimetable)
+    for dag_id in ("ghl_incremental_enrichment", "ghl_enrichment_on_change"):
+        assert isinstance(bag.dags[dag_id].timetable, CronDataIntervalTimetable), dag_id
     assert bag.dags["ghl_token_refresh"].max_active_runs == 1
     assert sandbox.stats()["requests_total"] == before  # no GHL request while parsing
 
@@ -54,7 +55,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("name", ["ghl_full_export", "ghl_incremental_enrichment"])
+@pytest.mark.parametrize("name", ["ghl_full_export", "ghl_incremental_enrichment", "ghl_enrichment_on_change"])
 def test_location_list_comes_from_the_variable_else_the_connection(
     name: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
