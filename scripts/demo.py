@@ -162,20 +162,6 @@ def airflow_env(
     }
 
 
-def enrichment_hook_follows_task_location() -> bool:
-    """Whether each mapped enrichment task's hook defaults to that task's location.
-
-    A contact's notes and appointments (``GET /contacts/{id}/notes``, ``.../appointments``) name no location,
-    so the hook sends them with the token of its default location. When that is the connection's
-    ``location_id`` instead of the task's, an agency connection meets 403 for every other location, and the
-    demo runs the enrichment once per location instead (a connection whose ``location_id`` is that one).
-    """
-    from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
-
-    probe = GHLEnrichContactsOperator(task_id="probe", output_path="file:///unused", location_id="probe-location")
-    return probe._hook_kwargs().get("location_id") == "probe-location"
-
-
 def read_manifest(directory: Path) -> dict[str, Any]:
     return json.loads((directory / "_manifest.json").read_text())
 
@@ -333,47 +319,35 @@ class Demo:
         say(message, self.started)
 
     def dags_test(
-        self,
-        label: str,
-        dag_id: str,
-        logical_date: datetime,
-        output_dir: Callable[[str], Path],
-        groups: Sequence[Sequence[str]],
+        self, label: str, dag_id: str, logical_date: datetime, output_dir: Callable[[str], Path]
     ) -> RunResult:
-        """``airflow dags test dag_id logical_date`` for each group of locations (one group: one run over all).
+        """``airflow dags test dag_id logical_date`` over every location (one mapped task each).
 
         The sandbox's request and 429 counts are taken around the run, so they are this run's alone.
         """
-        base = f"{dag_id}__{logical_date:%Y%m%dT%H%M%S}"
-        result = RunResult(label, logs=relative(RUN_LOGS / (f"{base}.log" if len(groups) == 1 else f"{base}__*.log")))
+        log = RUN_LOGS / f"{dag_id}__{logical_date:%Y%m%dT%H%M%S}.log"
+        result = RunResult(label, logs=relative(log))
         before = self.sandbox.stats()
-        for group in groups:
-            log = RUN_LOGS / (f"{base}.log" if len(groups) == 1 else f"{base}__{group[0]}.log")
-            env = airflow_env(self.sandbox.info, group, home=HOME, output=OUTPUT, fernet_key=self.fernet_key)
-            where = "" if len(groups) == 1 else f" (location {group[0]} only)"
-            self.say(f"airflow dags test {dag_id} {logical_date:%Y-%m-%dT%H:%M}Z{where} ...")
-            result.seconds += run_airflow(["dags", "test", dag_id, logical_date.isoformat()], env, log)
-            for location in group:
-                directory = result.outputs[location] = output_dir(location)
-                if not (directory / "_manifest.json").exists():
-                    raise DemoFailed(f"{dag_id} exited 0 but {relative(directory)} has no manifest:\n{tail(log)}")
+        env = airflow_env(self.sandbox.info, self.locations, home=HOME, output=OUTPUT, fernet_key=self.fernet_key)
+        self.say(f"airflow dags test {dag_id} {logical_date:%Y-%m-%dT%H:%M}Z ...")
+        result.seconds += run_airflow(["dags", "test", dag_id, logical_date.isoformat()], env, log)
+        for location in self.locations:
+            directory = result.outputs[location] = output_dir(location)
+            if not (directory / "_manifest.json").exists():
+                raise DemoFailed(f"{dag_id} exited 0 but {relative(directory)} has no manifest:\n{tail(log)}")
         after = self.sandbox.stats()
         result.requests = after["requests_total"] - before["requests_total"]
         result.responses_429 = after["responses_429"] - before["responses_429"]
         return result
 
-    def run(self, contacts: int, touch: int, together: bool) -> tuple[list[RunResult], dict[str, list[str]]]:
+    def run(self, contacts: int, touch: int) -> tuple[list[RunResult], dict[str, list[str]]]:
         """The full export, the enrichment of the previous hour, contacts changed, the current hour's."""
-        everyone = [self.locations]
-        # Until each mapped task's hook follows its own location, each location gets its own enrichment run.
-        enrich_groups = everyone if together else [[loc] for loc in self.locations]
         today = datetime.now(UTC).date()
         full = self.dags_test(
             f"full export {today}",
             FULL_EXPORT,
             datetime(today.year, today.month, today.day, tzinfo=UTC),
             lambda loc: full_export_dir(OUTPUT, loc, today),
-            everyone,
         )
         for location, directory in full.outputs.items():
             exported = read_manifest(directory)["datasets"]["contacts"]["records"]
@@ -391,7 +365,6 @@ class Demo:
             ENRICHMENT,
             end1,
             lambda loc: enrichment_dir(OUTPUT, loc, start1, end1),
-            enrich_groups,
         )
 
         touched = {loc: self.sandbox.touch_contacts(loc, count=touch) for loc in self.locations}
@@ -404,7 +377,6 @@ class Demo:
             ENRICHMENT,
             end2,
             lambda loc: enrichment_dir(OUTPUT, loc, start2, end2),
-            enrich_groups,
         )
         for location, directory in second.outputs.items():
             missing = set(touched[location]) - contact_ids(directory, read_manifest(directory))
@@ -412,7 +384,7 @@ class Demo:
                 raise DemoFailed(f"{relative(directory)} misses {len(missing)} of the contacts changed in {location}")
         return [full, first, second], touched
 
-    def report(self, runs: Sequence[RunResult], touched: Mapping[str, list[str]], together: bool) -> None:
+    def report(self, runs: Sequence[RunResult], touched: Mapping[str, list[str]]) -> None:
         rows: list[list[Any]] = []
         for run in runs:
             for i, (location, directory) in enumerate(run.outputs.items()):
@@ -438,10 +410,6 @@ class Demo:
         print("Per location: the hook's requests and 429s and the export task's seconds, from _manifest.json.")
         print("Sandbox rows: what the sandbox served during that DAG run (OAuth token calls included), and the")
         print("wall time of `airflow dags test` (Airflow start-up, DAG parsing and every task).")
-        if not together:
-            print("The enrichment ran once per location (ghl_location_ids = that location, and the connection's")
-            print("location_id too): this provider version's enrichment hook sends the notes and appointments")
-            print("requests to the connection's location rather than the mapped task's.")
         changed = ", ".join(f"{len(ids)} in {loc}" for loc, ids in touched.items())
         print(f"Contacts changed between the enrichment runs: {changed}; the second window holds every one.")
         print(
@@ -511,7 +479,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with sandbox:
-            together = enrichment_hook_follows_task_location()
             try:
                 code: int | None = migrate.wait(RUN_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -519,8 +486,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_exit(migrate_args, code, migrate_log)
             demo = Demo(sandbox, fernet_key, started)
             demo.say(f"Sandbox at {sandbox.base_url}, Airflow DB ready")
-            runs, touched = demo.run(args.contacts, args.touch, together)
-            demo.report(runs, touched, together)
+            runs, touched = demo.run(args.contacts, args.touch)
+            demo.report(runs, touched)
     except DemoFailed as exc:
         print(f"\nmake demo FAILED: {exc}", file=sys.stderr)
         return 1

@@ -143,8 +143,3 @@ def test_a_failed_task_is_shown_by_its_traceback(demo: ModuleType) -> None:
     excerpt = demo.failure_excerpt(log)
     assert excerpt.startswith("[error    ] Task failed") and excerpt.endswith("new_state=up_for_retry")
     assert demo.failure_excerpt("a\nb\nc", lines=2) == "b\nc"
-
-
-def test_the_operator_probe_answers(demo: ModuleType) -> None:
-    # Decides whether the enrichment runs once over both locations or once per location; must not raise.
-    assert isinstance(demo.enrichment_hook_follows_task_location(), bool)
