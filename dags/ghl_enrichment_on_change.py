@@ -31,14 +31,6 @@ LOOKBACK = timedelta(minutes=5)
 #: that template field renders, which is after ``output_path``: ``{{ task.location_id }}`` is not ready there.
 #: Map index ``i`` of the group is item ``i`` of the ``locations`` list.
 LOCATION = "{{ ti.xcom_pull(task_ids='locations')[ti.map_index]['location_id'] }}"
-#: The run's window end, as GHL writes dates: with the sensor's own ``since`` it counts changes in
-#: ``[data_interval_start, data_interval_end)``, the window the enrichment writes.
-BEFORE_WINDOW_END = {
-    "field": "dateUpdated",
-    "operator": "range",
-    "value": {"lt": "{{ data_interval_end.strftime('%Y-%m-%dT%H:%M:%SZ') }}"},
-}
-
 DOC_MD = """
 ### GHL enrichment on change
 
@@ -114,8 +106,8 @@ with DAG(
             task_id="wait_for_changes",
             ghl_conn_id=ghl_conn_id,
             location_id=location_id,
-            # ``since`` defaults to the run's data_interval_start.
-            filters=[BEFORE_WINDOW_END],
+            # ``since`` defaults to the run's data_interval_start; only changes the enrichment's window holds count.
+            until="{{ data_interval_end }}",
             deferrable=True,
             poke_interval=POKE_INTERVAL,
             pre_execute=fit_sensor_to_run,

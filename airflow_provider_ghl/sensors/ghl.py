@@ -197,7 +197,8 @@ def _query(value: Any) -> str | None:
 # Sensors
 # ----------------------------------------------------------------------------------------------------------
 class GHLContactChangedSensor(GHLBaseSensor):
-    """Wait until contacts were updated since a time: at least ``min_count`` with ``dateUpdated >= since``.
+    """Wait until contacts were updated since a time: at least ``min_count`` with ``dateUpdated >= since`` (and
+    before ``until``, when given).
 
     Each check is one ``POST /contacts/search`` filtered server-side on ``dateUpdated`` (AND-ed with
     ``filters`` and ``query``), sorted by ``dateUpdated`` ascending, with ``pageLimit = max_ids``; never a scan.
@@ -206,6 +207,8 @@ class GHLContactChangedSensor(GHLBaseSensor):
 
     :param since: start of the window, inclusive: a datetime or ISO-8601 string; default: the run's
         ``data_interval_start``. (templated)
+    :param until: end of the window, exclusive (e.g. ``{{ data_interval_end }}``, so that only changes the run's
+        window holds count); default: open. (templated)
     :param filters: GHL search filters AND-ed with the window, e.g.
         ``[{"field": "tags", "operator": "eq", "value": "vip"}]``; a JSON string is accepted. (templated)
     :param query: GHL full-text query (at most 75 characters). (templated)
@@ -215,7 +218,7 @@ class GHLContactChangedSensor(GHLBaseSensor):
     Other parameters: see :class:`GHLBaseSensor`.
     """
 
-    template_fields: Sequence[str] = (*GHLBaseSensor.template_fields, "since", "filters", "query")
+    template_fields: Sequence[str] = (*GHLBaseSensor.template_fields, "since", "until", "filters", "query")
     template_fields_renderers: ClassVar[dict[str, str]] = {"filters": "json"}
     trigger_class = GHLContactChangedTrigger
 
@@ -223,6 +226,7 @@ class GHLContactChangedSensor(GHLBaseSensor):
         self,
         *,
         since: str | datetime | None = None,
+        until: str | datetime | None = None,
         filters: list[dict[str, Any]] | None = None,
         query: str | None = None,
         min_count: int = 1,
@@ -231,6 +235,7 @@ class GHLContactChangedSensor(GHLBaseSensor):
     ) -> None:
         super().__init__(**kwargs)
         self.since = since
+        self.until = until
         self.filters = filters
         self.query = query
         self.min_count = min_count
@@ -238,6 +243,11 @@ class GHLContactChangedSensor(GHLBaseSensor):
 
     def condition(self, context: Context) -> ContactChangedCondition:
         since = _since(self.since, context)
+        until = None
+        if self.until not in (None, ""):
+            until = iso_utc(require_datetime("until", self.until))
+            if require_datetime("until", until) <= require_datetime("since", since):
+                raise GHLInputError("until", f"must be after since ({since}), got {until}")
         filters, query = search_filters("filters", self.filters), _query(self.query)
         min_count = require_int("min_count", self.min_count, minimum=1)
         max_ids = require_int("max_ids", self.max_ids, minimum=1, maximum=SEARCH_MAX_PAGE_LIMIT)
@@ -246,7 +256,13 @@ class GHLContactChangedSensor(GHLBaseSensor):
         if not location:
             raise GHLInputError("location_id", "not given and the connection has no location_id")
         return ContactChangedCondition(
-            since=since, filters=filters, query=query, min_count=min_count, max_ids=max_ids, location_id=location
+            since=since,
+            until=until,
+            filters=filters,
+            query=query,
+            min_count=min_count,
+            max_ids=max_ids,
+            location_id=location,
         )
 
 

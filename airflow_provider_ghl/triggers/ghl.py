@@ -83,13 +83,14 @@ class GHLCondition(ABC):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ContactChangedCondition(GHLCondition):
-    """At least ``min_count`` contacts with ``dateUpdated >= since`` match ``filters`` and ``query``.
+    """At least ``min_count`` contacts with ``since <= dateUpdated < until`` match ``filters`` and ``query``.
 
     One ``POST /contacts/search`` page per check: GHL applies the ``dateUpdated`` range server-side and reports
     the total, so a check costs one request however many contacts the location has. The value lists the ids
     of the first ``max_ids`` matches, oldest change first.
 
     :param since: ISO-8601 start of the window (inclusive).
+    :param until: ISO-8601 end of the window (exclusive); None: open.
     :param filters: GHL filter objects, AND-ed with the window.
     :param query: GHL full-text query.
     :param min_count: how many matching contacts are needed.
@@ -97,13 +98,15 @@ class ContactChangedCondition(GHLCondition):
     """
 
     since: str
+    until: str | None = None
     filters: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     query: str | None = None
     min_count: int = 1
     max_ids: int = 100
 
     def request(self) -> tuple[str, dict[str, Any]]:
-        window = {"field": "dateUpdated", "operator": "range", "value": {"gte": self.since}}
+        bounds = {"gte": self.since, **({"lt": self.until} if self.until else {})}
+        window = {"field": "dateUpdated", "operator": "range", "value": bounds}
         return "search_contacts", {
             "query": self.query,
             "filters": [window, *self.filters],

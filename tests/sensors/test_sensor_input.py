@@ -40,6 +40,8 @@ BAD: list[tuple[type[GHLBaseSensor], dict[str, Any], str]] = [
     (GHLContactChangedSensor, {"since": SINCE, "filters": "[{'not': 'json'}]"}, "filters"),
     (GHLContactChangedSensor, {"since": SINCE, "filters": [{**VIP, "value": object()}]}, "filters"),
     (GHLContactChangedSensor, {"since": SINCE, "max_ids": 501}, "max_ids"),
+    (GHLContactChangedSensor, {"since": SINCE, "until": "later"}, "until"),
+    (GHLContactChangedSensor, {"since": SINCE, "until": SINCE}, "until"),
     (GHLContactChangedSensor, {"since": SINCE, "min_count": 0}, "min_count"),
     (GHLContactChangedSensor, {"since": SINCE, "query": "q" * 76}, "query"),
     (GHLContactChangedSensor, {"since": SINCE, "location_id": "has space"}, "location_id"),

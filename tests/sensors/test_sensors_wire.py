@@ -89,3 +89,16 @@ def test_contact_changed_ands_the_filters_and_returns_the_oldest_changes_first(g
     filtered.min_count = 2
     assert not filtered.poke({}).is_done
     assert ghl.stats()["requests_by_route"] == {"POST /contacts/search": 3}  # one search per check, no paging
+
+
+def test_contact_changed_until_bounds_the_window(ghl: SandboxServer) -> None:
+    """Changes at or after ``until`` do not count: the window is ``[since, until)``, applied by GHL's search."""
+    since = now_iso()
+    time.sleep(0.01)
+    until = now_iso()
+    time.sleep(0.01)
+    ghl.touch_contacts(ghl.location_ids[0], count=2)
+    bounded = GHLContactChangedSensor(task_id="bounded", ghl_conn_id=CONN_ID, since=since, until=until)
+    assert not bounded.poke({}).is_done
+    open_ended = GHLContactChangedSensor(task_id="open", ghl_conn_id=CONN_ID, since=since)
+    assert open_ended.poke({}).xcom_value["total"] == 2
