@@ -47,9 +47,9 @@ Every hour, for every configured HighLevel location (one mapped task group per l
 
 The sensor waits until the window has closed plus 10 minutes for GHL's search index to catch up: a scheduled
 run (whose hour is already over) waits only for late-indexed changes, a manual run for the current hour waits
-for that hour's first change. A location with no change by then is **skipped** (`soft_fail`), so quiet hours
-cost one search per location and do not fail the run. With `soft_fail`, an error met while deferred (after
-the hook's retries) also skips the location; errors on the first check, such as a bad token, fail the task.
+for that hour's first change. A location with no change by then is **skipped** (`skip_on_timeout`), so quiet
+hours cost a few searches per location and do not fail the run; an error (a bad token, GHL failing after the
+hook's retries) still fails the task.
 
 Configuration (Airflow Connections and Variables only, nothing is read when the file is parsed):
 
@@ -111,7 +111,7 @@ with DAG(
             deferrable=True,
             poke_interval=POKE_INTERVAL,
             pre_execute=fit_sensor_to_run,
-            soft_fail=True,
+            skip_on_timeout=True,
             map_index_template="{{ task.location_id }}",
         )
         enrich = GHLEnrichContactsOperator(

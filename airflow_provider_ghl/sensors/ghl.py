@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_ghl import exceptions as ghl_exceptions
 from airflow_provider_ghl.exceptions import GHLError, GHLInputError
@@ -62,6 +62,8 @@ class GHLBaseSensor(BaseSensorOperator):
         only JSON values reach the trigger.
     :param deferrable: wait in the triggerer instead of a worker slot; default
         ``[operators] default_deferrable``. The trigger polls every ``poke_interval`` seconds.
+    :param skip_on_timeout: when ``timeout`` passes without the condition, skip the task instead of failing it.
+        Unlike ``soft_fail``, an error (a bad token, GHL failing) still fails the task.
     """
 
     template_fields: Sequence[str] = ("ghl_conn_id", "location_id")
@@ -77,6 +79,7 @@ class GHLBaseSensor(BaseSensorOperator):
         ghl_conn_id: str = GHLHook.default_conn_name,
         hook_params: dict[str, Any] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        skip_on_timeout: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,6 +87,7 @@ class GHLBaseSensor(BaseSensorOperator):
         self.ghl_conn_id = ghl_conn_id
         self.hook_params = hook_params or {}
         self.deferrable = deferrable
+        self.skip_on_timeout = skip_on_timeout
 
     @cached_property
     def hook(self) -> GHLHook:
@@ -99,7 +103,10 @@ class GHLBaseSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowSensorTimeout as err:
+                raise self._timed_out(str(err)) from err
         condition = self.condition(context)
         # Fixed once, here: the trigger gets an absolute time, so a triggerer restart cannot extend the wait.
         deadline = datetime.now(UTC) + timedelta(seconds=self.timeout)
@@ -125,11 +132,17 @@ class GHLBaseSensor(BaseSensorOperator):
         if not isinstance(event, Mapping) or event.get("status") not in ("success", "timeout", "error"):
             raise GHLError(f"{self.task_id}: unexpected trigger event {event!r}")
         if event["status"] == "timeout":
-            raise AirflowSensorTimeout(f"{self.task_id}: {event.get('message')}")
+            raise self._timed_out(f"{self.task_id}: {event.get('message')}")
         if event["status"] == "error":
             raise _error_from_event(event)
         self.log.info("Success criteria met.")
         return event.get("value")
+
+    def _timed_out(self, message: str) -> AirflowSensorTimeout | AirflowSkipException:
+        if self.skip_on_timeout:
+            self.log.info("Not met before the timeout; skipping (skip_on_timeout).")
+            return AirflowSkipException(message)
+        return AirflowSensorTimeout(message)
 
     def _json_hook_params(self) -> dict[str, Any]:
         # Trigger kwargs must be plain JSON (serde refuses anything else); drop what is not, like dbt-cloud does.

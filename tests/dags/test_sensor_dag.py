@@ -100,7 +100,7 @@ def test_dag_shape(dag: Any) -> None:
     assert isinstance(sensor, GHLContactChangedSensor) and isinstance(enrich, GHLEnrichContactsOperator)
     assert sensor.deferrable is True
     assert sensor.poke_interval == 60
-    assert sensor.soft_fail is True
+    assert sensor.skip_on_timeout is True and sensor.soft_fail is False
     # One mapped task group: each location's enrich waits for that location's sensor only.
     assert isinstance(sensor.task_group, MappedTaskGroup)
     assert sensor.task_group is enrich.task_group

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
 from airflow_provider_ghl.exceptions import (
     GHLConfigError,
@@ -151,3 +151,23 @@ def test_hook_params_that_are_not_json_stay_on_the_worker(ghl: SandboxServer, ho
     params = {"retry_backoff": 0.05, "timeout": 5.0, "token_store": object()}
     trigger = deferred_trigger(case, hook_params=params).trigger
     assert trigger.serialize()[1]["hook_params"] == {"retry_backoff": 0.05, "timeout": 5.0}
+
+
+def test_skip_on_timeout_skips_only_the_timeout(ghl: SandboxServer) -> None:
+    """Deferred and in poke mode a timeout skips the task; an error still fails it."""
+    sensor = GHLNewNoteSensor(task_id="wait", contact_id="c1", skip_on_timeout=True)
+    with pytest.raises(AirflowSkipException, match="wait: late"):
+        sensor.execute_complete({}, {"status": "timeout", "message": "late"})
+    with pytest.raises(GHLNotFoundError):
+        sensor.execute_complete({}, {"status": "error", "error_type": "GHLNotFoundError", "message": "gone"})
+
+    contact = ghl.contact_ids(ghl.location_ids[0])[0]
+    poking = GHLNewNoteSensor(
+        task_id="wait", ghl_conn_id=CONN_ID, contact_id=contact, since="2099-01-01T00:00:00Z",
+        skip_on_timeout=True, deferrable=False, poke_interval=0.05, timeout=0.2,
+    )  # fmt: skip
+    with pytest.raises(AirflowSkipException, match="timed out"):
+        poking.execute({})
+    poking.skip_on_timeout = False
+    with pytest.raises(AirflowSensorTimeout):
+        poking.execute({})
