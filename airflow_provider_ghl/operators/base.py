@@ -151,6 +151,12 @@ class GHLListOperator(GHLBaseOperator):
         summary["ids"] = ids
         if count > len(ids):
             summary["ids_truncated"] = True
+            if output is None:
+                self.log.warning(
+                    "%d records but XCom carries the first %d ids only; set output_path to keep them all.",
+                    count,
+                    len(ids),
+                )
         return summary
 
 
