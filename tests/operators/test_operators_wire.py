@@ -341,3 +341,16 @@ def test_contact_link_follows_the_app_url_of_the_connection(
     assert xcom[CONTACT_URL_XCOM_KEY] == (
         f"https://agency.example.com/v2/location/{location['id']}/contacts/detail/{contact_id}"
     )
+
+
+def test_list_xcom_keeps_the_first_ids_and_says_so(
+    ghl_conn: str, ops_sandbox: SandboxServer, location: dict[str, Any], run_operator: Run,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    ids = ops_sandbox.contact_ids(location["id"])[:3]
+    business = location["businesses"][0]["id"]
+    GHLHook(ghl_conn).bulk_update_business(ids, business)
+    monkeypatch.setattr("airflow_provider_ghl.operators.base.MAX_XCOM_IDS", 2)
+    listed, _ = run_operator(GHLGetContactsByBusinessOperator(task_id="l", ghl_conn_id=ghl_conn, business_id=business))
+    assert listed["count"] >= 3 and len(listed["ids"]) == 2 and listed["ids_truncated"] is True
+    assert "set output_path" in caplog.text
