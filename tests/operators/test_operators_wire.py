@@ -345,7 +345,7 @@ def test_contact_link_follows_the_app_url_of_the_connection(
 
 def test_list_xcom_keeps_the_first_ids_and_says_so(
     ghl_conn: str, ops_sandbox: SandboxServer, location: dict[str, Any], run_operator: Run,
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     ids = ops_sandbox.contact_ids(location["id"])[:3]
     business = location["businesses"][0]["id"]
@@ -353,4 +353,5 @@ def test_list_xcom_keeps_the_first_ids_and_says_so(
     monkeypatch.setattr("airflow_provider_ghl.operators.base.MAX_XCOM_IDS", 2)
     listed, _ = run_operator(GHLGetContactsByBusinessOperator(task_id="l", ghl_conn_id=ghl_conn, business_id=business))
     assert listed["count"] >= 3 and len(listed["ids"]) == 2 and listed["ids_truncated"] is True
-    assert "set output_path" in caplog.text
+    out, err = capfd.readouterr()
+    assert "set output_path" in caplog.text + out + err  # the task logger may write to the console directly
