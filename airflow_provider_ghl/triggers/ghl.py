@@ -277,14 +277,19 @@ class GHLConditionTrigger(BaseTrigger):
             if deadline is None:
                 raise ValueError(f"deadline: not an ISO-8601 date-time: {self.deadline!r}")
             hook = GHLHook(self.ghl_conn_id, location_id=self.condition.location_id, **self.hook_params)
+            # The sensor checked just before deferring, so the first poll waits one interval too. (It also keeps
+            # the event from arriving while the deferring worker is still exiting, which Airflow 3.3 can
+            # mistake for a failure and retry: apache/airflow#67287.)
             while (remaining := (deadline - datetime.now(UTC)).total_seconds()) > 0:
+                await asyncio.sleep(min(self.poll_interval, remaining))
+                if datetime.now(UTC) >= deadline:
+                    break
                 done, value = await self.condition.acheck(hook)
                 if done:
                     return {"status": "success", "value": value}
                 self.log.info(
                     "%s: not met yet; next check in %.1f s", type(self.condition).__name__, self.poll_interval
                 )
-                await asyncio.sleep(min(self.poll_interval, remaining))
         except Exception as err:
             # Reported as an event: the sensor fails on the worker with the cause, instead of the triggerer
             # logging a crash the task never sees.
