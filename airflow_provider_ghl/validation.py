@@ -103,18 +103,34 @@ def require_id_list(field: str, value: Any) -> list[str]:
     return [require_id(f"{field}[{i}]", v) for i, v in enumerate(require_str_list(field, value))]
 
 
-def require_datetime(field: str, value: Any) -> datetime:
-    """An aware datetime from a datetime or an ISO-8601 string (naive values are taken as UTC)."""
+def parse_datetime(value: Any) -> datetime | None:
+    """An aware datetime from a datetime or an ISO-8601 string, or None when it is neither.
+
+    Naive values are taken as UTC: GHL writes some dates (appointments) as ``2021-07-16 11:00:00``, no zone.
+    """
     if isinstance(value, datetime):
         return value if value.tzinfo else pendulum.instance(value, tz="UTC")
-    if isinstance(value, str) and value.strip():
-        try:
-            parsed = pendulum.parse(value.strip(), tz="UTC")
-        except (ValueError, pendulum.parsing.exceptions.ParserError):
-            raise GHLInputError(field, f"not an ISO-8601 date-time: {value!r}") from None
-        if isinstance(parsed, datetime):
-            return parsed
-    raise GHLInputError(field, f"expected a datetime or an ISO-8601 string, got {value!r}")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = pendulum.parse(value.strip(), tz="UTC")
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        return None
+    return parsed if isinstance(parsed, datetime) else None
+
+
+def require_datetime(field: str, value: Any) -> datetime:
+    """:func:`parse_datetime`, for an argument that must be a date-time."""
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise GHLInputError(field, f"expected a datetime or an ISO-8601 date-time, got {value!r}")
+    return parsed
+
+
+def require_window(since_field: str, since: datetime, until_field: str, until: datetime) -> None:
+    """A half-open ``[since, until)`` window must not be empty."""
+    if until <= since:
+        raise GHLInputError(until_field, f"must be after {since_field} ({since.isoformat()}), got {until.isoformat()}")
 
 
 def optional_text(field: str, value: Any, *, required: bool = False) -> str | None:

@@ -18,6 +18,7 @@ from airflow_provider_ghl.validation import (
     require_int,
     require_mapping,
     require_str_list,
+    require_window,
     search_filters,
 )
 
@@ -118,8 +119,8 @@ class GHLSearchContactsOperator(GHLListOperator):
             date_field=require_choice("date_field", self.date_field, ("dateUpdated", "dateAdded")),
             page_limit=require_int("page_limit", self.page_limit, minimum=1, maximum=SEARCH_MAX_PAGE_LIMIT),
         )
-        if args["since"] and args["until"] and args["until"] <= args["since"]:
-            raise GHLInputError("until", "must be after since")
+        if args["since"] and args["until"]:
+            require_window("since", args["since"], "until", args["until"])
         return args
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:

@@ -7,13 +7,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pendulum
-
 from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.export.contacts import run_export, utcnow_iso
 from airflow_provider_ghl.export.enrich import TASK_SEARCH_MODES, child_records, enrichment_columns
 from airflow_provider_ghl.hooks.ghl import CHILD_KINDS
 from airflow_provider_ghl.operators.export import GHLBaseExportOperator
+from airflow_provider_ghl.validation import require_datetime, require_window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -79,10 +78,7 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
         lookback = self.lookback if isinstance(self.lookback, timedelta) else timedelta(seconds=self.lookback)
         if lookback < timedelta(0):
             raise GHLConfigError(f"lookback must not be negative, got {self.lookback!r}")
-        if until <= since:
-            raise GHLConfigError(
-                f"updated_until ({until.isoformat()}) must be after updated_since ({since.isoformat()})"
-            )
+        require_window("updated_since", since, "updated_until", until)
         return since - lookback, until
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -141,15 +137,5 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
 
 
 def _as_datetime(value: str | datetime | None, field: str) -> datetime | None:
-    """A timezone-aware datetime from a datetime or an ISO string; ``GHLConfigError`` naming ``field``."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=pendulum.UTC)
-    try:
-        parsed = pendulum.parse(str(value))
-    except Exception:
-        raise GHLConfigError(f"{field} must be an ISO-8601 date-time, got {value!r}") from None
-    if not isinstance(parsed, datetime):
-        raise GHLConfigError(f"{field} must be a date-time, got {value!r}")
-    return parsed
+    """An aware datetime, or None when not given; ``GHLInputError`` naming ``field`` when unreadable."""
+    return None if value is None or value == "" else require_datetime(field, value)

@@ -34,7 +34,14 @@ from airflow_provider_ghl.triggers.ghl import (
     NewNoteCondition,
     TaskCompletedCondition,
 )
-from airflow_provider_ghl.validation import optional_id, require_datetime, require_id, require_int, search_filters
+from airflow_provider_ghl.validation import (
+    optional_id,
+    require_datetime,
+    require_id,
+    require_int,
+    require_window,
+    search_filters,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -258,9 +265,9 @@ class GHLContactChangedSensor(GHLBaseSensor):
         since = _since(self.since, context)
         until = None
         if self.until not in (None, ""):
-            until = iso_utc(require_datetime("until", self.until))
-            if require_datetime("until", until) <= require_datetime("since", since):
-                raise GHLInputError("until", f"must be after since ({since}), got {until}")
+            until_at = require_datetime("until", self.until)
+            require_window("since", require_datetime("since", since), "until", until_at)
+            until = iso_utc(until_at)
         filters, query = search_filters("filters", self.filters), _query(self.query)
         min_count = require_int("min_count", self.min_count, minimum=1)
         max_ids = require_int("max_ids", self.max_ids, minimum=1, maximum=SEARCH_MAX_PAGE_LIMIT)

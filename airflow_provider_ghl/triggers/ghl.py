@@ -19,28 +19,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import pendulum
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.validation import parse_datetime
 
 #: ``(is_done, value)``: whether the condition holds, and the XCom value once it does.
 Outcome = tuple[bool, Any]
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A GHL date as an aware datetime, or None when it is missing or unreadable.
-
-    GHL writes most dates as ISO-8601 with ``Z`` but appointment dates as ``2021-07-16 11:00:00`` with no zone;
-    those are taken as UTC.
-    """
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = pendulum.parse(value.strip(), tz="UTC")
-    except (ValueError, pendulum.parsing.exceptions.ParserError):
-        return None
-    return parsed if isinstance(parsed, datetime) else None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -193,13 +178,13 @@ class _NewChildrenCondition(GHLCondition):
         return self.method, {"contact_id": self.contact_id}
 
     def evaluate(self, result: Any) -> Outcome:
-        since = parse_time(self.since)
+        since = parse_datetime(self.since)
         if since is None:
             raise ValueError(f"since: not an ISO-8601 date-time: {self.since!r}")
         new = sorted(
             (added, item["id"])
             for item in result or []
-            if item.get("id") and (added := parse_time(item.get("dateAdded"))) is not None and added >= since
+            if item.get("id") and (added := parse_datetime(item.get("dateAdded"))) is not None and added >= since
         )
         ids = [item_id for _, item_id in new]
         return bool(ids), ids
@@ -273,7 +258,7 @@ class GHLConditionTrigger(BaseTrigger):
 
     async def _wait(self) -> dict[str, Any]:
         try:
-            deadline = parse_time(self.deadline)
+            deadline = parse_datetime(self.deadline)
             if deadline is None:
                 raise ValueError(f"deadline: not an ISO-8601 date-time: {self.deadline!r}")
             hook = GHLHook(self.ghl_conn_id, location_id=self.condition.location_id, **self.hook_params)

@@ -26,7 +26,8 @@ from airflow_provider_ghl.sensors.ghl import (
     GHLNewNoteSensor,
     GHLTaskCompletedSensor,
 )
-from airflow_provider_ghl.triggers.ghl import GHLConditionTrigger, parse_time
+from airflow_provider_ghl.triggers.ghl import GHLConditionTrigger
+from airflow_provider_ghl.validation import parse_datetime as parse_time
 
 CONN_ID = "ghl_sensors"
 #: The sandbox's budget for these tests: roomy, so no test waits for the rate limiter.
