@@ -33,6 +33,7 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, stop_after_d
 from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLError
 from airflow_provider_ghl.hooks.config import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import OAUTH_LOCATION_TOKEN_PATH, OAUTH_TOKEN_PATH
+from airflow_provider_ghl.hooks.responses import as_auth_error
 
 log = logging.getLogger(__name__)
 
@@ -382,16 +383,12 @@ class OAuthTokenManager:
                 raise
             newer = self._wait_for_newer(refresh_token)
             if newer is None:
-                raise GHLAuthError(
+                raise as_auth_error(
+                    err,
                     f"GHL refused the OAuth refresh token (invalid_grant) of connection "
                     f"{self.config.conn_id!r} and no newer token set appeared in {self.store.name}. "
                     "The app must be re-authorized: install it again and store the new refresh token "
                     "(empty the Variable and set the connection's refresh_token extra).",
-                    method="POST",
-                    path=OAUTH_TOKEN_PATH,
-                    status=err.status,
-                    ghl_message=err.ghl_message,
-                    ghl_error=err.ghl_error,
                 ) from None
             log.info("Another worker rotated the GHL token set first; using the newer set from %s.", self.store.name)
             if newer.expires_within(self.skew) and not force and depth == 0:

@@ -63,7 +63,8 @@ def _error_fields(body: Any, headers: Mapping[str, str]) -> dict[str, Any]:
             message = str(description)
         ghl_error = str(body["error"]) if body.get("error") else None
         trace_id = body.get("traceId") or trace_id
-        meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+        raw_meta = body.get("meta")
+        meta = raw_meta if isinstance(raw_meta, dict) else {}
     elif isinstance(body, str) and body.strip():
         message = body.strip()[:300]
     return {"ghl_message": message, "errors": errors, "ghl_error": ghl_error, "trace_id": trace_id, "meta": meta}
@@ -126,6 +127,19 @@ def parse_response(
     if status >= 500:
         raise GHLServerError(**where)
     raise GHLApiError(**where)
+
+
+def as_auth_error(err: GHLApiError, message: str | None = None) -> GHLAuthError:
+    """``err`` as a :class:`GHLAuthError` with the same request facts (and ``message`` instead of its own)."""
+    return GHLAuthError(
+        message,
+        method=err.method,
+        path=err.path,
+        status=err.status,
+        ghl_message=err.ghl_message,
+        ghl_error=err.ghl_error,
+        trace_id=err.trace_id,
+    )
 
 
 def extract_result(endpoint: Endpoint, body: Any, method: str, path: str) -> Any:

@@ -17,6 +17,7 @@ from airflow_provider_ghl.exceptions import (
     GHLNotFoundError,
     GHLValidationError,
 )
+from airflow_provider_ghl.hooks.calls import Call
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 
@@ -202,8 +203,8 @@ def test_api_v3_paths(fast_sandbox: SandboxServer, conn_factory: Callable[..., s
         host=fast_sandbox.base_url, password=loc["private_token"], location_id=loc["id"], api_version="v3"
     )
     hook = GHLHook(conn_id)
-    _, path, *_ = hook._resolve("remove_from_all_campaigns", {"contactId": "c1"}, None, None, None)
-    assert path == "/contacts/c1/campaigns/remove-all"
+    resolved = hook.resolve(Call("remove_from_all_campaigns", path_params={"contactId": "c1"}))
+    assert resolved.path == "/contacts/c1/campaigns/remove-all"
     with pytest.raises(GHLConfigError, match="removed in API v3"):
         hook.get_contacts()
     assert hook.get_conn().headers["Version"] == "v3"

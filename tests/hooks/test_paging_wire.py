@@ -90,11 +90,11 @@ def test_request_stats_count_every_attempt(hook: GHLHook, big_sandbox: SandboxSe
 
 def test_a_full_page_without_a_new_cursor_is_an_error_not_a_silent_stop() -> None:
     from airflow_provider_ghl.exceptions import GHLApiError
-    from airflow_provider_ghl.hooks.ghl import _next_search_cursor
+    from airflow_provider_ghl.hooks.paging import next_search_cursor
 
     page = [{"id": "a", "searchAfter": [1, "a"]}, {"id": "b", "searchAfter": [2, "b"]}]
-    assert _next_search_cursor(page[:1], 2, None) is None  # a short page is the last
-    assert _next_search_cursor(page, 2, None) == [2, "b"]
+    assert next_search_cursor(page[:1], 2, None) is None  # a short page is the last
+    assert next_search_cursor(page, 2, None) == [2, "b"]
     for stalled, cursor in (([{"id": "a"}, {"id": "b"}], None), (page, [2, "b"])):
         with pytest.raises(GHLApiError, match="without a new searchAfter cursor"):
-            _next_search_cursor(stalled, 2, cursor)
+            next_search_cursor(stalled, 2, cursor)

@@ -1,0 +1,96 @@
+"""Concurrent fan-out: the tasks, notes and appointments of many contacts, fetched by a bounded thread pool.
+
+Every request still goes through the hook's one funnel, so the pool runs at the token's shared rate budget
+without 429s however many threads it has.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, NamedTuple
+
+from airflow_provider_ghl.exceptions import GHLError
+from airflow_provider_ghl.hooks import operations as ops
+from airflow_provider_ghl.hooks.calls import Call, CallRunner
+
+#: Builders of the child lists of one contact, by kind.
+CHILD_LISTS: dict[str, Callable[[str], Call[list[dict[str, Any]]]]] = {
+    "tasks": ops.get_tasks,
+    "notes": ops.get_notes,
+    "appointments": ops.get_appointments,
+}
+#: Child collections of a contact that :meth:`GHLFanoutMixin.fetch_contact_children` can fetch.
+CHILD_KINDS = tuple(CHILD_LISTS)
+
+
+class ContactChildren(NamedTuple):
+    """One result of :meth:`GHLFanoutMixin.fetch_contact_children`.
+
+    :param contact_id: the contact.
+    :param kind: ``tasks``, ``notes`` or ``appointments``.
+    :param items: the records (empty on error).
+    :param error: the failure, when ``raise_on_error=False``.
+    """
+
+    contact_id: str
+    kind: str
+    items: list[dict[str, Any]]
+    error: GHLError | None = None
+
+
+class GHLFanoutMixin(CallRunner):
+    """The hook's concurrent fan-out over contacts."""
+
+    #: Concurrency of the hook: its HTTP pool size, and so the most fan-out threads.
+    max_workers: int
+
+    def fetch_contact_children(
+        self,
+        contact_ids: Iterable[str],
+        kinds: Sequence[str] = CHILD_KINDS,
+        *,
+        max_workers: int | None = None,
+        raise_on_error: bool = True,
+    ) -> Iterator[ContactChildren]:
+        """Fetch tasks / notes / appointments of many contacts in parallel, yielding results as they complete.
+
+        A bounded pool of threads shares the hook's session and the process-wide rate limiter, so the work
+        runs at the token's budget without 429s. ``contact_ids`` is consumed lazily (it can be
+        :meth:`iter_contacts` mapped to ids); at most two jobs per worker are queued at a time.
+
+        :param contact_ids: contacts to fetch for.
+        :param kinds: any of ``tasks``, ``notes``, ``appointments``.
+        :param max_workers: threads; default and maximum: the hook's ``max_workers`` (its pool size).
+        :param raise_on_error: raise the first error (default) or yield it in :attr:`ContactChildren.error`.
+        """
+        unknown = [k for k in kinds if k not in CHILD_LISTS]
+        if unknown or not kinds:
+            raise ValueError(f"kinds must be a non-empty subset of {CHILD_KINDS}, got {list(kinds)}")
+        workers = min(max_workers or self.max_workers, self.max_workers)
+        jobs = ((contact_id, kind) for contact_id in contact_ids for kind in kinds)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghl-fanout")
+        pending: dict[Future[list[dict[str, Any]]], tuple[str, str]] = {}
+
+        def submit(count: int) -> None:
+            for contact_id, kind in itertools.islice(jobs, count):
+                pending[pool.submit(self.run, CHILD_LISTS[kind](contact_id))] = (contact_id, kind)
+
+        try:
+            submit(workers * 2)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                finished = [(future, *pending.pop(future)) for future in done]
+                submit(len(finished))  # keep the pool busy while the caller handles results
+                for future, contact_id, kind in finished:
+                    error = future.exception()
+                    if error is None:
+                        yield ContactChildren(contact_id, kind, future.result() or [])
+                    elif raise_on_error or not isinstance(error, GHLError):
+                        raise error
+                    else:
+                        yield ContactChildren(contact_id, kind, [], error)
+        finally:
+            # The caller may stop early: drop queued jobs, let the running requests finish.
+            pool.shutdown(wait=True, cancel_futures=True)
