@@ -32,6 +32,7 @@ from airflow_provider_ghl.sandbox.data import (
     Contact,
     Location,
     Store,
+    is_positive_int,
     iso,
     new_id,
     parse_time,
@@ -898,7 +899,7 @@ def _register_admin_routes(app: FastAPI) -> None:
         sb = _sb(request)
         body = json.loads(await request.body() or b"{}")
         unknown = set(body) - {"max_requests", "interval_ms", "daily_limit"}
-        bad = [k for k, v in body.items() if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+        bad = [k for k, v in body.items() if not is_positive_int(v)]
         if unknown or bad:
             raise GHLError(422, [f"limits: unknown or invalid setting(s): {', '.join(sorted(unknown | set(bad)))}"])
         sb.limiter.configure(**body)
