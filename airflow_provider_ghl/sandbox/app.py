@@ -21,12 +21,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.routing import Match
 
 from airflow_provider_ghl.sandbox import models as m
-from airflow_provider_ghl.sandbox.auth import AuthFailure, Principal, TokenRegistry
+from airflow_provider_ghl.sandbox.auth import Principal, TokenRegistry
 from airflow_provider_ghl.sandbox.config import Faults, SandboxConfig
 from airflow_provider_ghl.sandbox.data import (
     Contact,
@@ -37,6 +36,7 @@ from airflow_provider_ghl.sandbox.data import (
     new_id,
     parse_time,
 )
+from airflow_provider_ghl.sandbox.errors import SandboxHTTPError, error_body, install_error_handlers
 from airflow_provider_ghl.sandbox.ratelimit import RateLimiter
 from airflow_provider_ghl.sandbox.search import SearchError, cursor_of, search
 
@@ -49,17 +49,6 @@ FORBIDDEN_LOCATION = "The token does not have access to this location."
 
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[..., Awaitable[Any]], Callable[..., Awaitable[None]]], Awaitable[None]]
-
-
-class GHLError(Exception):
-    """An error answer in GHL's shape: ``{"statusCode", "message", ...}``."""
-
-    def __init__(self, status: int, message: str | list[str], **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"statusCode": status, "message": message, **extra}
-        if status == 422:
-            self.body.setdefault("error", "Unprocessable Entity")
 
 
 class Sandbox:
@@ -151,7 +140,7 @@ class Sandbox:
     def location(self, principal: Principal, location_id: str | None) -> Location:
         """The location named by the request, which must be the token's own."""
         if not location_id or location_id != principal.location_id:
-            raise GHLError(403, FORBIDDEN_LOCATION)
+            raise SandboxHTTPError(403, FORBIDDEN_LOCATION)
         return self.store.locations[location_id]
 
     def contact(self, principal: Principal, contact_id: str) -> tuple[Location, Contact]:
@@ -159,8 +148,8 @@ class Sandbox:
         contact = loc.contacts.get(contact_id)
         if contact is None:
             if self.store.find_contact(contact_id) is not None:
-                raise GHLError(403, FORBIDDEN_LOCATION)
-            raise GHLError(400, f"Contact with id {contact_id} not found")
+                raise SandboxHTTPError(403, FORBIDDEN_LOCATION)
+            raise SandboxHTTPError(400, f"Contact with id {contact_id} not found")
         return loc, contact
 
 
@@ -226,27 +215,26 @@ class SandboxASGI:
             await JSONResponse(body, status_code=status, headers=rate_headers)(scope, receive, send)
 
         if route is None:
-            await answer(404, {"statusCode": 404, "message": f"Cannot {method} {scope['path']}", "error": "Not Found"})
+            await answer(404, error_body(404, f"Cannot {method} {scope['path']}", error="Not Found"))
             return
         principal = None
         if route not in NO_AUTH_PATHS:
             version = headers.get("version")
             if version not in API_VERSIONS:
                 msg = "version header was not found" if version is None else f"Unsupported API version {version}"
-                await answer(400, {"statusCode": 400, "message": msg})
+                await answer(400, error_body(400, msg))
                 return
             principal = sb.tokens.authenticate(headers.get("authorization"))
             if principal is None:
-                await answer(401, {"statusCode": 401, "message": "Invalid JWT"})
+                await answer(401, error_body(401, "Invalid JWT"))
                 return
             if principal.kind == "agency" and not route.startswith("/oauth/"):
                 await answer(
                     401,
-                    {
-                        "statusCode": 401,
-                        "message": "This authClass type is not allowed to access this scope. "
-                        "Use a location (sub-account) token.",
-                    },
+                    error_body(
+                        401,
+                        "This authClass type is not allowed to access this scope. Use a location (sub-account) token.",
+                    ),
                 )
                 return
             storm = sb.storm_until > time.monotonic() or (faults.storm_rate and sb.rng.random() < faults.storm_rate)
@@ -257,7 +245,7 @@ class SandboxASGI:
             if storm:
                 sb.fault_counts["storm_429"] += 1
             if storm or not allowed:
-                await answer(429, {"statusCode": 429, "message": "Too Many Requests"})
+                await answer(429, error_body(429, "Too Many Requests"))
                 return
         scope["ghl.principal"] = principal
         fault = None
@@ -307,7 +295,7 @@ class SandboxASGI:
         if kind == "error":
             status = sb.rng.choice(sb.faults.error_statuses or [500])
             sb.by_status[status] += 1
-            body = {"statusCode": status, "message": HTTPStatus(status).phrase}
+            body = error_body(status, HTTPStatus(status).phrase)
             await JSONResponse(body, status_code=status, headers=rate_headers)(scope, receive, send)
             return
         # Dropped connection: promise a body, send part of it and stop; uvicorn then closes the socket, so
@@ -322,22 +310,6 @@ class SandboxASGI:
         await send({"type": "http.response.body", "body": b'{"contacts": [', "more_body": True})
 
 
-# -- validation errors in GHL's shape -----------------------------------------------------------------------
-def _validation_messages(exc: RequestValidationError) -> list[str]:
-    messages = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        name = ".".join(loc) or "body"
-        kind = err.get("type", "")
-        if kind == "extra_forbidden":
-            messages.append(f"property {name} should not exist")
-        elif kind == "missing":
-            messages.append(f"{name} should not be empty")
-        else:
-            messages.append(f"{name}: {err.get('msg', 'is invalid')}")
-    return messages
-
-
 # -- routes -------------------------------------------------------------------------------------------------
 def build_app(config: SandboxConfig | None = None) -> SandboxASGI:
     """Create the sandbox ASGI app (pass it to uvicorn)."""
@@ -346,21 +318,7 @@ def build_app(config: SandboxConfig | None = None) -> SandboxASGI:
         title="GHL sandbox", redirect_slashes=False, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json"
     )
     app.state.sandbox = sandbox
-
-    @app.exception_handler(GHLError)
-    async def _ghl_error(request: Request, exc: GHLError) -> JSONResponse:
-        return JSONResponse({**exc.body, "traceId": str(uuid.uuid4())}, status_code=exc.status)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            {"statusCode": 422, "message": _validation_messages(exc), "error": "Unprocessable Entity"},
-            status_code=422,
-        )
-
-    @app.exception_handler(AuthFailure)
-    async def _auth_failure(request: Request, exc: AuthFailure) -> JSONResponse:
-        return JSONResponse(exc.body, status_code=exc.status)
+    install_error_handlers(app)
 
     _register_contact_routes(app)
     _register_child_routes(app)
@@ -372,7 +330,7 @@ def build_app(config: SandboxConfig | None = None) -> SandboxASGI:
 def _apply_contact_fields(sb: Sandbox, loc: Location, contact: Contact, fields: dict[str, Any]) -> None:
     """Write DTO fields into a contact the way GHL stores them (lower-case copies, custom field values)."""
     if "email" in fields and fields["email"] is not None and not EMAIL_RE.match(fields["email"]):
-        raise GHLError(422, ["email must be an email"])
+        raise SandboxHTTPError(422, ["email must be an email"])
     if "customFields" in fields and fields["customFields"] is not None:
         fields["customFields"] = _custom_field_values(loc, contact, fields["customFields"])
     loc.unindex(contact)
@@ -402,13 +360,13 @@ def _custom_field_values(loc: Location, contact: Contact, items: list[dict[str, 
         ref = item.get("id") or item.get("key")
         field = by_id.get(ref) or by_key.get(ref) or by_key.get(f"contact.{ref}")
         if field is None:
-            raise GHLError(422, [f"customFields: no custom field with id or key {ref!r}"])
+            raise SandboxHTTPError(422, [f"customFields: no custom field with id or key {ref!r}"])
         for name in ("field_value", "fieldValue", "value"):
             if name in item:
                 values[field["id"]] = item[name]
                 break
         else:
-            raise GHLError(422, [f"customFields.{ref}: field_value should not be empty"])
+            raise SandboxHTTPError(422, [f"customFields.{ref}: field_value should not be empty"])
     return [{"id": k, "value": v} for k, v in values.items()]
 
 
@@ -436,7 +394,7 @@ def _register_contact_routes(app: FastAPI) -> None:
         loc = sb.location(_principal(request), dto.locationId)
         if not sb.config.allow_duplicates and (dup := loc.find_duplicate(dto.email, dto.phone)):
             existing, matched = dup
-            raise GHLError(
+            raise SandboxHTTPError(
                 400,
                 "This location does not allow duplicated contacts.",
                 meta={"contactId": existing.id, "contactName": existing.data.get("name", ""), "matchingField": matched},
@@ -483,7 +441,9 @@ def _register_contact_routes(app: FastAPI) -> None:
         sb = _sb(request)
         loc = sb.location(_principal(request), locationId)
         if not 1 <= limit <= 100:
-            raise GHLError(422, ["limit must not be greater than 100" if limit > 100 else "limit must be positive"])
+            raise SandboxHTTPError(
+                422, ["limit must not be greater than 100" if limit > 100 else "limit must be positive"]
+            )
         # Deprecated list: newest first; the cursor is the last item's dateAdded (ms) and id.
         q = (query or "").lower()
         rows = sorted(
@@ -527,16 +487,16 @@ def _register_contact_routes(app: FastAPI) -> None:
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
-            raise GHLError(400, "Body is not valid JSON") from None
+            raise SandboxHTTPError(400, "Body is not valid JSON") from None
         if not isinstance(body, dict):
-            raise GHLError(422, ["body must be an object"])
+            raise SandboxHTTPError(422, ["body must be an object"])
         if not body.get("locationId"):
-            raise GHLError(422, ["locationId should not be empty"])
+            raise SandboxHTTPError(422, ["locationId should not be empty"])
         loc = sb.location(_principal(request), body["locationId"])
         try:
             hits, total, spec = search(loc, body)
         except SearchError as exc:
-            raise GHLError(422, exc.messages) from None
+            raise SandboxHTTPError(422, exc.messages) from None
         # Joined from per-contact cached JSON: keeps the sandbox far from being the benchmarks' bottleneck.
         sort_key = tuple(spec)
         parts = [c.search_hit(sort_key, cursor_of(c, spec)) for c in hits]
@@ -567,7 +527,7 @@ def _register_contact_routes(app: FastAPI) -> None:
     ) -> JSONResponse:
         loc = _sb(request).location(_principal(request), locationId)
         if not 1 <= limit <= 100 or skip < 0:
-            raise GHLError(422, ["limit must be between 1 and 100 and skip must not be negative"])
+            raise SandboxHTTPError(422, ["limit must be between 1 and 100 and skip must not be negative"])
         q = (query or "").lower()
         rows = sorted(
             (
@@ -659,7 +619,7 @@ def _register_contact_routes(app: FastAPI) -> None:
     async def bulk_update_tags(request: Request, type: str, dto: m.UpdateTagsDTO) -> JSONResponse:
         sb = _sb(request)
         if type not in ("add", "remove"):
-            raise GHLError(422, ["type must be one of the following values: add, remove"])
+            raise SandboxHTTPError(422, ["type must be one of the following values: add, remove"])
         loc = sb.location(_principal(request), dto.locationId)
         responses, errors = [], 0
         for cid in dto.contacts:
@@ -697,7 +657,7 @@ def _register_contact_routes(app: FastAPI) -> None:
             _known([b["id"] for b in loc.businesses], dto.businessId, "Business")
         unknown = [cid for cid in dto.ids if cid not in loc.contacts]
         if unknown:
-            raise GHLError(400, f"Contacts not found in this location: {', '.join(unknown)}")
+            raise SandboxHTTPError(400, f"Contacts not found in this location: {', '.join(unknown)}")
         for cid in dto.ids:
             contact = loc.contacts[cid]
             contact.data["businessId"] = dto.businessId or ""
@@ -722,7 +682,7 @@ def _set_membership(request: Request, contact_id: str, kind: str, group_id: str,
 
 def _known(ids: list[str], value: str, what: str) -> None:
     if value not in ids:
-        raise GHLError(400, f"{what} with id {value} not found")
+        raise SandboxHTTPError(400, f"{what} with id {value} not found")
 
 
 def _check_time(value: str | None, name: str) -> None:
@@ -731,7 +691,7 @@ def _check_time(value: str | None, name: str) -> None:
     try:
         parse_time(value)
     except ValueError:
-        raise GHLError(422, [f"{name} must be a valid ISO 8601 date string"]) from None
+        raise SandboxHTTPError(422, [f"{name} must be a valid ISO 8601 date string"]) from None
 
 
 # Tasks and notes follow one pattern; the table says how each differs.
@@ -748,7 +708,7 @@ def _children(sb: Sandbox, principal: Principal, contact_id: str, kind: str) -> 
 
 def _child(items: dict[str, dict[str, Any]], kind: str, child_id: str) -> dict[str, Any]:
     if child_id not in items:
-        raise GHLError(400, f"{CHILD_KINDS[kind]['one'].capitalize()} with id {child_id} not found")
+        raise SandboxHTTPError(400, f"{CHILD_KINDS[kind]['one'].capitalize()} with id {child_id} not found")
     return items[child_id]
 
 
@@ -822,7 +782,7 @@ def _register_other_routes(app: FastAPI) -> None:
     async def get_custom_fields(request: Request, locationId: str, model: str = "contact") -> JSONResponse:
         loc = _sb(request).location(_principal(request), locationId)
         if model not in ("contact", "opportunity", "all"):
-            raise GHLError(422, ["model must be one of the following values: contact, opportunity, all"])
+            raise SandboxHTTPError(422, ["model must be one of the following values: contact, opportunity, all"])
         fields = [f for f in loc.custom_fields if model in ("all", f["model"])]
         return ok({"customFields": fields})
 
@@ -881,7 +841,7 @@ def _register_admin_routes(app: FastAPI) -> None:
         try:
             config = sb.start_config.replace(**changes)
         except (TypeError, ValueError) as exc:
-            raise GHLError(422, [str(exc)]) from None
+            raise SandboxHTTPError(422, [str(exc)]) from None
         sb.reset(config)
         return ok(sb.info())
 
@@ -901,7 +861,9 @@ def _register_admin_routes(app: FastAPI) -> None:
         unknown = set(body) - {"max_requests", "interval_ms", "daily_limit"}
         bad = [k for k, v in body.items() if not is_positive_int(v)]
         if unknown or bad:
-            raise GHLError(422, [f"limits: unknown or invalid setting(s): {', '.join(sorted(unknown | set(bad)))}"])
+            raise SandboxHTTPError(
+                422, [f"limits: unknown or invalid setting(s): {', '.join(sorted(unknown | set(bad)))}"]
+            )
         sb.limiter.configure(**body)
         return ok(sb.info()["limits"])
 
@@ -916,7 +878,7 @@ def _register_admin_routes(app: FastAPI) -> None:
         try:
             code = _sb(request).tokens.authorize(location_id=body.get("locationId"), company_id=body.get("companyId"))
         except ValueError as exc:
-            raise GHLError(422, [str(exc)]) from None
+            raise SandboxHTTPError(422, [str(exc)]) from None
         return ok({"code": code})
 
     @app.get("/_sandbox/contacts/ids")
@@ -932,7 +894,7 @@ def _register_admin_routes(app: FastAPI) -> None:
         if body.get("ids") is not None:
             missing = [i for i in body["ids"] if i not in loc.contacts]
             if missing:
-                raise GHLError(422, [f"ids not in location: {', '.join(missing)}"])
+                raise SandboxHTTPError(422, [f"ids not in location: {', '.join(missing)}"])
             chosen = [loc.contacts[i] for i in body["ids"]]
         else:
             count = body.get("count", 1)
@@ -946,5 +908,5 @@ def _register_admin_routes(app: FastAPI) -> None:
 
 def _admin_location(sb: Sandbox, location_id: str | None) -> Location:
     if location_id not in sb.store.locations:
-        raise GHLError(422, [f"locationId: unknown location {location_id!r}"])
+        raise SandboxHTTPError(422, [f"locationId: unknown location {location_id!r}"])
     return sb.store.locations[location_id or ""]
