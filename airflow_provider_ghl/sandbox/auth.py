@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from airflow_provider_ghl.sandbox.data import Store, secret
+from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
 
 SCOPES = "contacts.readonly contacts.write locations/customFields.readonly locations/tasks.readonly oauth.write"
 
@@ -22,33 +23,21 @@ class Principal:
     company_id: str
 
 
-class AuthFailure(Exception):
-    """An OAuth endpoint error: HTTP status and the JSON body GHL sends."""
+class AuthFailure(SandboxHTTPError):
+    """An OAuth endpoint error: HTTP status and the JSON body GHL sends (unlike API routes, without a traceId)."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body.get("message"))
-        self.status = status
-        self.body = body
+    traced = False
 
 
 def _oauth_error(status: int, error: str, description: str) -> AuthFailure:
-    return AuthFailure(
-        status, {"statusCode": status, "message": description, "error": error, "error_description": description}
-    )
+    return AuthFailure(status, description, error=error, error_description=description)
 
 
 def _require(form: dict[str, str], *fields: str) -> None:
     """GHL's 422 for form fields that are missing or empty."""
     missing = [f for f in fields if not form.get(f)]
     if missing:
-        raise AuthFailure(
-            422,
-            {
-                "statusCode": 422,
-                "message": [f"{f} should not be empty" for f in missing],
-                "error": "Unprocessable Entity",
-            },
-        )
+        raise AuthFailure(422, [f"{f} should not be empty" for f in missing])
 
 
 class TokenRegistry:
@@ -181,14 +170,12 @@ class TokenRegistry:
     def location_token(self, principal: Principal | None, form: dict[str, str]) -> dict[str, Any]:
         """``POST /oauth/locationToken``: an agency token mints a location token (no refresh token)."""
         if principal is None:
-            raise AuthFailure(401, {"statusCode": 401, "message": "Invalid JWT"})
+            raise AuthFailure(401, "Invalid JWT")
         if principal.kind != "agency":
-            raise AuthFailure(401, {"statusCode": 401, "message": "This route needs an agency (Company) access token."})
+            raise AuthFailure(401, "This route needs an agency (Company) access token.")
         _require(form, "companyId", "locationId")
         if form["companyId"] != principal.company_id or form["locationId"] not in self.store.locations:
-            raise AuthFailure(
-                400, {"statusCode": 400, "message": "Location not found for this company or app not installed."}
-            )
+            raise AuthFailure(400, "Location not found for this company or app not installed.")
         body = self._issue(self._app_principal(form["locationId"]), with_refresh=False)
         body.pop("userType", None)
         body.pop("companyId", None)

@@ -18,14 +18,14 @@ class Faults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    latency_ms: float = Field(0.0, ge=0, description="Fixed latency added to every API response.")
-    jitter_ms: float = Field(0.0, ge=0, description="Uniform random extra latency, 0..jitter_ms.")
-    error_rate: float = Field(0.0, ge=0, le=1, description="Probability of a 5xx response.")
+    latency_ms: float = Field(default=0.0, ge=0, description="Fixed latency added to every API response.")
+    jitter_ms: float = Field(default=0.0, ge=0, description="Uniform random extra latency, 0..jitter_ms.")
+    error_rate: float = Field(default=0.0, ge=0, le=1, description="Probability of a 5xx response.")
     error_statuses: list[int] = Field(default_factory=lambda: [500, 502, 503])
-    drop_rate: float = Field(0.0, ge=0, le=1, description="Probability of a connection dropped mid-response.")
-    storm_rate: float = Field(0.0, ge=0, le=1, description="Probability of a 429 whatever the budget.")
-    storm_seconds: float = Field(0.0, ge=0, description="Answer every API request with 429 for this long.")
-    mutate_on_search: int = Field(0, ge=0, description="Contacts updated (dateUpdated=now) per search page.")
+    drop_rate: float = Field(default=0.0, ge=0, le=1, description="Probability of a connection dropped mid-response.")
+    storm_rate: float = Field(default=0.0, ge=0, le=1, description="Probability of a 429 whatever the budget.")
+    storm_seconds: float = Field(default=0.0, ge=0, description="Answer every API request with 429 for this long.")
+    mutate_on_search: int = Field(default=0, ge=0, description="Contacts updated (dateUpdated=now) per search page.")
 
 
 @dataclasses.dataclass

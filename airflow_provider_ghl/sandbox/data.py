@@ -195,6 +195,11 @@ def parse_time(value: Any) -> int:
     raise ValueError(value)
 
 
+def is_positive_int(value: Any) -> bool:
+    """Whether ``value`` is a whole number >= 1 as JSON sends it (``true`` is not a number here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def new_id(rng: random.Random) -> str:
     """A 20-character id like GHL's (Firebase-style)."""
     return "".join(rng.choices(ALPHANUM, k=20))
@@ -335,7 +340,7 @@ class Location:
         span = max(contact.updated_ms - added, 1)
         contact.tasks = {}
         for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
-            task = {
+            task: dict[str, Any] = {
                 "id": new_id(rng),
                 "title": rng.choice(TASK_TITLES),
                 "body": rng.choice(NOTE_BODIES),
@@ -347,7 +352,7 @@ class Location:
             contact.tasks[task["id"]] = task
         contact.notes = {}
         for _ in range(rng.choice((0, 1, 1, 2, 3))):
-            note = {
+            note: dict[str, Any] = {
                 "id": new_id(rng),
                 "body": rng.choice(NOTE_BODIES),
                 "userId": rng.choice(self.users),
@@ -363,7 +368,7 @@ class Location:
             start = added + rng.randrange(span)
             start -= start % 1_800_000  # on the half hour
             stamp = iso(start - DAY_MS)
-            event = {
+            event: dict[str, Any] = {
                 "id": new_id(rng),
                 "calendarId": self.campaigns[0],
                 "status": "booked",

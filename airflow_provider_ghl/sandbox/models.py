@@ -122,6 +122,6 @@ class TaskSearchParamsDto(DTO):
     completed: bool | None = None
     assignedTo: list[str] | None = None
     query: str | None = None
-    limit: int = Field(25, ge=1, le=100)
-    skip: int = Field(0, ge=0)
+    limit: int = Field(default=25, ge=1, le=100)
+    skip: int = Field(default=0, ge=0)
     businessId: str | None = None

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_ghl.sandbox.data import Contact, Location, parse_time
+from airflow_provider_ghl.sandbox.data import Contact, Location, is_positive_int, parse_time
 
 Predicate = Callable[[Contact], bool]
 
@@ -140,21 +140,22 @@ def cursor_of(c: Contact, spec: list[tuple[str, bool]]) -> list[Any]:
 
 def search(loc: Location, body: dict[str, Any]) -> tuple[list[Contact], int, list[tuple[str, bool]]]:
     """Run one search page; returns (hits, total matching, sort spec for the hits' cursors)."""
-    errors = []
+    errors: list[str] = []
     limit = body.get("pageLimit")
     if limit is None:
         errors.append("pageLimit should not be empty")
-    elif not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+    elif not is_positive_int(limit):
         errors.append("pageLimit must be a positive integer")
     elif limit > MAX_PAGE_LIMIT:
         errors.append(f"pageLimit must not be greater than {MAX_PAGE_LIMIT}")
     page, after = body.get("page"), body.get("searchAfter")
-    if page is not None and (not isinstance(page, int) or isinstance(page, bool) or page < 1):
+    if page is not None and not is_positive_int(page):
         errors.append("page must be a positive integer")
     query = body.get("query")
     if query is not None and (not isinstance(query, str) or len(query) > 75):
         errors.append("query must be a string of at most 75 characters")
-    if errors:
+    # A missing limit is among the errors; naming it here tells the type checker it is set from now on.
+    if errors or limit is None:
         raise SearchError(*errors)
     spec = _sort_spec(body.get("sort"))
     filters = body.get("filters") or []

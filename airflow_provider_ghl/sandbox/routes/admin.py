@@ -1,0 +1,129 @@
+"""``/_sandbox/*``: inspect and steer the sandbox from tests, benchmarks and the demo.
+
+These routes skip the funnel (no Version header, bearer token, rate budget or faults) and are not GHL's API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from airflow_provider_ghl.sandbox.config import Faults
+from airflow_provider_ghl.sandbox.data import Location, is_positive_int, iso
+from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
+from airflow_provider_ghl.sandbox.routes.common import ok, sandbox_of
+from airflow_provider_ghl.sandbox.state import Sandbox
+
+LIMIT_SETTINGS = {"max_requests", "interval_ms", "daily_limit"}
+
+router = APIRouter()
+
+
+async def _json_body(request: Request) -> Any:
+    """The JSON body; an empty body reads as ``{}``."""
+    return json.loads(await request.body() or b"{}")
+
+
+def _admin_location(sb: Sandbox, location_id: str | None) -> Location:
+    if location_id not in sb.store.locations:
+        raise SandboxHTTPError(422, [f"locationId: unknown location {location_id!r}"])
+    return sb.store.locations[location_id or ""]
+
+
+@router.get("/_sandbox/info")
+async def info(request: Request) -> JSONResponse:
+    return ok(sandbox_of(request).info())
+
+
+@router.get("/_sandbox/stats")
+async def stats(request: Request) -> JSONResponse:
+    return ok(sandbox_of(request).stats())
+
+
+@router.delete("/_sandbox/stats")
+async def clear_stats(request: Request) -> JSONResponse:
+    sb = sandbox_of(request)
+    sb.clear_stats()
+    return ok(sb.stats())
+
+
+@router.post("/_sandbox/reset")
+async def reset(request: Request) -> JSONResponse:
+    sb = sandbox_of(request)
+    changes = await _json_body(request)
+    try:
+        config = sb.start_config.replace(**changes)
+    except (TypeError, ValueError) as exc:
+        raise SandboxHTTPError(422, [str(exc)]) from None
+    sb.reset(config)
+    return ok(sb.info())
+
+
+@router.get("/_sandbox/faults")
+async def get_faults(request: Request) -> JSONResponse:
+    return ok(sandbox_of(request).faults.model_dump())
+
+
+@router.put("/_sandbox/faults")
+async def put_faults(request: Request, faults: Faults) -> JSONResponse:
+    sandbox_of(request).set_faults(faults)
+    return ok(faults.model_dump())
+
+
+@router.put("/_sandbox/limits")
+async def put_limits(request: Request) -> JSONResponse:
+    sb = sandbox_of(request)
+    body = await _json_body(request)
+    unknown = set(body) - LIMIT_SETTINGS
+    bad = [k for k, v in body.items() if not is_positive_int(v)]
+    if unknown or bad:
+        raise SandboxHTTPError(422, [f"limits: unknown or invalid setting(s): {', '.join(sorted(unknown | set(bad)))}"])
+    sb.limiter.configure(**body)
+    return ok(sb.limits())
+
+
+@router.post("/_sandbox/tokens/expire")
+async def expire_tokens(request: Request) -> JSONResponse:
+    body = await _json_body(request)
+    return ok({"expired": sandbox_of(request).tokens.expire(body.get("access_token"))})
+
+
+@router.post("/_sandbox/oauth/authorize")
+async def authorize(request: Request) -> JSONResponse:
+    body = await _json_body(request)
+    try:
+        code = sandbox_of(request).tokens.authorize(
+            location_id=body.get("locationId"), company_id=body.get("companyId")
+        )
+    except ValueError as exc:
+        raise SandboxHTTPError(422, [str(exc)]) from None
+    return ok({"code": code})
+
+
+@router.get("/_sandbox/contacts/ids")
+async def contact_ids(request: Request, locationId: str) -> JSONResponse:
+    loc = _admin_location(sandbox_of(request), locationId)
+    return ok({"ids": list(loc.contacts)})
+
+
+@router.post("/_sandbox/contacts/touch")
+async def touch_contacts(request: Request) -> JSONResponse:
+    sb = sandbox_of(request)
+    body = await _json_body(request)
+    loc = _admin_location(sb, body.get("locationId"))
+    if body.get("ids") is not None:
+        missing = [i for i in body["ids"] if i not in loc.contacts]
+        if missing:
+            raise SandboxHTTPError(422, [f"ids not in location: {', '.join(missing)}"])
+        chosen = [loc.contacts[i] for i in body["ids"]]
+    else:
+        count = body.get("count", 1)
+        chosen = sb.rng.sample(list(loc.contacts.values()), min(int(count), len(loc.contacts)))
+    for contact in chosen:
+        contact.data["lastActivity"] = iso(sb.store.now_ms())
+        contact.touch(sb.store.now_ms())
+    loc.changed()
+    return ok({"ids": [c.id for c in chosen]})
