@@ -11,6 +11,8 @@ Both come from the one :class:`OutputLayout`, so a change here moves the DAGs an
 
 What comes next, a webhook batch, gets its own :class:`OutputLayout` here, beside these two, under
 ``<root>/<location_id>/webhooks/``.
+
+Imports nothing from Airflow, so a script can use it before it has configured Airflow (``scripts/demo.py``).
 """
 
 from __future__ import annotations
