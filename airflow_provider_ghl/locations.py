@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import Variable
+from airflow.sdk import Variable, task
 
 from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.layout import DEFAULT_EXPORT_ROOT, EXPORT_ROOT_VARIABLE
 
+#: The connection of every location the ``ghl_location_ids`` Variable does not give its own.
+GHL_CONN_ID = GHLHook.default_conn_name
+#: Airflow Variable with the locations: a JSON list of ids, or an object of location id -> connection id.
 LOCATIONS_VARIABLE = "ghl_location_ids"
 
 
@@ -16,9 +20,7 @@ def _nonempty_strings(*values: Any) -> bool:
     return all(isinstance(v, str) and v.strip() for v in values)
 
 
-def configured_locations(
-    ghl_conn_id: str = GHLHook.default_conn_name, variable: str = LOCATIONS_VARIABLE
-) -> list[dict[str, str]]:
+def configured_locations(ghl_conn_id: str = GHL_CONN_ID, variable: str = LOCATIONS_VARIABLE) -> list[dict[str, str]]:
     """One ``{"location_id", "ghl_conn_id"}`` per location, ready for ``.expand_kwargs()``.
 
     The Variable ``variable`` is either a JSON list of location ids, all reached through ``ghl_conn_id`` (an
@@ -53,12 +55,50 @@ def configured_locations(
     return [{"location_id": loc, "ghl_conn_id": conn} for loc, conn in pairs.items()]
 
 
-def configured_location_ids(
-    ghl_conn_id: str = GHLHook.default_conn_name, variable: str = LOCATIONS_VARIABLE
-) -> list[str]:
+def configured_location_ids(ghl_conn_id: str = GHL_CONN_ID, variable: str = LOCATIONS_VARIABLE) -> list[str]:
     """The location ids of :func:`configured_locations`.
 
     :param ghl_conn_id: see :func:`configured_locations`.
     :param variable: see :func:`configured_locations`.
     """
     return [entry["location_id"] for entry in configured_locations(ghl_conn_id, variable)]
+
+
+@task
+def locations(ghl_conn_id: str = GHL_CONN_ID) -> list[dict[str, str]]:
+    """The DAG's locations, read when it runs: map over them with ``.expand_kwargs(locations())``.
+
+    ``{"location_id", "ghl_conn_id"}`` per location, from the ``ghl_location_ids`` Variable (a JSON list, or an
+    object of location id -> connection id), else the connection's location (see :func:`configured_locations`).
+
+    :param ghl_conn_id: the connection for locations the Variable lists without one.
+    """
+    return configured_locations(ghl_conn_id)
+
+
+def configuration_doc(*rows: tuple[str, str, str]) -> str:
+    """The Markdown configuration table of a DAG that maps over :func:`locations` and writes under the root.
+
+    For the DAG's ``doc_md``: the connection, the ``ghl_export_root`` and ``ghl_location_ids`` Variables, then
+    ``rows``, and how ``ghl_location_ids`` is written.
+
+    :param rows: more settings of the DAG, each ``(kind, name, default)``, e.g.
+        ``("Variable", "ghl_sensor_poke_interval", "`60`: seconds between the trigger's checks")``.
+    """
+    table = [
+        ("Connection", GHL_CONN_ID, "required: the `ghl` connection (token, and `location_id` extra)"),
+        ("Variable", EXPORT_ROOT_VARIABLE, f"`{DEFAULT_EXPORT_ROOT}` (any object-storage URI, e.g. `s3://bucket/ghl`)"),
+        ("Variable", LOCATIONS_VARIABLE, "unset: the connection's `location_id`; else a JSON list or object (below)"),
+        *rows,
+    ]
+    lines = "\n".join(f"| {kind} | `{name}` | {default} |" for kind, name, default in table)
+    return f"""Configuration (Airflow Connections and Variables only, nothing is read when the file is parsed):
+
+| what | name | default |
+|---|---|---|
+{lines}
+
+`{LOCATIONS_VARIABLE}` is a list of locations that `{GHL_CONN_ID}` reaches (an OAuth or agency token), e.g.
+`["loc1", "loc2"]`, or an object giving each location its own connection (a Private Integration Token is
+per location), e.g. `{{"loc1": "ghl_loc1", "loc2": "ghl_loc2"}}`.
+"""

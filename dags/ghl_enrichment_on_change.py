@@ -6,32 +6,24 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Variable, task, task_group
+from airflow.sdk import DAG, CronDataIntervalTimetable, Variable, task_group
 
-from airflow_provider_ghl.locations import configured_locations
+from airflow_provider_ghl.layout import ENRICHMENT, LOCATION, LOOKBACK
+from airflow_provider_ghl.locations import configuration_doc, locations
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 from airflow_provider_ghl.sensors.ghl import GHLContactChangedSensor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: Connection of every location the ``ghl_location_ids`` Variable does not give its own.
-GHL_CONN_ID = "ghl_default"
-#: Airflow Variable with the output root URI, and its default (any Airflow object-storage URI).
-EXPORT_ROOT = "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}"
 #: Airflow Variable with the seconds between the trigger's checks (read at run time; default ``POKE_INTERVAL``).
 POKE_INTERVAL_VARIABLE = "ghl_sensor_poke_interval"
 #: One search request per location per minute while waiting: 60 an hour, against GHL's 200,000 a day.
 POKE_INTERVAL = timedelta(minutes=1)
 #: How long after the hour the sensor keeps waiting: GHL's search index lags a little behind writes.
 INDEX_LAG = timedelta(minutes=10)
-#: Overlap with the previous window, for the same lag.
-LOOKBACK = timedelta(minutes=5)
-#: This mapped task's location, for templates. A mapped task group resolves its ``location_id`` argument as
-#: that template field renders, which is after ``output_path``: ``{{ task.location_id }}`` is not ready there.
-#: Map index ``i`` of the group is item ``i`` of the ``locations`` list.
-LOCATION = "{{ ti.xcom_pull(task_ids='locations')[ti.map_index]['location_id'] }}"
-DOC_MD = """
+
+DOC_MD = f"""
 ### GHL enrichment on change
 
 Every hour, for every configured HighLevel location (one mapped task group per location):
@@ -39,9 +31,9 @@ Every hour, for every configured HighLevel location (one mapped task group per l
 1. `wait_for_changes`: a **deferrable** `GHLContactChangedSensor` checks once for contacts whose `dateUpdated`
    falls in the run's data interval; if there are none yet, it **defers**: the worker slot is released and
    the triggerer polls GHL (one `POST /contacts/search` per check) until a contact changes in the window.
-2. `enrich`: writes the contacts changed in the window (widened 5 minutes backwards, as GHL's search index
-   lags) with their **tasks, notes and appointments** to
-   `{ghl_export_root}/<location_id>/enrichment/<data_interval_start>__<data_interval_end>/`
+2. `enrich`: writes the contacts changed in the window (widened {LOOKBACK // timedelta(minutes=1)} minutes backwards, as
+   GHL's search index lags) with their **tasks, notes and appointments** to
+   `{ENRICHMENT.describe()}`
    (`ts_nodash` timestamps; part files plus `_manifest.json`, written last), as `ghl_incremental_enrichment`
    does.
 
@@ -51,26 +43,7 @@ for that hour's first change. A location with no change by then is **skipped** (
 hours cost a few searches per location and do not fail the run; an error (a bad token, GHL failing after the
 hook's retries) still fails the task.
 
-Configuration (Airflow Connections and Variables only, nothing is read when the file is parsed):
-
-| what | name | default |
-|---|---|---|
-| Connection | `ghl_default` | required: the `ghl` connection (token, and `location_id` extra) |
-| Variable | `ghl_export_root` | `file:///tmp/ghl-exports` (any object-storage URI, e.g. `s3://bucket/ghl`) |
-| Variable | `ghl_location_ids` | unset: the connection's `location_id`; else a JSON list or object (below) |
-| Variable | `ghl_sensor_poke_interval` | `60`: seconds between the trigger's checks |
-
-`ghl_location_ids` is a list of locations that `ghl_default` reaches (an OAuth or agency token), e.g.
-`["loc1", "loc2"]`, or an object giving each location its own connection (a Private Integration Token is
-per location), e.g. `{"loc1": "ghl_loc1", "loc2": "ghl_loc2"}`.
-"""
-
-
-@task
-def locations(ghl_conn_id: str = GHL_CONN_ID) -> list[dict[str, str]]:
-    """``{"location_id", "ghl_conn_id"}`` per location, from the ``ghl_location_ids`` Variable (a JSON list, or
-    an object of location id -> connection id), else the connection's location."""
-    return configured_locations(ghl_conn_id)
+{configuration_doc(("Variable", POKE_INTERVAL_VARIABLE, "`60`: seconds between the trigger's checks"))}"""
 
 
 def fit_sensor_to_run(context: Context) -> None:
@@ -112,17 +85,16 @@ with DAG(
             poke_interval=POKE_INTERVAL,
             pre_execute=fit_sensor_to_run,
             skip_on_timeout=True,
-            map_index_template="{{ task.location_id }}",
+            map_index_template=LOCATION,
         )
         enrich = GHLEnrichContactsOperator(
             task_id="enrich",
             ghl_conn_id=ghl_conn_id,
             location_id=location_id,
-            output_path=EXPORT_ROOT + "/" + LOCATION + "/enrichment/"
-            "{{ data_interval_start | ts_nodash }}__{{ data_interval_end | ts_nodash }}",
+            output_path=ENRICHMENT.template(),
             lookback=LOOKBACK,
             include=["tasks", "notes", "appointments"],
-            map_index_template="{{ task.location_id }}",
+            map_index_template=LOCATION,
         )
         wait >> enrich
 

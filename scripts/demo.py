@@ -26,12 +26,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# Neither imports Airflow: this process must not load Airflow before main() has set the demo's settings.
+from airflow_provider_ghl.layout import ENRICHMENT, EXPORT_ROOT_VARIABLE, FULL_EXPORT, OutputLayout
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +62,11 @@ RUN_TIMEOUT = 600
 #: does not start the enrichment this close to the top of the hour: it waits for the hour to turn instead.
 HOUR_GUARD = timedelta(seconds=60)
 
-FULL_EXPORT = "ghl_full_export"
-ENRICHMENT = "ghl_incremental_enrichment"
+FULL_EXPORT_DAG = "ghl_full_export"
+ENRICHMENT_DAG = "ghl_incremental_enrichment"
+#: What each DAG writes: its ``output_path`` is the template of the same layout.
+OUTPUTS: dict[str, OutputLayout] = {FULL_EXPORT_DAG: FULL_EXPORT, ENRICHMENT_DAG: ENRICHMENT}
+MANIFEST = "_manifest.json"
 DATASETS = ("contacts", "tasks", "notes", "appointments")
 
 
@@ -86,17 +91,18 @@ def wait_before_enrichment(now: datetime, guard: timedelta = HOUR_GUARD) -> floa
     return left.total_seconds() + 1 if left < guard else 0.0
 
 
-def full_export_dir(root: Path, location: str, day: date) -> Path:
-    """Where ``ghl_full_export`` writes (its ``output_path`` template, with ``ds``)."""
-    return root / location / "contacts" / "full" / day.isoformat()
+def output_dir(dag_id: str, location: str, root: Path = OUTPUT, **run: date) -> Path:
+    """Where a run of ``dag_id`` writes ``location``, from the layout the DAG's ``output_path`` renders.
+
+    :param dag_id: one of :data:`OUTPUTS`.
+    :param location: the location id.
+    :param root: the ``ghl_export_root`` the DAG is given (as a ``file://`` URI).
+    :param run: the run's values the layout names (``ds``, or ``data_interval_start`` and ``data_interval_end``).
+    """
+    return OUTPUTS[dag_id].path(root, location, **run)
 
 
-def enrichment_dir(root: Path, location: str, start: datetime, end: datetime) -> Path:
-    """Where ``ghl_incremental_enrichment`` writes a window (its ``output_path`` template, ``ts_nodash``)."""
-    return root / location / "enrichment" / f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
-
-
-def agency_connection(info: Mapping[str, Any], location_id: str) -> dict[str, Any]:
+def agency_connection(sandbox: SandboxServer) -> dict[str, Any]:
     """``ghl_default`` as an agency (Company) OAuth app installed on every location of the sandbox.
 
     The DAGs use one connection for all the locations listed in ``ghl_location_ids``. A Private Integration
@@ -104,22 +110,18 @@ def agency_connection(info: Mapping[str, Any], location_id: str) -> dict[str, An
     (``POST /oauth/locationToken``), and each location keeps its own rate budget. The hook keeps the
     rotating token set in the Variable ``ghl_oauth_ghl_default``, in the demo's (Fernet-encrypted) SQLite DB.
 
-    :param info: the sandbox's start-up information.
-    :param location_id: the connection's default location (where calls that name no location go).
+    The connection's default location (where calls that name no location go) is the sandbox's first.
+
+    :param sandbox: the running sandbox.
     """
-    return {
-        "conn_type": "ghl",
-        "host": info["base_url"],
-        "login": info["oauth"]["client_id"],
-        "password": info["oauth"]["client_secret"],
-        "extra": {
-            "auth_type": "oauth",
-            "user_type": "Company",
-            "company_id": info["company_id"],
-            "location_id": location_id,
-            "refresh_token": info["oauth"]["company_refresh_token"],
-        },
-    }
+    # The sandbox's OAuth connection, with the agency's refresh token in place of the location's.
+    return sandbox.airflow_connection(
+        0,
+        oauth=True,
+        user_type="Company",
+        company_id=sandbox.info["company_id"],
+        refresh_token=sandbox.info["oauth"]["company_refresh_token"],
+    )
 
 
 def new_fernet_key() -> str:
@@ -144,26 +146,32 @@ def clean_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def airflow_env(
-    info: Mapping[str, Any],
-    locations: Sequence[str],
+    sandbox: SandboxServer,
     *,
     home: Path,
     output: Path,
     fernet_key: str,
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment of an ``airflow`` command whose DAG run covers ``locations``."""
+    """The environment of an ``airflow`` command whose DAG run covers every location of ``sandbox``.
+
+    The connection and the Variables the DAGs read: one agency connection for all locations, ``output`` as
+    the export root.
+    """
+    # Imported here, not at the top: the module imports Airflow, which must not load before main() has run.
+    from airflow_provider_ghl.locations import GHL_CONN_ID, LOCATIONS_VARIABLE
+
     return {
         **clean_environ(base),
         **airflow_settings(home=home, fernet_key=fernet_key),
-        "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(agency_connection(info, locations[0])),
-        "AIRFLOW_VAR_GHL_EXPORT_ROOT": output.as_uri(),
-        "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps(list(locations)),
+        f"AIRFLOW_CONN_{GHL_CONN_ID.upper()}": json.dumps(agency_connection(sandbox)),
+        f"AIRFLOW_VAR_{EXPORT_ROOT_VARIABLE.upper()}": output.as_uri(),
+        f"AIRFLOW_VAR_{LOCATIONS_VARIABLE.upper()}": json.dumps(sandbox.location_ids),
     }
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
-    return json.loads((directory / "_manifest.json").read_text())
+    return json.loads((directory / MANIFEST).read_text())
 
 
 def manifest_row(manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -318,22 +326,22 @@ class Demo:
     def say(self, message: str) -> None:
         say(message, self.started)
 
-    def dags_test(
-        self, label: str, dag_id: str, logical_date: datetime, output_dir: Callable[[str], Path]
-    ) -> RunResult:
+    def dags_test(self, label: str, dag_id: str, logical_date: datetime, **run: date) -> RunResult:
         """``airflow dags test dag_id logical_date`` over every location (one mapped task each).
 
         The sandbox's request and 429 counts are taken around the run, so they are this run's alone.
+
+        :param run: the run's values the DAG's output layout names (see :func:`output_dir`).
         """
         log = RUN_LOGS / f"{dag_id}__{logical_date:%Y%m%dT%H%M%S}.log"
         result = RunResult(label, logs=relative(log))
         before = self.sandbox.stats()
-        env = airflow_env(self.sandbox.info, self.locations, home=HOME, output=OUTPUT, fernet_key=self.fernet_key)
+        env = airflow_env(self.sandbox, home=HOME, output=OUTPUT, fernet_key=self.fernet_key)
         self.say(f"airflow dags test {dag_id} {logical_date:%Y-%m-%dT%H:%M}Z ...")
         result.seconds += run_airflow(["dags", "test", dag_id, logical_date.isoformat()], env, log)
         for location in self.locations:
-            directory = result.outputs[location] = output_dir(location)
-            if not (directory / "_manifest.json").exists():
+            directory = result.outputs[location] = output_dir(dag_id, location, **run)
+            if not (directory / MANIFEST).exists():
                 raise DemoFailed(f"{dag_id} exited 0 but {relative(directory)} has no manifest:\n{tail(log)}")
         after = self.sandbox.stats()
         result.requests = after["requests_total"] - before["requests_total"]
@@ -344,10 +352,7 @@ class Demo:
         """The full export, the enrichment of the previous hour, contacts changed, the current hour's."""
         today = datetime.now(UTC).date()
         full = self.dags_test(
-            f"full export {today}",
-            FULL_EXPORT,
-            datetime(today.year, today.month, today.day, tzinfo=UTC),
-            lambda loc: full_export_dir(OUTPUT, loc, today),
+            f"full export {today}", FULL_EXPORT_DAG, datetime(today.year, today.month, today.day, tzinfo=UTC), ds=today
         )
         for location, directory in full.outputs.items():
             exported = read_manifest(directory)["datasets"]["contacts"]["records"]
@@ -362,9 +367,10 @@ class Demo:
         # A manual run's logical date is the END of its data interval.
         first = self.dags_test(
             f"enrichment {start1:%H:%M}-{end1:%H:%M} UTC",
-            ENRICHMENT,
+            ENRICHMENT_DAG,
             end1,
-            lambda loc: enrichment_dir(OUTPUT, loc, start1, end1),
+            data_interval_start=start1,
+            data_interval_end=end1,
         )
 
         touched = {loc: self.sandbox.touch_contacts(loc, count=touch) for loc in self.locations}
@@ -374,9 +380,10 @@ class Demo:
 
         second = self.dags_test(
             f"enrichment {start2:%H:%M}-{end2:%H:%M} UTC",
-            ENRICHMENT,
+            ENRICHMENT_DAG,
             end2,
-            lambda loc: enrichment_dir(OUTPUT, loc, start2, end2),
+            data_interval_start=start2,
+            data_interval_end=end2,
         )
         for location, directory in second.outputs.items():
             missing = set(touched[location]) - contact_ids(directory, read_manifest(directory))
@@ -418,12 +425,12 @@ class Demo:
         )
         print()
         print("Where to look:")
-        print(f"  exports      {relative(OUTPUT)}<location>/contacts/full/<ds>/ and <location>/enrichment/<window>/")
+        print(f"  exports      {FULL_EXPORT.describe(relative(OUTPUT))}")
+        print(f"               {ENRICHMENT.describe(relative(OUTPUT))}")
         print(f"  task logs    {relative(RUN_LOGS)} (the output of each airflow dags test)")
         print(f"  Airflow      {relative(HOME)} (airflow.cfg, airflow.db)")
-        print(
-            f"  inspect      source {relative(DEMO / 'airflow.env')} && .venv/bin/airflow dags list-runs {ENRICHMENT}"
-        )
+        env_file = relative(DEMO / "airflow.env")
+        print(f"  inspect      source {env_file} && .venv/bin/airflow dags list-runs {ENRICHMENT_DAG}")
         print(f"\nmake demo finished in {time.monotonic() - self.started:.0f} s.")
 
 

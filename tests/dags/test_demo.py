@@ -7,7 +7,7 @@ import json
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +16,7 @@ import pytest
 from airflow_provider_ghl.hooks.auth import TokenSet
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.sandbox.testing import SandboxServer
+from tests.dags.rendering import render
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
 
@@ -41,7 +42,7 @@ def test_enrichment_windows_are_consecutive_hours_and_the_second_holds_now(demo:
     assert end1 == start2 and end2 - start2 == timedelta(hours=1)
     assert start2 <= now < end2
     # The output directory the DAG's template gives that window (ts_nodash of the interval).
-    out = demo.enrichment_dir(Path("/o"), "loc", start1, end1)
+    out = demo.output_dir(demo.ENRICHMENT_DAG, "loc", Path("/o"), data_interval_start=start1, data_interval_end=end1)
     assert out == Path("/o/loc/enrichment/20261123T190000__20261123T200000")
 
 
@@ -56,9 +57,7 @@ def test_the_demo_waits_only_close_to_the_top_of_the_hour(demo: ModuleType) -> N
 
 def test_airflow_env_isolates_the_demo_and_configures_the_dags(demo: ModuleType, sandbox: SandboxServer) -> None:
     base = {"PATH": "/usr/bin", "AIRFLOW_HOME": "/prod", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://prod"}
-    env = demo.airflow_env(
-        sandbox.info, sandbox.location_ids, home=Path("/d/home"), output=Path("/d/out"), fernet_key="k", base=base
-    )
+    env = demo.airflow_env(sandbox, home=Path("/d/home"), output=Path("/d/out"), fernet_key="k", base=base)
     assert env["PATH"] == "/usr/bin"
     assert env["AIRFLOW_HOME"] == "/d/home"
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env  # never the user's real deployment
@@ -88,8 +87,18 @@ class _MemoryStore:
 def test_one_agency_connection_reaches_every_location(
     demo: ModuleType, clean_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = clean_sandbox.location_ids[0]
-    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(demo.agency_connection(clean_sandbox.info, first)))
+    conn = demo.agency_connection(clean_sandbox)
+    # The agency app (Company) with its own refresh token, its default location the first.
+    assert conn["login"] == clean_sandbox.info["oauth"]["client_id"]
+    assert conn["password"] == clean_sandbox.info["oauth"]["client_secret"]
+    assert conn["extra"] == {
+        "auth_type": "oauth",
+        "user_type": "Company",
+        "company_id": clean_sandbox.info["company_id"],
+        "location_id": clean_sandbox.location_ids[0],
+        "refresh_token": clean_sandbox.info["oauth"]["company_refresh_token"],
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
     store = _MemoryStore()
     for location in clean_sandbox.location_ids:
         hook = GHLHook(location_id=location, token_store=store)
@@ -99,6 +108,50 @@ def test_one_agency_connection_reaches_every_location(
         assert isinstance(hook.get_notes(contact["id"]), list)
         hook.close()
     assert clean_sandbox.stats()["tokens_refreshed"] == 1  # one agency token set, a location token each
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "task_id", "run"),
+    [
+        ("ghl_full_export", "full_export", {"ds": date(2026, 11, 22)}),
+        (
+            "ghl_incremental_enrichment",
+            "enrich",
+            {
+                "data_interval_start": datetime(2026, 11, 23, 19, tzinfo=UTC),
+                "data_interval_end": datetime(2026, 11, 23, 20, tzinfo=UTC),
+            },
+        ),
+    ],
+)
+def test_the_demo_reads_where_the_dags_write(
+    demo: ModuleType, dag_id: str, task_id: str, run: dict[str, date], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's directories are the DAGs' rendered ``output_path``: both come from the layout module."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(demo.DAGS / f"{dag_id}.py"))
+    assert not bag.import_errors, bag.import_errors
+    root = Path("/d/out")
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_EXPORT_ROOT", root.as_uri())  # as the demo's airflow_env sets it
+    start = run.get("data_interval_start", datetime(2026, 11, 15, tzinfo=UTC))
+    end = run.get("data_interval_end", datetime(2026, 11, 22, tzinfo=UTC))
+    logical_date = end if "ds" not in run else datetime.combine(run["ds"], time(), UTC)
+    locations = [{"location_id": f"loc-{i}", "ghl_conn_id": "ghl_default"} for i in range(2)]
+
+    for i, location in enumerate(locations):
+        task = render(
+            bag.dags[dag_id].get_task(task_id),
+            logical_date=logical_date,
+            data_interval=(start, end),
+            locations=locations,
+            map_index=i,
+        )
+        assert task.location_id == location["location_id"]
+        assert task.output_path == demo.output_dir(dag_id, location["location_id"], root, **run).as_uri()
+    assert demo.output_dir("ghl_full_export", "loc-0", root, ds=date(2026, 11, 22)) == Path(
+        "/d/out/loc-0/contacts/full/2026-11-22"
+    )
 
 
 def test_summary_rows_come_from_the_manifests(demo: ModuleType) -> None:

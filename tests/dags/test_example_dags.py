@@ -59,7 +59,11 @@ def _load(name: str) -> ModuleType:
 def test_location_list_comes_from_the_variable_else_the_connection(
     name: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    locations = _load(name).locations.function
+    from airflow_provider_ghl import locations as package
+
+    dag_task = _load(name).locations
+    assert dag_task is package.locations  # the package's task, not a copy of it in the DAG file
+    locations = dag_task.function
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(sandbox.airflow_connection(1)))
     monkeypatch.delenv("AIRFLOW_VAR_GHL_LOCATION_IDS", raising=False)
     assert locations() == [{"location_id": sandbox.location_ids[1], "ghl_conn_id": "ghl_default"}]

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_ghl.sandbox.testing import SandboxServer
+from tests.dags.rendering import render
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_ID = "ghl_enrichment_on_change"
@@ -105,6 +106,29 @@ def test_dag_shape(dag: Any) -> None:
     assert isinstance(sensor.task_group, MappedTaskGroup)
     assert sensor.task_group is enrich.task_group
     assert enrich.upstream_task_ids == {SENSOR, "locations"}  # locations: the group's expand input
+
+
+def test_each_location_of_the_group_renders_its_own_layout_directory(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the mapped task group, ``location_id`` resolves only as its own field renders, after ``output_path``:
+    the layout's LOCATION template must still name this map index's location."""
+    from airflow.sdk.definitions._internal.expandinput import MappedArgument
+
+    from airflow_provider_ghl.layout import ENRICHMENT
+
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_EXPORT_ROOT", "s3://bucket/ghl")
+    start, end = datetime(2026, 11, 23, 19, tzinfo=UTC), datetime(2026, 11, 23, 20, tzinfo=UTC)
+    locations = [{"location_id": f"loc-{i}", "ghl_conn_id": f"ghl_{i}"} for i in range(3)]
+    for i, location in enumerate(locations):
+        for task_id in (SENSOR, "per_location.enrich"):
+            task = render(
+                dag.get_task(task_id), logical_date=end, data_interval=(start, end), locations=locations, map_index=i
+            )
+            assert (task.location_id, task.ghl_conn_id) == (location["location_id"], location["ghl_conn_id"])
+        assert task.output_path == ENRICHMENT.path(
+            "s3://bucket/ghl", location["location_id"], data_interval_start=start, data_interval_end=end
+        )
+        assert task.output_path == f"s3://bucket/ghl/loc-{i}/enrichment/20261123T190000__20261123T200000"
+    assert isinstance(dag.get_task("per_location.enrich").location_id, MappedArgument)  # the parsed DAG unchanged
 
 
 def test_sensor_wait_and_interval_are_set_at_run_time(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:

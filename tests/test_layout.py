@@ -1,0 +1,54 @@
+"""The output layout: today's directories, as templates and as paths, from one definition per kind."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_ghl.layout import ENRICHMENT, EXPORT_ROOT, FULL_EXPORT, LOCATION
+
+
+def test_full_export_goes_under_contacts_full_and_the_logical_date() -> None:
+    day = date(2026, 11, 22)
+    assert FULL_EXPORT.path(Path("/o"), "loc", ds=day) == Path("/o/loc/contacts/full/2026-11-22")
+    assert FULL_EXPORT.path("file:///o/", "loc", ds=day) == "file:///o/loc/contacts/full/2026-11-22"
+    assert FULL_EXPORT.template() == (
+        "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}/" + LOCATION + "/contacts/full/{{ ds }}"
+    )
+    assert FULL_EXPORT.describe() == "{ghl_export_root}/<location_id>/contacts/full/<ds>/"
+
+
+def test_an_enrichment_window_goes_under_its_ts_nodash_bounds() -> None:
+    start = datetime(2026, 11, 23, 19, tzinfo=UTC)
+    out = ENRICHMENT.path(Path("/o"), "loc", data_interval_start=start, data_interval_end=start + timedelta(hours=1))
+    assert out == Path("/o/loc/enrichment/20261123T190000__20261123T200000")
+    assert ENRICHMENT.template(root="s3://b/ghl", location="{{ params.location }}") == (
+        "s3://b/ghl/{{ params.location }}/enrichment/"
+        "{{ data_interval_start | ts_nodash }}__{{ data_interval_end | ts_nodash }}"
+    )
+    assert ENRICHMENT.describe(".demo/output/") == (
+        ".demo/output/<location_id>/enrichment/<data_interval_start>__<data_interval_end>/"
+    )
+
+
+def test_run_values_are_taken_in_utc_as_airflow_renders_them() -> None:
+    plus_two = timezone(timedelta(hours=2))
+    start = datetime(2026, 11, 24, 1, tzinfo=plus_two)  # 2026-11-23 23:00 UTC
+    out = ENRICHMENT.path("r", "loc", data_interval_start=start, data_interval_end=start + timedelta(hours=1))
+    assert out == "r/loc/enrichment/20261123T230000__20261124T000000"
+    assert FULL_EXPORT.path("r", "loc", ds=start) == "r/loc/contacts/full/2026-11-23"
+
+
+def test_a_path_needs_exactly_the_layouts_run_values() -> None:
+    with pytest.raises(TypeError, match="data_interval_end"):
+        ENRICHMENT.path("r", "loc", data_interval_start=datetime(2026, 1, 1, tzinfo=UTC))
+    with pytest.raises(TypeError, match="ds"):
+        FULL_EXPORT.path("r", "loc", ds=date(2026, 1, 1), run_id="x")
+    with pytest.raises(TypeError, match="datetime"):
+        ENRICHMENT.path("r", "loc", data_interval_start=date(2026, 1, 1), data_interval_end=date(2026, 1, 2))
+
+
+def test_the_root_is_the_variable_with_its_default() -> None:
+    assert EXPORT_ROOT == "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}"
