@@ -114,14 +114,7 @@ def agency_connection(sandbox: SandboxServer) -> dict[str, Any]:
 
     :param sandbox: the running sandbox.
     """
-    # The sandbox's OAuth connection, with the agency's refresh token in place of the location's.
-    return sandbox.airflow_connection(
-        0,
-        oauth=True,
-        user_type="Company",
-        company_id=sandbox.info["company_id"],
-        refresh_token=sandbox.info["oauth"]["company_refresh_token"],
-    )
+    return sandbox.airflow_connection(0, agency=True)
 
 
 def new_fernet_key() -> str:

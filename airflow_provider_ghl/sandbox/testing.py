@@ -157,19 +157,30 @@ class SandboxServer:
         """The private integration token of location ``index``."""
         return self.info["locations"][index]["private_token"]
 
-    def airflow_connection(self, index: int = 0, *, oauth: bool = False, **extra: Any) -> dict[str, Any]:
+    def airflow_connection(
+        self, index: int = 0, *, oauth: bool = False, agency: bool = False, **extra: Any
+    ) -> dict[str, Any]:
         """A ``ghl`` connection to location ``index`` (JSON for ``AIRFLOW_CONN_<ID>``).
 
-        :param index: which location.
+        :param index: which location: the connection's default ``location_id``.
         :param oauth: use the OAuth app (client id/secret and the location's initial refresh token) instead of
             the location's private integration token.
+        :param agency: use the OAuth app installed at agency level (``user_type=Company``, the company's refresh
+            token), which reaches every location of the sandbox through ``POST /oauth/locationToken``.
         :param extra: more connection extras (e.g. ``token_variable``).
         """
         location = self.info["locations"][index]
         conn: dict[str, Any] = {"conn_type": "ghl", "host": self.base_url}
-        if oauth:
+        if oauth or agency:
             conn |= {"login": self.info["oauth"]["client_id"], "password": self.info["oauth"]["client_secret"]}
-            extra = {"auth_type": "oauth", "refresh_token": location["refresh_token"], **extra}
+            grant: dict[str, Any] = {"auth_type": "oauth", "refresh_token": location["refresh_token"]}
+            if agency:
+                grant |= {
+                    "user_type": "Company",
+                    "company_id": self.info["company_id"],
+                    "refresh_token": self.info["oauth"]["company_refresh_token"],
+                }
+            extra = {**grant, **extra}
         else:
             conn["password"] = location["private_token"]
         conn["extra"] = {"location_id": location["id"], **extra}
