@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import pendulum
+from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_ghl.exceptions import GHLInputError
+
+T = TypeVar("T")
+
+#: GHL refuses longer full-text queries.
+MAX_QUERY_LENGTH = 75
 
 
 def require_id(field: str, value: Any) -> str:
@@ -28,7 +34,7 @@ def require_id(field: str, value: Any) -> str:
 
 def optional_id(field: str, value: Any) -> str | None:
     """:func:`require_id` for an argument that may be left out (None or empty)."""
-    return None if value in (None, "") else require_id(field, value)
+    return None if _absent(value) else require_id(field, value)
 
 
 def require_mapping(field: str, value: Any, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -127,9 +133,42 @@ def require_datetime(field: str, value: Any) -> datetime:
     return parsed
 
 
-def require_window(since_field: str, since: datetime, until_field: str, until: datetime) -> None:
-    """A half-open ``[since, until)`` window must not be empty."""
-    if until <= since:
+def optional_datetime(field: str, value: Any) -> datetime | None:
+    """:func:`require_datetime` for an argument that may be left out (None or empty)."""
+    return None if _absent(value) else require_datetime(field, value)
+
+
+def interval_datetime(field: str, value: Any, context: Mapping[str, Any], bound: str) -> datetime:
+    """A date-time that defaults to the run's data-interval ``bound`` (``data_interval_start`` or ``_end``)."""
+    if _absent(value):
+        value = context.get(bound)
+        if value is None:
+            raise GHLInputError(
+                field,
+                f"not given, and the run has no data interval ({bound}) to default to: pass {field}, or schedule "
+                "with a data-interval timetable such as CronDataIntervalTimetable",
+            )
+    return require_datetime(field, value)
+
+
+def require_timedelta(field: str, value: Any) -> timedelta:
+    """A duration that is not negative: a timedelta or seconds (a number)."""
+    duration = value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            duration = timedelta(seconds=value)
+        except (ValueError, OverflowError):  # NaN, or beyond timedelta's range
+            raise GHLInputError(field, f"not a usable number of seconds: {value!r}") from None
+    if not isinstance(duration, timedelta):
+        raise GHLInputError(field, f"expected a timedelta or seconds, got {value!r}")
+    if duration < timedelta(0):
+        raise GHLInputError(field, f"must not be negative, got {value!r}")
+    return duration
+
+
+def require_window(since_field: str, since: datetime | None, until_field: str, until: datetime | None) -> None:
+    """A half-open ``[since, until)`` window must not be empty; an open end (None) always passes."""
+    if since is not None and until is not None and until <= since:
         raise GHLInputError(until_field, f"must be after {since_field} ({since.isoformat()}), got {until.isoformat()}")
 
 
@@ -142,6 +181,32 @@ def optional_text(field: str, value: Any, *, required: bool = False) -> str | No
     return value
 
 
+def optional_word(field: str, value: Any) -> str | None:
+    """Text without whitespace, such as an e-mail address or a phone number; None or empty means not given."""
+    if _absent(value):
+        return None
+    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
+        raise GHLInputError(field, f"expected a string without spaces, got {value!r}")
+    return value.strip()
+
+
+def email_or_phone(email: Any, phone: Any) -> tuple[str | None, str | None]:
+    """``contact_email`` and ``contact_phone`` of a duplicate lookup (:func:`optional_word`); one is required."""
+    checked = optional_word("contact_email", email), optional_word("contact_phone", phone)
+    if checked == (None, None):
+        raise GHLInputError("contact_email", "contact_email or contact_phone is required; both are empty")
+    return checked
+
+
+def search_query(field: str, value: Any) -> str | None:
+    """A GHL full-text query of at most :data:`MAX_QUERY_LENGTH` characters; None or empty means none."""
+    if _absent(value):
+        return None
+    if not isinstance(value, str) or len(value) > MAX_QUERY_LENGTH:
+        raise GHLInputError(field, f"expected a string of at most {MAX_QUERY_LENGTH} characters, got {value!r}")
+    return value
+
+
 def require_bool(field: str, value: Any) -> bool:
     """A real boolean (templated "true"/"false" strings are accepted)."""
     if isinstance(value, bool):
@@ -151,11 +216,23 @@ def require_bool(field: str, value: Any) -> bool:
     raise GHLInputError(field, f"expected true or false, got {value!r}")
 
 
-def require_choice(field: str, value: Any, choices: Sequence[str]) -> str:
+def require_choice(field: str, value: Any, choices: Sequence[T]) -> T:
     """One of ``choices``."""
     if value not in choices:
         raise GHLInputError(field, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
+
+
+def require_choices(field: str, value: Any, choices: Sequence[str]) -> list[str]:
+    """Some of ``choices`` (none is fine), as a list without repeats in the order given (see
+    :func:`require_str_list`; a set is taken in sorted order)."""
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value, key=str)
+    items = list(dict.fromkeys(require_str_list(field, value, allow_empty=True)))
+    unknown = [v for v in items if v not in choices]
+    if unknown:
+        raise GHLInputError(field, f"unknown {', '.join(map(repr, unknown))}; choose from {', '.join(choices)}")
+    return items
 
 
 def require_int(field: str, value: Any, *, minimum: int, maximum: int | None = None) -> int:
@@ -168,3 +245,125 @@ def require_int(field: str, value: Any, *, minimum: int, maximum: int | None = N
         bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
         raise GHLInputError(field, f"must be {bound}, got {value}")
     return value
+
+
+def location_or_default(field: str, value: Any, default: str | None) -> str:
+    """A location id (:func:`require_id`), or ``default`` (the connection's) when not given; one is required."""
+    location = optional_id(field, value) or default
+    if not location:
+        raise GHLInputError(field, "not given, and the connection has no location_id")
+    return location
+
+
+def output_location(field: str, value: Any) -> ObjectStoragePath:
+    """Where to write: an absolute path or an Airflow object-storage URI (``file://``, ``s3://``...).
+
+    Resolves the filesystem (which fails for an unknown scheme or a missing fsspec backend), and so writes nothing.
+    """
+    if isinstance(value, ObjectStoragePath):
+        path = value
+    else:
+        if not isinstance(value, str) or not value.strip():
+            raise GHLInputError(field, "must be a non-empty URI such as file:///data/ghl or s3://bucket/ghl")
+        text = value.strip()
+        if "://" not in text and not text.startswith("/"):
+            raise GHLInputError(field, f"must be an absolute path or a URI with a scheme, got {value!r}")
+        try:
+            path = ObjectStoragePath(text)
+        except Exception as exc:  # ObjectStoragePath raises ValueError/TypeError/ImportError by backend
+            raise GHLInputError(field, f"{value!r} is not a usable storage URI: {exc}") from exc
+    try:
+        path.fs  # noqa: B018 -- resolving the filesystem is the check
+    except Exception as exc:
+        raise GHLInputError(field, f"{str(path)!r} is not a usable storage URI: {exc}") from exc
+    return path
+
+
+def optional_output_location(field: str, value: Any) -> ObjectStoragePath | None:
+    """:func:`output_location` for an argument that may be left out (None or empty)."""
+    return None if _absent(value) else output_location(field, value)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Request payloads (in GHL's field names)
+# ----------------------------------------------------------------------------------------------------------
+#: Fields ``PUT /contacts/{contactId}/tasks/{taskId}`` accepts.
+TASK_FIELDS = ("title", "body", "dueDate", "completed", "assignedTo")
+#: Fields ``PUT /contacts/{contactId}/notes/{id}`` accepts.
+NOTE_FIELDS = ("body", "userId", "title", "color", "pinned")
+#: Why a contact payload may not carry ``locationId``: the location comes from the operator or the connection.
+LOCATION_FROM_OPERATOR = {"locationId": "set the operator's location_id instead"}
+
+
+def contact_fields(
+    field: str,
+    value: Any,
+    forbidden: Mapping[str, str] = LOCATION_FROM_OPERATOR,
+    *,
+    match_on_email_or_phone: bool = False,
+) -> dict[str, Any]:
+    """A contact payload: a JSON object with well-shaped ``tags`` and ``customFields``, none of the ``forbidden``
+    keys (each mapped to the reason) and, with ``match_on_email_or_phone`` (an upsert), an e-mail or a phone."""
+    fields = require_mapping(field, value)
+    for key, reason in forbidden.items():
+        if key in fields:
+            raise GHLInputError(f"{field}.{key}", reason)
+    if "tags" in fields:
+        fields["tags"] = require_str_list(f"{field}.tags", fields["tags"], allow_empty=True)
+    custom = fields.get("customFields")
+    if custom is not None:
+        if not isinstance(custom, list) or not all(isinstance(c, Mapping) for c in custom):
+            raise GHLInputError(f"{field}.customFields", "expected a list of {id|key, field_value} objects")
+        for i, item in enumerate(custom):
+            if not (item.get("id") or item.get("key")):
+                raise GHLInputError(f"{field}.customFields[{i}]", "needs an 'id' or a 'key'")
+    if match_on_email_or_phone and not (fields.get("email") or fields.get("phone")):
+        raise GHLInputError(field, "an upsert needs 'email' or 'phone' to match on")
+    return fields
+
+
+def task_fields(field: str, value: Any) -> dict[str, Any]:
+    """A task update payload: only the fields GHL accepts, with a real ``dueDate`` and ``completed``."""
+    fields = _known_fields(field, value, TASK_FIELDS, "task")
+    if "dueDate" in fields:
+        fields["dueDate"] = require_datetime(f"{field}.dueDate", fields["dueDate"])
+    if "completed" in fields:
+        fields["completed"] = require_bool(f"{field}.completed", fields["completed"])
+    return fields
+
+
+def note_fields(field: str, value: Any) -> dict[str, Any]:
+    """A note update payload: only the fields GHL accepts, a non-blank ``body`` and a real ``pinned``."""
+    fields = _known_fields(field, value, NOTE_FIELDS, "note")
+    if "body" in fields:
+        optional_text(f"{field}.body", fields["body"], required=True)
+    if "pinned" in fields:
+        fields["pinned"] = require_bool(f"{field}.pinned", fields["pinned"])
+    return fields
+
+
+def bulk_tag_change(action: Any, remove_all_tags: Any, tags: Any) -> dict[str, Any]:
+    """``action``, ``remove_all_tags`` and ``tags`` of a bulk tag update: with ``remove_all_tags`` (only for
+    ``remove``) ``tags`` may be empty."""
+    checked_action = require_choice("action", action, ("add", "remove"))
+    remove_all = require_bool("remove_all_tags", remove_all_tags)
+    if remove_all and checked_action != "remove":
+        raise GHLInputError("remove_all_tags", "only applies to action='remove'")
+    return {
+        "action": checked_action,
+        "remove_all_tags": remove_all,
+        "tags": require_str_list("tags", tags, allow_empty=remove_all),
+    }
+
+
+def _known_fields(field: str, value: Any, known: Sequence[str], what: str) -> dict[str, Any]:
+    fields = require_mapping(field, value)
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise GHLInputError(f"{field}.{unknown[0]}", f"not a {what} field; use {', '.join(known)}")
+    return fields
+
+
+def _absent(value: Any) -> bool:
+    # Templates render a missing optional argument as None or as "".
+    return value is None or (isinstance(value, str) and value == "")

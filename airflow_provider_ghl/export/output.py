@@ -21,6 +21,7 @@ from typing import IO, Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_ghl.exceptions import GHLConfigError
+from airflow_provider_ghl.validation import output_location, require_choice
 
 MANIFEST = "_manifest.json"
 CHECKPOINT = "_checkpoint.json"
@@ -32,28 +33,12 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encod
 
 
 def resolve_output(uri: str | ObjectStoragePath, *, field_name: str = "output_path") -> ObjectStoragePath:
-    """The output directory as an ObjectStoragePath; ``GHLConfigError`` naming the field when it is unusable.
+    """The output directory as an ObjectStoragePath; ``GHLInputError`` naming the field when it is unusable.
 
-    Resolves the filesystem (which fails for an unknown scheme or a missing fsspec backend) before anything
-    is requested from GHL or written.
+    The check is :func:`~airflow_provider_ghl.validation.output_location`: it resolves the filesystem (which
+    fails for an unknown scheme or a missing fsspec backend) before anything is requested from GHL or written.
     """
-    if isinstance(uri, ObjectStoragePath):
-        path = uri
-    else:
-        if not isinstance(uri, str) or not uri.strip():
-            raise GHLConfigError(f"{field_name} must be a non-empty URI such as file:///data/ghl or s3://bucket/ghl")
-        text = uri.strip()
-        if "://" not in text and not text.startswith("/"):
-            raise GHLConfigError(f"{field_name} must be an absolute path or a URI with a scheme, got {uri!r}")
-        try:
-            path = ObjectStoragePath(text)
-        except Exception as exc:  # ObjectStoragePath raises ValueError/TypeError/ImportError by backend
-            raise GHLConfigError(f"{field_name} {uri!r} is not a usable storage URI: {exc}") from exc
-    try:
-        path.fs  # noqa: B018 -- resolving the filesystem is the check
-    except Exception as exc:
-        raise GHLConfigError(f"{field_name} {str(path)!r} is not a usable storage URI: {exc}") from exc
-    return path
+    return output_location(field_name, uri)
 
 
 @dataclass
@@ -95,13 +80,9 @@ class ExportOutput:
     """
 
     def __init__(self, root: ObjectStoragePath, *, fmt: str = "jsonl", compression: str | None = None) -> None:
-        if fmt not in FORMATS:
-            raise GHLConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-        if compression not in COMPRESSIONS:
-            raise GHLConfigError(f"compression must be None or 'gzip', got {compression!r}")
         self.root = root
-        self.fmt = fmt
-        self.compression = compression
+        self.fmt = require_choice("format", fmt, FORMATS)
+        self.compression = require_choice("compression", compression, COMPRESSIONS)
 
     @property
     def suffix(self) -> str:

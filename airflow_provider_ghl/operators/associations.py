@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.base import GHLContactListOperator, GHLContactOperator
-from airflow_provider_ghl.validation import require_datetime, require_id, require_id_list
+from airflow_provider_ghl.validation import optional_datetime, require_id, require_id_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -28,14 +28,14 @@ class _GHLFollowersOperator(GHLContactOperator):
     """A contact and a list of user ids."""
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "followers")
-    template_fields_renderers = {"followers": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"followers": "json"}
 
     def __init__(self, *, followers: list[str] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.followers = followers
 
-    def validate(self) -> dict[str, Any]:
-        return {**super().validate(), "followers": require_id_list("followers", self.followers)}
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "followers": require_id_list("followers", self.followers)}
 
 
 class GHLAddFollowersOperator(_GHLFollowersOperator):
@@ -79,8 +79,8 @@ class _GHLCampaignOperator(GHLContactOperator):
         super().__init__(**kwargs)
         self.campaign_id = campaign_id
 
-    def validate(self) -> dict[str, Any]:
-        return {**super().validate(), "campaign_id": require_id("campaign_id", self.campaign_id)}
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "campaign_id": require_id("campaign_id", self.campaign_id)}
 
 
 class GHLAddToCampaignOperator(_GHLCampaignOperator):
@@ -128,12 +128,11 @@ class _GHLWorkflowOperator(GHLContactOperator):
         self.workflow_id = workflow_id
         self.event_start_time = event_start_time
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
-        start = self.event_start_time
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
         args.update(
             workflow_id=require_id("workflow_id", self.workflow_id),
-            event_start_time=require_datetime("event_start_time", start) if start not in (None, "") else None,
+            event_start_time=optional_datetime("event_start_time", self.event_start_time),
         )
         return args
 

@@ -1,18 +1,18 @@
-"""What every per-endpoint GHL operator shares: connection arguments, the hook, input checks, the contact link."""
+"""What every GHL operator that calls the API shares: the hook, input checks before any request, the contact link."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import BaseOperator, BaseOperatorLink, ObjectStoragePath
 
 from airflow_provider_ghl.exceptions import GHLNotFoundError
-from airflow_provider_ghl.export.output import resolve_output, write_records_file
+from airflow_provider_ghl.export.output import write_records_file
 from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.hooks.mixin import GHLHookMixin
 from airflow_provider_ghl.links import CONTACT_URL_XCOM_KEY, GHLContactLink, contact_url
-from airflow_provider_ghl.validation import optional_id, require_id
+from airflow_provider_ghl.validation import optional_id, optional_output_location, require_bool, require_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -21,41 +21,24 @@ if TYPE_CHECKING:
 MAX_XCOM_IDS = 1000
 
 
-class GHLBaseOperator(BaseOperator):
-    """Base of the per-endpoint GHL operators: one validated hook call per task.
+class GHLBaseOperator(GHLHookMixin, BaseOperator):
+    """Base of the GHL operators that call the API: validate, then call, then link the contact.
 
-    ``execute`` first checks every argument (:meth:`validate`, which names the argument at fault and sends
-    nothing), then makes the call (:meth:`call`), then records the app URL of the contact it touched for the
-    "GHL contact" link. Writes always run here on the worker; nothing is written from a trigger.
+    ``execute`` first checks every argument (:meth:`validate`, which names the argument at fault with
+    :class:`~airflow_provider_ghl.exceptions.GHLInputError` and sends and writes nothing), then makes the
+    request(s) (:meth:`call`), then records the app URL of the contact it touched for the "GHL contact" link.
+    Writes always run here on the worker; nothing is written from a trigger.
 
     :param ghl_conn_id: the ``ghl`` connection. (templated)
     :param location_id: location (sub-account); default: the connection's ``location_id``. (templated)
-    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`.
+    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`; they win
+        over what the operator derives (see :func:`~airflow_provider_ghl.hooks.mixin.hook_kwargs`).
     """
 
-    template_fields: Sequence[str] = ("ghl_conn_id", "location_id")
-    template_fields_renderers: dict[str, str] = {}
-    operator_extra_links = (GHLContactLink(),)
-    ui_color = "#d6eaff"
+    template_fields_renderers: ClassVar[dict[str, str]] = {}
+    operator_extra_links: Collection[BaseOperatorLink] = (GHLContactLink(),)
 
-    def __init__(
-        self,
-        *,
-        ghl_conn_id: str = GHLHook.default_conn_name,
-        location_id: str | None = None,
-        hook_params: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.ghl_conn_id = ghl_conn_id
-        self.location_id = location_id
-        self.hook_params = hook_params or {}
-
-    @cached_property
-    def hook(self) -> GHLHook:
-        return GHLHook(ghl_conn_id=self.ghl_conn_id, location_id=self.location_id or None, **self.hook_params)
-
-    def validate(self) -> dict[str, Any]:
+    def validate(self, context: Context) -> dict[str, Any]:
         """Check the (rendered) arguments; return them normalised. Raises ``GHLInputError`` naming the field."""
         return {"location_id": optional_id("location_id", self.location_id)}
 
@@ -67,19 +50,8 @@ class GHLBaseOperator(BaseOperator):
         """Id of the contact this task worked on, for the "GHL contact" link."""
         return args.get("contact_id")
 
-    def run_delete(self, delete: Callable[[], Any], *, missing_ok: bool, **ids: str) -> dict[str, Any]:
-        """Run ``delete``; with ``missing_ok`` a resource that is already gone counts as done (safe re-runs)."""
-        try:
-            delete()
-        except GHLNotFoundError:
-            if not missing_ok:
-                raise
-            self.log.info("%s already gone (missing_ok).", ids)
-            return {**ids, "deleted": False}
-        return {**ids, "deleted": True}
-
     def execute(self, context: Context) -> Any:
-        args = self.validate()
+        args = self.validate(context)
         result = self.call(self.hook, args, context)
         contact_id = self.linked_contact(args, result)
         if contact_id:
@@ -104,8 +76,33 @@ class GHLContactOperator(GHLBaseOperator):
         super().__init__(**kwargs)
         self.contact_id = contact_id
 
-    def validate(self) -> dict[str, Any]:
-        return {**super().validate(), "contact_id": require_id("contact_id", self.contact_id)}
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "contact_id": require_id("contact_id", self.contact_id)}
+
+
+class GHLMissingOkOperator(GHLBaseOperator):
+    """Base of operators whose resource may not exist; list it before the base that names the resource.
+
+    :param missing_ok: a resource that does not exist is not an error (see the operator), so a re-run is safe.
+    """
+
+    def __init__(self, *, missing_ok: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.missing_ok = missing_ok
+
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "missing_ok": require_bool("missing_ok", self.missing_ok)}
+
+    def run_delete(self, delete: Callable[[], Any], args: Mapping[str, Any], **ids: str) -> dict[str, Any]:
+        """Run ``delete``; with ``missing_ok`` a resource that is already gone counts as done (safe re-runs)."""
+        try:
+            delete()
+        except GHLNotFoundError:
+            if not args["missing_ok"]:
+                raise
+            self.log.info("%s already gone (missing_ok).", ids)
+            return {**ids, "deleted": False}
+        return {**ids, "deleted": True}
 
 
 class GHLListOperator(GHLBaseOperator):
@@ -122,9 +119,9 @@ class GHLListOperator(GHLBaseOperator):
         super().__init__(**kwargs)
         self.output_path = output_path
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
-        args["output_path"] = resolve_output(self.output_path) if self.output_path else None
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
+        args["output_path"] = optional_output_location("output_path", self.output_path)
         return args
 
     def publish(self, records: Iterable[Mapping[str, Any]], output: ObjectStoragePath | None) -> dict[str, Any]:

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_ghl.exceptions import GHLApiError, GHLDuplicateContactError, GHLInputError, GHLNotFoundError
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
-from airflow_provider_ghl.operators.base import MAX_XCOM_IDS, GHLBaseOperator, GHLContactOperator, GHLListOperator
+from airflow_provider_ghl.operators.base import (
+    MAX_XCOM_IDS,
+    GHLBaseOperator,
+    GHLContactOperator,
+    GHLListOperator,
+    GHLMissingOkOperator,
+)
 from airflow_provider_ghl.validation import (
+    contact_fields,
+    email_or_phone,
+    optional_datetime,
     optional_id,
-    optional_text,
     require_choice,
-    require_datetime,
     require_id,
     require_id_list,
     require_int,
-    require_mapping,
-    require_str_list,
     require_window,
     search_filters,
+    search_query,
 )
 
 if TYPE_CHECKING:
@@ -28,45 +34,18 @@ if TYPE_CHECKING:
 IF_EXISTS = ("fail", "skip", "update")
 
 
-#: Why a contact payload may not carry ``locationId``: the location comes from the operator or the connection.
-_LOCATION_FROM_OPERATOR = {"locationId": "set the operator's location_id instead"}
-
-
-def _contact_fields(field: str, value: Any, forbidden: Mapping[str, str] = _LOCATION_FROM_OPERATOR) -> dict[str, Any]:
-    """A contact payload: a JSON object in GHL's field names, with well-shaped ``tags`` and ``customFields``
-    and none of the ``forbidden`` keys (each mapped to the reason)."""
-    fields = require_mapping(field, value)
-    for key, reason in forbidden.items():
-        if key in fields:
-            raise GHLInputError(f"{field}.{key}", reason)
-    if "tags" in fields:
-        fields["tags"] = require_str_list(f"{field}.tags", fields["tags"], allow_empty=True)
-    custom = fields.get("customFields")
-    if custom is not None:
-        if not isinstance(custom, list) or not all(isinstance(c, Mapping) for c in custom):
-            raise GHLInputError(f"{field}.customFields", "expected a list of {id|key, field_value} objects")
-        for i, item in enumerate(custom):
-            if not (item.get("id") or item.get("key")):
-                raise GHLInputError(f"{field}.customFields[{i}]", "needs an 'id' or a 'key'")
-    return fields
-
-
-class GHLGetContactOperator(GHLContactOperator):
+class GHLGetContactOperator(GHLMissingOkOperator, GHLContactOperator):
     """Get one contact; returns the contact.
 
     :param contact_id: the contact. (templated)
     :param missing_ok: return None instead of failing when the contact does not exist.
     """
 
-    def __init__(self, *, missing_ok: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.missing_ok = missing_ok
-
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any] | None:
         try:
             return hook.get_contact(args["contact_id"])
         except GHLNotFoundError:
-            if not self.missing_ok:
+            if not args["missing_ok"]:
                 raise
             self.log.info("Contact %s does not exist (missing_ok).", args["contact_id"])
             return None
@@ -78,7 +57,7 @@ class GHLSearchContactsOperator(GHLListOperator):
     Returns ``{"total", "count", "ids"}``; with ``output_path`` the contacts themselves go to that file. Without
     it the search may match at most :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS` contacts.
 
-    :param query: full-text query. (templated)
+    :param query: full-text query (at most 75 characters). (templated)
     :param filters: GHL filter objects, e.g. ``[{"field": "tags", "operator": "contains", "value": "vip"}]``.
         (templated)
     :param since: only contacts whose ``date_field`` is at or after this time. (templated)
@@ -88,7 +67,7 @@ class GHLSearchContactsOperator(GHLListOperator):
     """
 
     template_fields: Sequence[str] = (*GHLListOperator.template_fields, "query", "filters", "since", "until")
-    template_fields_renderers = {"filters": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"filters": "json"}
 
     def __init__(
         self,
@@ -109,18 +88,17 @@ class GHLSearchContactsOperator(GHLListOperator):
         self.date_field = date_field
         self.page_limit = page_limit
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
         args.update(
-            query=self.query or None,
+            query=search_query("query", self.query),
             filters=search_filters("filters", self.filters),
-            since=require_datetime("since", self.since) if self.since not in (None, "") else None,
-            until=require_datetime("until", self.until) if self.until not in (None, "") else None,
+            since=optional_datetime("since", self.since),
+            until=optional_datetime("until", self.until),
             date_field=require_choice("date_field", self.date_field, ("dateUpdated", "dateAdded")),
             page_limit=require_int("page_limit", self.page_limit, minimum=1, maximum=SEARCH_MAX_PAGE_LIMIT),
         )
-        if args["since"] and args["until"]:
-            require_window("since", args["since"], "until", args["until"])
+        require_window("since", args["since"], "until", args["until"])
         return args
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -164,16 +142,16 @@ class GHLCreateContactOperator(GHLBaseOperator):
     """
 
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "fields")
-    template_fields_renderers = {"fields": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"fields": "json"}
 
     def __init__(self, *, fields: dict[str, Any] | str, if_exists: str = "fail", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fields = fields
         self.if_exists = if_exists
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
-        fields = _contact_fields("fields", self.fields)
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
+        fields = contact_fields("fields", self.fields)
         args.update(fields=fields, if_exists=require_choice("if_exists", self.if_exists, IF_EXISTS))
         return args
 
@@ -192,16 +170,16 @@ class GHLCreateContactOperator(GHLBaseOperator):
                 if not err.contact_id:
                     raise
                 existing = {"id": err.contact_id}
-        return self._existing(hook, existing["id"], fields)
+        return self._existing(hook, existing["id"], fields, args["if_exists"])
 
-    def _existing(self, hook: GHLHook, contact_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        if self.if_exists == "fail":
+    def _existing(self, hook: GHLHook, contact_id: str, fields: dict[str, Any], if_exists: str) -> dict[str, Any]:
+        if if_exists == "fail":
             raise GHLDuplicateContactError(
                 f"Contact {contact_id} already has this e-mail/phone; set if_exists='skip' or 'update' to re-run "
                 "safely.",
                 meta={"contactId": contact_id},
             )
-        if self.if_exists == "skip":
+        if if_exists == "skip":
             self.log.info("Contact %s already exists; skipped (if_exists='skip').", contact_id)
             return {"action": "skipped", "contact": hook.get_contact(contact_id)}
         update = {k: v for k, v in fields.items() if k != "tags"}
@@ -232,15 +210,15 @@ class GHLUpdateContactOperator(GHLContactOperator):
     """
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "fields")
-    template_fields_renderers = {"fields": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"fields": "json"}
 
     def __init__(self, *, fields: dict[str, Any] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fields = fields
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
-        args["fields"] = _contact_fields("fields", self.fields, _UPDATE_FORBIDDEN)
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
+        args["fields"] = contact_fields("fields", self.fields, _UPDATE_FORBIDDEN)
         return args
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -255,18 +233,15 @@ class GHLUpsertContactOperator(GHLBaseOperator):
     """
 
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "fields")
-    template_fields_renderers = {"fields": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"fields": "json"}
 
     def __init__(self, *, fields: dict[str, Any] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fields = fields
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
-        fields = _contact_fields("fields", self.fields)
-        if not (fields.get("email") or fields.get("phone")):
-            raise GHLInputError("fields", "an upsert needs 'email' or 'phone' to match on")
-        args["fields"] = fields
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
+        args["fields"] = contact_fields("fields", self.fields, match_on_email_or_phone=True)
         return args
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -277,21 +252,15 @@ class GHLUpsertContactOperator(GHLBaseOperator):
         return result["contact"].get("id")
 
 
-class GHLDeleteContactOperator(GHLContactOperator):
+class GHLDeleteContactOperator(GHLMissingOkOperator, GHLContactOperator):
     """Delete a contact; returns ``{"contact_id", "deleted"}``.
 
     :param contact_id: the contact. (templated)
     :param missing_ok: succeed (``deleted: false``) when the contact does not exist, so a re-run is safe.
     """
 
-    def __init__(self, *, missing_ok: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.missing_ok = missing_ok
-
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
-        return self.run_delete(
-            lambda: hook.delete_contact(args["contact_id"]), missing_ok=self.missing_ok, contact_id=args["contact_id"]
-        )
+        return self.run_delete(lambda: hook.delete_contact(args["contact_id"]), args, contact_id=args["contact_id"])
 
     def linked_contact(self, args: Mapping[str, Any], result: Any) -> str | None:
         return None  # nothing left to open
@@ -302,6 +271,8 @@ class GHLGetDuplicateContactOperator(GHLBaseOperator):
 
     :param contact_email: e-mail to match (``email`` is Airflow's alert address). (templated)
     :param contact_phone: phone to match, E.164 (``+15550100``). (templated)
+
+    At least one of ``contact_email`` and ``contact_phone`` is required; neither may contain a space.
     """
 
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "contact_email", "contact_phone")
@@ -311,14 +282,9 @@ class GHLGetDuplicateContactOperator(GHLBaseOperator):
         self.contact_email = contact_email
         self.contact_phone = contact_phone
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
-        if not (self.contact_email or self.contact_phone):
-            raise GHLInputError("contact_email", "give contact_email or contact_phone (or both)")
-        args.update(
-            email=optional_text("contact_email", self.contact_email or None),
-            phone=optional_text("contact_phone", self.contact_phone or None),
-        )
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
+        args["email"], args["phone"] = email_or_phone(self.contact_email, self.contact_phone)
         return args
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any] | None:
@@ -332,7 +298,7 @@ class GHLGetContactsByBusinessOperator(GHLListOperator):
     """Every contact of a business; returns ``{"count", "ids"}`` (records to ``output_path``).
 
     :param business_id: the business. (templated)
-    :param query: text filter. (templated)
+    :param query: text filter (at most 75 characters). (templated)
     """
 
     template_fields: Sequence[str] = (*GHLListOperator.template_fields, "business_id", "query")
@@ -342,9 +308,9 @@ class GHLGetContactsByBusinessOperator(GHLListOperator):
         self.business_id = business_id
         self.query = query
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
-        args.update(business_id=require_id("business_id", self.business_id), query=self.query or None)
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
+        args.update(business_id=require_id("business_id", self.business_id), query=search_query("query", self.query))
         return args
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
@@ -362,15 +328,15 @@ class GHLBulkUpdateBusinessOperator(GHLBaseOperator):
     """
 
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "contact_ids", "business_id")
-    template_fields_renderers = {"contact_ids": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"contact_ids": "json"}
 
     def __init__(self, *, contact_ids: list[str] | str, business_id: str | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.contact_ids = contact_ids
         self.business_id = business_id
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
         args.update(
             contact_ids=require_id_list("contact_ids", self.contact_ids),
             business_id=optional_id("business_id", self.business_id),

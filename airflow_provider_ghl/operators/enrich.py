@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ghl.exceptions import GHLConfigError
-from airflow_provider_ghl.export.contacts import run_export, utcnow_iso
+from airflow_provider_ghl.export.contacts import run_export
 from airflow_provider_ghl.export.enrich import TASK_SEARCH_MODES, child_records, enrichment_columns
-from airflow_provider_ghl.hooks.ghl import CHILD_KINDS
+from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
 from airflow_provider_ghl.operators.export import GHLBaseExportOperator
-from airflow_provider_ghl.validation import require_datetime, require_window
+from airflow_provider_ghl.validation import (
+    interval_datetime,
+    require_choice,
+    require_choices,
+    require_int,
+    require_timedelta,
+    require_window,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -59,83 +64,63 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
         self.updated_since = updated_since
         self.updated_until = updated_until
         self.lookback = lookback
-        self.include = tuple(include)
+        self.include = include
         self.task_search = task_search
         self.max_workers = max_workers
 
     def _hook_kwargs(self) -> dict[str, Any]:
-        # The fan-out is capped at the hook's pool size: size the pool for max_workers.
+        # The fan-out is capped at the hook's pool size: size the pool for max_workers (hook_params still win).
         return {"max_workers": self.max_workers, **super()._hook_kwargs()}
 
-    def _window(self, context: Context) -> tuple[datetime, datetime]:
-        since = _as_datetime(self.updated_since, "updated_since") or context.get("data_interval_start")
-        until = _as_datetime(self.updated_until, "updated_until") or context.get("data_interval_end")
-        if since is None or until is None:
-            raise GHLConfigError(
-                "updated_since and updated_until are required when the run has no data interval "
-                "(use a data-interval timetable such as CronDataIntervalTimetable, or pass them)"
-            )
-        lookback = self.lookback if isinstance(self.lookback, timedelta) else timedelta(seconds=self.lookback)
-        if lookback < timedelta(0):
-            raise GHLConfigError(f"lookback must not be negative, got {self.lookback!r}")
+    def validate(self, context: Context) -> dict[str, Any]:
+        # These come first: max_workers sizes the hook, which the shared checks build to read the connection.
+        include = require_choices("include", self.include, CHILD_KINDS)
+        task_search = require_choice("task_search", self.task_search, TASK_SEARCH_MODES)
+        max_workers = require_int("max_workers", self.max_workers, minimum=1)
+        since = interval_datetime("updated_since", self.updated_since, context, "data_interval_start")
+        until = interval_datetime("updated_until", self.updated_until, context, "data_interval_end")
+        lookback = require_timedelta("lookback", self.lookback)
         require_window("updated_since", since, "updated_until", until)
-        return since - lookback, until
+        return {
+            **super().validate(context),
+            "include": include,
+            "task_search": task_search,
+            "max_workers": max_workers,
+            "window": (since - lookback, until),
+        }
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        unknown = sorted(set(self.include) - set(CHILD_KINDS))
-        if unknown:
-            raise GHLConfigError(f"include: unknown kind(s) {', '.join(unknown)}; choose from {', '.join(CHILD_KINDS)}")
-        if self.task_search not in TASK_SEARCH_MODES:
-            raise GHLConfigError(f"task_search must be one of {', '.join(TASK_SEARCH_MODES)}, got {self.task_search!r}")
-        if not isinstance(self.max_workers, int) or self.max_workers < 1:
-            raise GHLConfigError(f"max_workers must be a positive integer, got {self.max_workers!r}")
-        since, until = self._window(context)
-        output, location = self._validate()
-        if (done := self._already_done(output)) is not None:
-            return self._summary(output, done)
-        started, started_at = time.monotonic(), utcnow_iso()
+    def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        location, output, include = args["location_id"], args["output"], args["include"]
+        (since, until), page_limit = args["window"], args["page_limit"]
         result = run_export(
-            lambda cursor: self.hook.iter_contact_pages(
+            lambda cursor: hook.iter_contact_pages(
                 since=since,
                 until=until,
                 date_field="dateUpdated",
-                page_limit=self.page_limit,
+                page_limit=page_limit,
                 search_after=cursor,
                 location_id=location,
             ),
             output,
-            lambda contacts: self._records(contacts, location),
-            enrichment_columns(self.include, output.fmt == "csv"),
-            records_per_file=self.records_per_file,
-            progress_every=self.progress_every,
+            lambda contacts: self._records(hook, contacts, args),
+            enrichment_columns(include, output.fmt == "csv"),
+            records_per_file=args["records_per_file"],
+            progress_every=args["progress_every"],
             label=f"GHL contacts of {location} changed in [{since.isoformat()}, {until.isoformat()})",
             identity={"location_id": location, "since": since.isoformat(), "until": until.isoformat()},
         )
-        manifest = self._publish(
-            context,
-            output,
-            location,
-            result,
-            window={"updated_since": since.isoformat(), "updated_until": until.isoformat()},
-            include=list(self.include),
-            started_at=started_at,
-            duration_seconds=round(time.monotonic() - started, 3),
-        )
-        return self._summary(output, manifest)
+        window = {"updated_since": since.isoformat(), "updated_until": until.isoformat()}
+        return result, {"window": window, "include": include}
 
-    def _records(self, contacts: list[dict[str, Any]], location: str) -> Iterable[tuple[str, Any]]:
+    @staticmethod
+    def _records(hook: GHLHook, contacts: list[dict[str, Any]], args: dict[str, Any]) -> Iterable[tuple[str, Any]]:
         for contact in contacts:
             yield "contacts", contact
         yield from child_records(
-            self.hook,
+            hook,
             contacts,
-            self.include,
-            task_search=self.task_search,
-            max_workers=self.max_workers,
-            location_id=location,
+            args["include"],
+            task_search=args["task_search"],
+            max_workers=args["max_workers"],
+            location_id=args["location_id"],
         )
-
-
-def _as_datetime(value: str | datetime | None, field: str) -> datetime | None:
-    """An aware datetime, or None when not given; ``GHLInputError`` naming ``field`` when unreadable."""
-    return None if value is None or value == "" else require_datetime(field, value)

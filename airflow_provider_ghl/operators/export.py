@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from functools import cached_property
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
 from airflow_provider_ghl import __version__
-from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.export.contacts import custom_field_keys, export_contacts, utcnow_iso
-from airflow_provider_ghl.export.output import MANIFEST, ExportOutput, resolve_output
+from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS, MANIFEST, ExportOutput
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
+from airflow_provider_ghl.operators.base import GHLBaseOperator
+from airflow_provider_ghl.validation import location_or_default, output_location, require_choice, require_int
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -22,23 +22,30 @@ if TYPE_CHECKING:
 EXPORT_ASSET_ALIAS = "ghl_contacts_export"
 
 
-class GHLBaseExportOperator(BaseOperator):
-    """What the export operators share: output, validation before any request, manifest, summary.
+class GHLBaseExportOperator(GHLBaseOperator):
+    """What the export operators share: the output, validation before any request or write, the manifest, the
+    summary.
 
+    ``execute`` is the one of every GHL operator: :meth:`validate` checks every argument (sending nothing,
+    writing nothing), then :meth:`call` returns at once when the output already holds a complete export, or
+    runs :meth:`export` and publishes its manifest.
+
+    :param ghl_conn_id: the ``ghl`` connection (templated).
+    :param location_id: the location; default: the connection's (templated).
+    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`; they win
+        over what the operator derives (see :func:`~airflow_provider_ghl.hooks.mixin.hook_kwargs`).
     :param output_path: output directory, an Airflow object-storage URI such as ``file:///data/ghl/...`` or
         ``s3://bucket/ghl/...`` (templated).
-    :param location_id: the location; default: the connection's (templated).
     :param file_format: ``jsonl`` (default) or ``csv`` (flattened, named columns).
     :param compression: None or ``gzip``.
     :param page_limit: contacts per search request, 1 to 500.
     :param records_per_file: records per part file; also how much work a retry can lose.
-    :param progress_every: log progress every this many pages.
-    :param ghl_conn_id: the ``ghl`` connection (templated).
-    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`.
+    :param progress_every: log progress every this many pages (at least 1).
     """
 
-    template_fields: Sequence[str] = ("output_path", "location_id", "ghl_conn_id")
-    ui_color = "#c6e2ff"
+    template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "output_path")
+    # An export touches no single contact: no "GHL contact" link.
+    operator_extra_links: Collection[BaseOperatorLink] = ()
     #: Name of the dataset-level summary in the manifest.
     dataset = "contacts"
 
@@ -46,53 +53,59 @@ class GHLBaseExportOperator(BaseOperator):
         self,
         *,
         output_path: str,
-        location_id: str | None = None,
         file_format: str = "jsonl",
         compression: str | None = None,
         page_limit: int = SEARCH_MAX_PAGE_LIMIT,
         records_per_file: int = 10_000,
         progress_every: int = 10,
-        ghl_conn_id: str = GHLHook.default_conn_name,
-        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        # Declared here, not at run time, so the scheduler knows the task emits to the alias.
         kwargs.setdefault("outlets", [AssetAlias(EXPORT_ASSET_ALIAS)])
         super().__init__(**kwargs)
         self.output_path = output_path
-        self.location_id = location_id
         self.file_format = file_format
         self.compression = compression
         self.page_limit = page_limit
         self.records_per_file = records_per_file
         self.progress_every = progress_every
-        self.ghl_conn_id = ghl_conn_id
-        self.hook_params = hook_params or {}
 
-    @cached_property
-    def hook(self) -> GHLHook:
-        return GHLHook(ghl_conn_id=self.ghl_conn_id, **self._hook_kwargs())
+    def validate(self, context: Context) -> dict[str, Any]:
+        """The shared arguments, then the location (reading the connection; nothing is sent or written)."""
+        args = super().validate(context)
+        args.update(
+            page_limit=require_int("page_limit", self.page_limit, minimum=1, maximum=SEARCH_MAX_PAGE_LIMIT),
+            records_per_file=require_int("records_per_file", self.records_per_file, minimum=1),
+            progress_every=require_int("progress_every", self.progress_every, minimum=1),
+            output=ExportOutput(
+                output_location("output_path", self.output_path),
+                fmt=require_choice("file_format", self.file_format, FORMATS),
+                compression=require_choice("compression", self.compression, COMPRESSIONS),
+            ),
+        )
+        args["location_id"] = location_or_default("location_id", args["location_id"], self.hook.config.location_id)
+        return args
 
-    def _hook_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of the hook; ``hook_params`` win over anything an operator derives.
+    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        output: ExportOutput = args["output"]
+        if (done := self._already_done(output)) is not None:
+            return self._summary(output, done)
+        started, started_at = time.monotonic(), utcnow_iso()
+        result, facts = self.export(hook, args)
+        manifest = self._publish(
+            context,
+            output,
+            args["location_id"],
+            result,
+            **facts,
+            started_at=started_at,
+            duration_seconds=round(time.monotonic() - started, 3),
+        )
+        return self._summary(output, manifest)
 
-        The task's location becomes the hook's default, so requests that name no location (a contact's notes,
-        tasks, appointments) use this location's token and rate budget, not the connection's location.
-        """
-        return {"location_id": self.location_id or None, **self.hook_params}
-
-    def _validate(self) -> tuple[ExportOutput, str]:
-        """Check the shared inputs before the first request or write; errors name the field."""
-        if not isinstance(self.page_limit, int) or not 1 <= self.page_limit <= SEARCH_MAX_PAGE_LIMIT:
-            raise GHLConfigError(
-                f"page_limit must be an integer from 1 to {SEARCH_MAX_PAGE_LIMIT}, got {self.page_limit!r}"
-            )
-        if not isinstance(self.records_per_file, int) or self.records_per_file < 1:
-            raise GHLConfigError(f"records_per_file must be a positive integer, got {self.records_per_file!r}")
-        output = ExportOutput(resolve_output(self.output_path), fmt=self.file_format, compression=self.compression)
-        location = self.location_id or self.hook.config.location_id
-        if not location:
-            raise GHLConfigError(f"location_id is required: pass it or set it on connection {self.ghl_conn_id!r}")
-        return output, location
+    def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Write the data with the validated ``args``; return the run's result and the manifest's own facts."""
+        raise NotImplementedError
 
     def _already_done(self, output: ExportOutput) -> dict[str, Any] | None:
         manifest = output.read_manifest()
@@ -162,21 +175,17 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
     ``ghl_contacts_export`` asset alias. Parameters: see :class:`GHLBaseExportOperator`.
     """
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        output, location = self._validate()
-        if (done := self._already_done(output)) is not None:
-            return self._summary(output, done)
-        started, started_at = time.monotonic(), utcnow_iso()
+    def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        location = args["location_id"]
         # Resolved once per run; an unknown location fails here, before anything is written.
-        custom_fields = custom_field_keys(self.hook.get_custom_fields(location_id=location))
+        custom_fields = custom_field_keys(hook.get_custom_fields(location_id=location))
+        page_limit = args["page_limit"]
         result = export_contacts(
-            lambda cursor: self.hook.iter_contact_pages(
-                page_limit=self.page_limit, search_after=cursor, location_id=location
-            ),
-            output,
+            lambda cursor: hook.iter_contact_pages(page_limit=page_limit, search_after=cursor, location_id=location),
+            args["output"],
             custom_fields=custom_fields,
-            records_per_file=self.records_per_file,
-            progress_every=self.progress_every,
+            records_per_file=args["records_per_file"],
+            progress_every=args["progress_every"],
             label=f"GHL contacts of {location}",
             identity={"location_id": location},
         )
@@ -189,14 +198,4 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
                 location,
             )
         datasets = {"contacts": {"files": result["files"], "records": result["records"]}}
-        manifest = self._publish(
-            context,
-            output,
-            location,
-            {**result, "datasets": datasets},
-            files=result["files"],
-            records=result["records"],
-            started_at=started_at,
-            duration_seconds=round(time.monotonic() - started, 3),
-        )
-        return self._summary(output, manifest)
+        return {**result, "datasets": datasets}, {"files": result["files"], "records": result["records"]}

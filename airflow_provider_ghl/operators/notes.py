@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_ghl.exceptions import GHLInputError
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.operators.base import GHLContactListOperator, GHLContactOperator
-from airflow_provider_ghl.validation import optional_id, optional_text, require_bool, require_id, require_mapping
+from airflow_provider_ghl.operators.base import GHLContactListOperator, GHLContactOperator, GHLMissingOkOperator
+from airflow_provider_ghl.validation import NOTE_FIELDS as NOTE_FIELDS  # re-exported: it used to live here
+from airflow_provider_ghl.validation import note_fields, optional_id, optional_text, require_bool, require_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-#: Fields ``PUT /contacts/{contactId}/notes/{id}`` accepts.
-NOTE_FIELDS = ("body", "userId", "title", "color", "pinned")
 
 
 class GHLGetNotesOperator(GHLContactListOperator):
@@ -37,8 +34,8 @@ class _GHLNoteOperator(GHLContactOperator):
         super().__init__(**kwargs)
         self.note_id = note_id
 
-    def validate(self) -> dict[str, Any]:
-        return {**super().validate(), "note_id": require_id("note_id", self.note_id)}
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "note_id": require_id("note_id", self.note_id)}
 
 
 class GHLGetNoteOperator(_GHLNoteOperator):
@@ -82,8 +79,8 @@ class GHLCreateNoteOperator(GHLContactOperator):
         self.color = color
         self.pinned = pinned
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
         args.update(
             body=optional_text("body", self.body, required=True),
             title=optional_text("title", self.title),
@@ -113,30 +110,20 @@ class GHLUpdateNoteOperator(_GHLNoteOperator):
     """
 
     template_fields: Sequence[str] = (*_GHLNoteOperator.template_fields, "fields")
-    template_fields_renderers = {"fields": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"fields": "json"}
 
     def __init__(self, *, fields: Mapping[str, Any] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fields = fields
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
-        fields = require_mapping("fields", self.fields)
-        unknown = sorted(set(fields) - set(NOTE_FIELDS))
-        if unknown:
-            raise GHLInputError(f"fields.{unknown[0]}", f"not a note field; use {', '.join(NOTE_FIELDS)}")
-        if "body" in fields:
-            optional_text("fields.body", fields["body"], required=True)
-        if "pinned" in fields:
-            fields["pinned"] = require_bool("fields.pinned", fields["pinned"])
-        args["fields"] = fields
-        return args
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "fields": note_fields("fields", self.fields)}
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.update_note(args["contact_id"], args["note_id"], args["fields"])
 
 
-class GHLDeleteNoteOperator(_GHLNoteOperator):
+class GHLDeleteNoteOperator(GHLMissingOkOperator, _GHLNoteOperator):
     """Delete a note; returns ``{"contact_id", "note_id", "deleted"}``.
 
     :param contact_id: the contact. (templated)
@@ -144,15 +131,8 @@ class GHLDeleteNoteOperator(_GHLNoteOperator):
     :param missing_ok: succeed (``deleted: false``) when the note does not exist, so a re-run is safe.
     """
 
-    def __init__(self, *, missing_ok: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.missing_ok = missing_ok
-
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         contact_id, note_id = args["contact_id"], args["note_id"]
         return self.run_delete(
-            lambda: hook.delete_note(contact_id, note_id),
-            missing_ok=self.missing_ok,
-            contact_id=contact_id,
-            note_id=note_id,
+            lambda: hook.delete_note(contact_id, note_id), args, contact_id=contact_id, note_id=note_id
         )

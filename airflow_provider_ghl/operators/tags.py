@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_ghl.exceptions import GHLApiError, GHLInputError
+from airflow_provider_ghl.exceptions import GHLApiError
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.base import MAX_XCOM_IDS, GHLBaseOperator, GHLContactOperator
-from airflow_provider_ghl.validation import require_bool, require_choice, require_id_list, require_str_list
+from airflow_provider_ghl.validation import bulk_tag_change, require_bool, require_id_list, require_str_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -18,14 +18,14 @@ class _GHLContactTagsOperator(GHLContactOperator):
     """Shared shape of add/remove tags: a contact and a list of tags; returns ``{"contact_id", "tags"}``."""
 
     template_fields: Sequence[str] = (*GHLContactOperator.template_fields, "tags")
-    template_fields_renderers = {"tags": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"tags": "json"}
 
     def __init__(self, *, tags: list[str] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tags = tags
 
-    def validate(self) -> dict[str, Any]:
-        return {**super().validate(), "tags": require_str_list("tags", self.tags)}
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "tags": require_str_list("tags", self.tags)}
 
 
 class GHLAddTagsOperator(_GHLContactTagsOperator):
@@ -66,7 +66,7 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
     """
 
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "contact_ids", "tags", "action")
-    template_fields_renderers = {"contact_ids": "json", "tags": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"contact_ids": "json", "tags": "json"}
 
     def __init__(
         self,
@@ -85,17 +85,12 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
         self.remove_all_tags = remove_all_tags
         self.fail_on_error = fail_on_error
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
-        action = require_choice("action", self.action, ("add", "remove"))
-        remove_all = require_bool("remove_all_tags", self.remove_all_tags)
-        if remove_all and action != "remove":
-            raise GHLInputError("remove_all_tags", "only applies to action='remove'")
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
+        args.update(bulk_tag_change(self.action, self.remove_all_tags, self.tags))
         args.update(
-            action=action,
-            remove_all_tags=remove_all,
             contact_ids=require_id_list("contact_ids", self.contact_ids),
-            tags=require_str_list("tags", self.tags, allow_empty=remove_all),
+            fail_on_error=require_bool("fail_on_error", self.fail_on_error),
         )
         return args
 
@@ -114,7 +109,7 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
             if r.get("type") == "error"
         ]
         summary = {"action": args["action"], "succeeded": len(responses) - len(failed), "failed": failed[:MAX_XCOM_IDS]}
-        if failed and self.fail_on_error:
+        if failed and args["fail_on_error"]:
             shown = "; ".join(f"{f['contactId']}: {f['message']}" for f in failed[:5])
             raise GHLApiError(f"GHL could not {args['action']} tags on {len(failed)} contact(s): {shown}", meta=summary)
         return summary

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_ghl.exceptions import GHLInputError
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.operators.base import GHLContactListOperator, GHLContactOperator
-from airflow_provider_ghl.validation import (
-    optional_id,
-    optional_text,
-    require_bool,
-    require_datetime,
-    require_id,
-    require_mapping,
-)
+from airflow_provider_ghl.operators.base import GHLContactListOperator, GHLContactOperator, GHLMissingOkOperator
+
+# TASK_FIELDS and task_fields are re-exported: they used to live here.
+from airflow_provider_ghl.validation import TASK_FIELDS as TASK_FIELDS
+from airflow_provider_ghl.validation import optional_id, optional_text, require_bool, require_datetime, require_id
+from airflow_provider_ghl.validation import task_fields as task_fields
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-#: Fields ``PUT /contacts/{contactId}/tasks/{taskId}`` accepts.
-TASK_FIELDS = ("title", "body", "dueDate", "completed", "assignedTo")
 
 
 class GHLGetTasksOperator(GHLContactListOperator):
@@ -45,8 +38,8 @@ class _GHLTaskOperator(GHLContactOperator):
         super().__init__(**kwargs)
         self.ghl_task_id = ghl_task_id
 
-    def validate(self) -> dict[str, Any]:
-        return {**super().validate(), "task_id": require_id("ghl_task_id", self.ghl_task_id)}
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "task_id": require_id("ghl_task_id", self.ghl_task_id)}
 
 
 class GHLGetTaskOperator(_GHLTaskOperator):
@@ -90,8 +83,8 @@ class GHLCreateTaskOperator(GHLContactOperator):
         self.assigned_to = assigned_to
         self.completed = completed
 
-    def validate(self) -> dict[str, Any]:
-        args = super().validate()
+    def validate(self, context: Context) -> dict[str, Any]:
+        args = super().validate(context)
         args.update(
             title=optional_text("title", self.title, required=True),
             due_date=require_datetime("due_date", self.due_date),
@@ -112,19 +105,6 @@ class GHLCreateTaskOperator(GHLContactOperator):
         )
 
 
-def task_fields(field: str, value: Any) -> dict[str, Any]:
-    """A task update payload: only the fields GHL accepts, with a real ``dueDate`` and ``completed``."""
-    fields = require_mapping(field, value)
-    unknown = sorted(set(fields) - set(TASK_FIELDS))
-    if unknown:
-        raise GHLInputError(f"{field}.{unknown[0]}", f"not a task field; use {', '.join(TASK_FIELDS)}")
-    if "dueDate" in fields:
-        fields["dueDate"] = require_datetime(f"{field}.dueDate", fields["dueDate"])
-    if "completed" in fields:
-        fields["completed"] = require_bool(f"{field}.completed", fields["completed"])
-    return fields
-
-
 class GHLUpdateTaskOperator(_GHLTaskOperator):
     """Update a task; returns the task.
 
@@ -134,14 +114,14 @@ class GHLUpdateTaskOperator(_GHLTaskOperator):
     """
 
     template_fields: Sequence[str] = (*_GHLTaskOperator.template_fields, "fields")
-    template_fields_renderers = {"fields": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"fields": "json"}
 
     def __init__(self, *, fields: Mapping[str, Any] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.fields = fields
 
-    def validate(self) -> dict[str, Any]:
-        return {**super().validate(), "fields": task_fields("fields", self.fields)}
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "fields": task_fields("fields", self.fields)}
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.update_task(args["contact_id"], args["task_id"], args["fields"])
@@ -159,14 +139,14 @@ class GHLCompleteTaskOperator(_GHLTaskOperator):
         super().__init__(**kwargs)
         self.completed = completed
 
-    def validate(self) -> dict[str, Any]:
-        return {**super().validate(), "completed": require_bool("completed", self.completed)}
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "completed": require_bool("completed", self.completed)}
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.complete_task(args["contact_id"], args["task_id"], args["completed"])
 
 
-class GHLDeleteTaskOperator(_GHLTaskOperator):
+class GHLDeleteTaskOperator(GHLMissingOkOperator, _GHLTaskOperator):
     """Delete a task; returns ``{"contact_id", "task_id", "deleted"}`` (``task_id`` is GHL's).
 
     :param contact_id: the contact. (templated)
@@ -174,15 +154,8 @@ class GHLDeleteTaskOperator(_GHLTaskOperator):
     :param missing_ok: succeed (``deleted: false``) when the task does not exist, so a re-run is safe.
     """
 
-    def __init__(self, *, missing_ok: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.missing_ok = missing_ok
-
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         contact_id, task_id = args["contact_id"], args["task_id"]
         return self.run_delete(
-            lambda: hook.delete_task(contact_id, task_id),
-            missing_ok=self.missing_ok,
-            contact_id=contact_id,
-            task_id=task_id,
+            lambda: hook.delete_task(contact_id, task_id), args, contact_id=contact_id, task_id=task_id
         )

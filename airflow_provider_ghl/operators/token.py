@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.hooks.mixin import GHLHookMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class GHLRefreshTokenOperator(BaseOperator):
+class GHLRefreshTokenOperator(GHLHookMixin, BaseOperator):
     """Refresh the OAuth token set of a ``ghl`` connection and persist it to its token Variable.
 
     Schedule it (e.g. every 6-12 hours, ``max_active_runs=1``, a one-slot pool) to be the single writer of
@@ -25,22 +25,19 @@ class GHLRefreshTokenOperator(BaseOperator):
     Returns non-secret facts only (expiry, scope, location), never a token.
 
     :param ghl_conn_id: the ``ghl`` connection (``auth_type=oauth``). (templated)
-    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`.
+    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`; as for
+        every GHL operator they win over what the operator derives (see
+        :func:`~airflow_provider_ghl.hooks.mixin.hook_kwargs`).
     """
 
     template_fields: Sequence[str] = ("ghl_conn_id",)
-    ui_color = "#f7d774"
 
     def __init__(
         self, *, ghl_conn_id: str = GHLHook.default_conn_name, hook_params: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(**kwargs)
-        self.ghl_conn_id = ghl_conn_id
-        self.hook_params = hook_params or {}
-
-    @cached_property
-    def hook(self) -> GHLHook:
-        return GHLHook(ghl_conn_id=self.ghl_conn_id, **self.hook_params)
+        # The token set is the connection's, whatever the location: this operator takes no location_id (passing
+        # one is a TypeError, as before).
+        super().__init__(ghl_conn_id=ghl_conn_id, location_id=None, hook_params=hook_params, **kwargs)
 
     def execute(self, context: Context) -> dict[str, Any]:
         tokens = self.hook.refresh_oauth_token()

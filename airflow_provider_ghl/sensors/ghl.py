@@ -8,18 +8,17 @@ condition with the async hook in the triggerer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_ghl import exceptions as ghl_exceptions
-from airflow_provider_ghl.exceptions import GHLError, GHLInputError
-from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook, iso_utc
+from airflow_provider_ghl.exceptions import GHLError
+from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, iso_utc
+from airflow_provider_ghl.hooks.mixin import GHLHookMixin
 from airflow_provider_ghl.triggers.ghl import (
     ContactChangedCondition,
     ContactExistsCondition,
@@ -34,26 +33,29 @@ from airflow_provider_ghl.triggers.ghl import (
     NewNoteCondition,
     TaskCompletedCondition,
 )
+from airflow_provider_ghl.validation import MAX_QUERY_LENGTH as MAX_QUERY_LENGTH  # re-exported: it lived here
 from airflow_provider_ghl.validation import (
+    email_or_phone,
+    interval_datetime,
+    location_or_default,
+    optional_datetime,
     optional_id,
-    require_datetime,
     require_id,
     require_int,
     require_window,
     search_filters,
+    search_query,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: GHL refuses longer full-text queries.
-MAX_QUERY_LENGTH = 75
 #: Airflow's own deferral timeout is only the backstop for a triggerer that is down: it fires this long after the
 #: deadline, so normally the trigger reports the deadline itself, with a clearer message.
 DEFERRAL_GRACE = timedelta(seconds=60)
 
 
-class GHLBaseSensor(BaseSensorOperator):
+class GHLBaseSensor(GHLHookMixin, BaseSensorOperator):
     """Base of the GHL sensors: one validated read request per check, in poke or deferred mode.
 
     Arguments are checked before anything is sent (a bad one fails the task at once with
@@ -63,42 +65,31 @@ class GHLBaseSensor(BaseSensorOperator):
     poke mode, a failed request fails the task with GHL's error, and the deadline raises
     ``AirflowSensorTimeout``.
 
-    :param location_id: location (sub-account); default: the connection's ``location_id``. (templated)
     :param ghl_conn_id: the ``ghl`` connection. (templated)
-    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`; deferred,
-        only JSON values reach the trigger.
+    :param location_id: location (sub-account); default: the connection's ``location_id``. (templated)
+    :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`; they win
+        over what the sensor derives (see :func:`~airflow_provider_ghl.hooks.mixin.hook_kwargs`). Deferred, only
+        JSON values reach the trigger.
     :param deferrable: wait in the triggerer instead of a worker slot; default
         ``[operators] default_deferrable``. The trigger polls every ``poke_interval`` seconds.
     :param skip_on_timeout: when ``timeout`` passes without the condition, skip the task instead of failing it.
         Unlike ``soft_fail``, an error (a bad token, GHL failing) still fails the task.
     """
 
-    template_fields: Sequence[str] = ("ghl_conn_id", "location_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {}
-    ui_color = "#d6eaff"
     #: Trigger that waits for this sensor's condition when deferred.
     trigger_class: ClassVar[type[GHLConditionTrigger]]
 
     def __init__(
         self,
         *,
-        location_id: str | None = None,
-        ghl_conn_id: str = GHLHook.default_conn_name,
-        hook_params: dict[str, Any] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         skip_on_timeout: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.location_id = location_id
-        self.ghl_conn_id = ghl_conn_id
-        self.hook_params = hook_params or {}
         self.deferrable = deferrable
         self.skip_on_timeout = skip_on_timeout
-
-    @cached_property
-    def hook(self) -> GHLHook:
-        return GHLHook(self.ghl_conn_id, location_id=self.location_id or None, **self.hook_params)
 
     def condition(self, context: Context) -> GHLCondition:
         """Check the rendered arguments and build what this sensor waits for; sends nothing."""
@@ -125,7 +116,7 @@ class GHLBaseSensor(BaseSensorOperator):
             ghl_conn_id=self.ghl_conn_id,
             deadline=iso_utc(deadline),
             poll_interval=self.poke_interval,
-            hook_params=self._json_hook_params(),
+            hook_params=self.hook_params,  # the trigger keeps only the JSON ones
             **condition.to_json(),
         )
         self.defer(
@@ -151,18 +142,6 @@ class GHLBaseSensor(BaseSensorOperator):
             return AirflowSkipException(message)
         return AirflowSensorTimeout(message)
 
-    def _json_hook_params(self) -> dict[str, Any]:
-        # Trigger kwargs must be plain JSON (serde refuses anything else); drop what is not, like dbt-cloud does.
-        params: dict[str, Any] = {}
-        for key, value in self.hook_params.items():
-            try:
-                json.dumps(value)
-            except (TypeError, ValueError):
-                self.log.warning("hook_params[%r] is not JSON and does not reach the trigger's hook.", key)
-                continue
-            params[key] = value
-        return params
-
 
 def _error_from_event(event: Mapping[str, Any]) -> GHLError:
     """The exception for an error event: the class the hook raised in the triggerer when it can be rebuilt.
@@ -179,38 +158,6 @@ def _error_from_event(event: Mapping[str, Any]) -> GHLError:
         except TypeError:  # a class with more required arguments (GHLInputError, GHLDailyBudgetExhausted)
             pass
     return GHLError(f"{error_type or 'error'}: {message}")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Argument checks shared by the sensors
-# ----------------------------------------------------------------------------------------------------------
-def _since(value: str | datetime | None, context: Context) -> str:
-    """``since`` as ISO-8601 UTC; the run's ``data_interval_start`` when not given."""
-    if value is None or value == "":
-        value = context.get("data_interval_start")
-        if value is None:
-            raise GHLInputError(
-                "since",
-                "not given, and the run has no data_interval_start "
-                "(pass since, or schedule with a data-interval timetable such as CronDataIntervalTimetable)",
-            )
-    return iso_utc(require_datetime("since", value))
-
-
-def _optional_text(field: str, value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
-        raise GHLInputError(field, f"expected a string without spaces, got {value!r}")
-    return value.strip()
-
-
-def _query(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or len(value) > MAX_QUERY_LENGTH:
-        raise GHLInputError("query", f"expected a string of at most {MAX_QUERY_LENGTH} characters, got {value!r}")
-    return value
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -262,22 +209,17 @@ class GHLContactChangedSensor(GHLBaseSensor):
         self.max_ids = max_ids
 
     def condition(self, context: Context) -> ContactChangedCondition:
-        since = _since(self.since, context)
-        until = None
-        if self.until not in (None, ""):
-            until_at = require_datetime("until", self.until)
-            require_window("since", require_datetime("since", since), "until", until_at)
-            until = iso_utc(until_at)
-        filters, query = search_filters("filters", self.filters), _query(self.query)
+        since = interval_datetime("since", self.since, context, "data_interval_start")
+        until = optional_datetime("until", self.until)
+        require_window("since", since, "until", until)
+        filters, query = search_filters("filters", self.filters), search_query("query", self.query)
         min_count = require_int("min_count", self.min_count, minimum=1)
         max_ids = require_int("max_ids", self.max_ids, minimum=1, maximum=SEARCH_MAX_PAGE_LIMIT)
         # Resolved now (reads the connection, sends nothing) so XCom names the location that was searched.
-        location = optional_id("location_id", self.location_id) or self.hook.config.location_id
-        if not location:
-            raise GHLInputError("location_id", "not given and the connection has no location_id")
+        location = location_or_default("location_id", self.location_id, self.hook.config.location_id)
         return ContactChangedCondition(
-            since=since,
-            until=until,
+            since=iso_utc(since),
+            until=iso_utc(until) if until else None,
             filters=filters,
             query=query,
             min_count=min_count,
@@ -308,10 +250,7 @@ class GHLContactExistsSensor(GHLBaseSensor):
         self.contact_phone = contact_phone
 
     def condition(self, context: Context) -> ContactExistsCondition:
-        email = _optional_text("contact_email", self.contact_email)
-        phone = _optional_text("contact_phone", self.contact_phone)
-        if not email and not phone:
-            raise GHLInputError("contact_email", "contact_email or contact_phone is required; both are empty")
+        email, phone = email_or_phone(self.contact_email, self.contact_phone)
         return ContactExistsCondition(
             email=email, phone=phone, location_id=optional_id("location_id", self.location_id)
         )
@@ -362,7 +301,7 @@ class _GHLNewChildrenSensor(GHLBaseSensor):
     def condition(self, context: Context) -> NewNoteCondition | NewAppointmentCondition:
         return self.condition_class(
             contact_id=require_id("contact_id", self.contact_id),
-            since=_since(self.since, context),
+            since=iso_utc(interval_datetime("since", self.since, context, "data_interval_start")),
             location_id=optional_id("location_id", self.location_id),
         )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from typing import Any, ClassVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.hooks.mixin import hook_kwargs
 from airflow_provider_ghl.validation import parse_datetime
 
 #: ``(is_done, value)``: whether the condition holds, and the XCom value once it does.
@@ -223,7 +225,10 @@ class GHLConditionTrigger(BaseTrigger):
     :param deadline: absolute ISO-8601 time, fixed by the sensor when it deferred, so a triggerer restart does not
         extend the wait; no request starts after it.
     :param poll_interval: seconds between checks.
-    :param hook_params: extra :class:`GHLHook` keyword arguments (JSON values only).
+    :param hook_params: extra :class:`GHLHook` keyword arguments; only JSON values are kept (others are dropped with
+        a warning), so the kwargs stay plain JSON whoever builds the trigger. As for the sensor, they win over the
+        condition's ``location_id`` as the hook's default location
+        (:func:`~airflow_provider_ghl.hooks.mixin.hook_kwargs`).
     """
 
     condition_class: ClassVar[type[GHLCondition]]
@@ -241,8 +246,24 @@ class GHLConditionTrigger(BaseTrigger):
         self.ghl_conn_id = ghl_conn_id
         self.deadline = deadline
         self.poll_interval = poll_interval
-        self.hook_params = hook_params or {}
+        self.hook_params = self._json_only(hook_params or {})
         self.condition = self.condition_class(**condition)
+
+    def _json_only(self, hook_params: dict[str, Any]) -> dict[str, Any]:
+        # Trigger kwargs must be plain JSON (serde refuses anything else); drop what is not, like dbt-cloud does.
+        params: dict[str, Any] = {}
+        for key, value in hook_params.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                self.log.warning("hook_params[%r] is not JSON and does not reach the trigger's hook.", key)
+                continue
+            params[key] = value
+        return params
+
+    def make_hook(self) -> GHLHook:
+        """The hook the trigger polls with: the connection, the condition's location and ``hook_params``."""
+        return GHLHook(self.ghl_conn_id, **hook_kwargs(self.condition.location_id, self.hook_params))
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
@@ -261,7 +282,7 @@ class GHLConditionTrigger(BaseTrigger):
             deadline = parse_datetime(self.deadline)
             if deadline is None:
                 raise ValueError(f"deadline: not an ISO-8601 date-time: {self.deadline!r}")
-            hook = GHLHook(self.ghl_conn_id, location_id=self.condition.location_id, **self.hook_params)
+            hook = self.make_hook()
             # The sensor checked just before deferring, so the first poll waits one interval too. (It also keeps
             # the event from arriving while the deferring worker is still exiting, which Airflow 3.3 can
             # mistake for a failure and retry: apache/airflow#67287.)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_ghl import validation
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError
 from airflow_provider_ghl.operators import associations as a
 from airflow_provider_ghl.operators import contacts as c
@@ -14,6 +15,7 @@ from airflow_provider_ghl.operators import notes as n
 from airflow_provider_ghl.operators import tags as t
 from airflow_provider_ghl.operators import tasks as k
 from airflow_provider_ghl.sandbox.testing import SandboxServer
+from airflow_provider_ghl.sensors.ghl import GHLContactChangedSensor, GHLContactExistsSensor, GHLTaskCompletedSensor
 
 CID = {"contact_id": "c1"}
 TASK = {**CID, "ghl_task_id": "t1"}
@@ -31,6 +33,8 @@ BAD_INPUT: list[tuple[type, dict[str, Any], str]] = [
     (c.GHLSearchContactsOperator, {"page_limit": 501}, "page_limit"),
     (c.GHLSearchContactsOperator, {"date_field": "dateDeleted"}, "date_field"),
     (c.GHLSearchContactsOperator, {"output_path": "relative/dir/file.jsonl"}, "output_path"),
+    (c.GHLSearchContactsOperator, {"query": "q" * 76}, "query"),  # GHL refuses it; the sensor's limit too
+    (c.GHLSearchContactsOperator, {"query": 42}, "query"),
     (c.GHLCreateContactOperator, {"fields": ["not", "a", "dict"]}, "fields"),
     (c.GHLCreateContactOperator, {"fields": "{not json"}, "fields"),
     (c.GHLCreateContactOperator, {"fields": {"email": "a@b.c"}, "if_exists": "merge"}, "if_exists"),
@@ -43,7 +47,13 @@ BAD_INPUT: list[tuple[type, dict[str, Any], str]] = [
     (c.GHLDeleteContactOperator, {"contact_id": None}, "contact_id"),
     (c.GHLGetDuplicateContactOperator, {}, "contact_email"),
     (c.GHLGetDuplicateContactOperator, {"contact_phone": 15550100}, "contact_phone"),
+    (c.GHLGetDuplicateContactOperator, {"contact_email": "ada lovelace@example.com"}, "contact_email"),
+    (c.GHLGetDuplicateContactOperator, {"contact_email": "", "contact_phone": "+1 555 0100"}, "contact_phone"),
+    (c.GHLGetDuplicateContactOperator, {"contact_email": "  "}, "contact_email"),
     (c.GHLGetContactsByBusinessOperator, {"business_id": " "}, "business_id"),
+    (c.GHLGetContactsByBusinessOperator, {"business_id": "b1", "query": "q" * 76}, "query"),
+    (c.GHLGetContactOperator, {**CID, "missing_ok": "sometimes"}, "missing_ok"),
+    (c.GHLDeleteContactOperator, {**CID, "missing_ok": 1}, "missing_ok"),
     (c.GHLBulkUpdateBusinessOperator, {"contact_ids": [], "business_id": "b1"}, "contact_ids"),
     (c.GHLBulkUpdateBusinessOperator, {"contact_ids": ["ok", ""], "business_id": "b1"}, "contact_ids"),
     (t.GHLAddTagsOperator, {**CID, "tags": []}, "tags"),
@@ -51,6 +61,7 @@ BAD_INPUT: list[tuple[type, dict[str, Any], str]] = [
     (t.GHLBulkUpdateTagsOperator, {"contact_ids": ["c1"], "tags": ["x"], "action": "toggle"}, "action"),
     (t.GHLBulkUpdateTagsOperator, {"contact_ids": ["c1"], "tags": ["x"], "remove_all_tags": True}, "remove_all_tags"),
     (t.GHLBulkUpdateTagsOperator, {"contact_ids": "c 1", "tags": ["x"]}, "contact_ids[0]"),
+    (t.GHLBulkUpdateTagsOperator, {"contact_ids": ["c1"], "tags": ["x"], "fail_on_error": "yes"}, "fail_on_error"),
     (k.GHLGetTasksOperator, {"contact_id": ""}, "contact_id"),
     (k.GHLGetTaskOperator, {**CID, "ghl_task_id": ""}, "ghl_task_id"),
     (k.GHLCreateTaskOperator, {**CID, "title": "", "due_date": "2030-01-01"}, "title"),
@@ -60,6 +71,7 @@ BAD_INPUT: list[tuple[type, dict[str, Any], str]] = [
     (k.GHLUpdateTaskOperator, {**TASK, "fields": {"dueDate": "never"}}, "fields.dueDate"),
     (k.GHLCompleteTaskOperator, {**TASK, "completed": "maybe"}, "completed"),
     (k.GHLDeleteTaskOperator, {**CID, "ghl_task_id": None}, "ghl_task_id"),
+    (k.GHLDeleteTaskOperator, {**TASK, "missing_ok": "perhaps"}, "missing_ok"),
     (n.GHLGetNotesOperator, {"contact_id": "", "output_path": "/tmp/notes.jsonl"}, "contact_id"),
     (n.GHLGetNoteOperator, {**CID, "note_id": ""}, "note_id"),
     (n.GHLCreateNoteOperator, {**CID, "body": "  "}, "body"),
@@ -67,6 +79,7 @@ BAD_INPUT: list[tuple[type, dict[str, Any], str]] = [
     (n.GHLUpdateNoteOperator, {**NOTE, "fields": {"text": "x"}}, "fields.text"),
     (n.GHLUpdateNoteOperator, {**NOTE, "fields": {"body": ""}}, "fields.body"),
     (n.GHLDeleteNoteOperator, {**CID, "note_id": "a b"}, "note_id"),
+    (n.GHLDeleteNoteOperator, {**NOTE, "missing_ok": "perhaps"}, "missing_ok"),
     (a.GHLGetAppointmentsOperator, {"contact_id": ""}, "contact_id"),
     (a.GHLAddFollowersOperator, {**CID, "followers": []}, "followers"),
     (a.GHLRemoveFollowersOperator, {**CID, "followers": {"u": 1}}, "followers"),
@@ -110,3 +123,46 @@ def test_bad_input_fails_before_any_request(
         assert failure.value.field == field
     assert isinstance(failure.value, AirflowFailException)  # no retry can fix an argument
     assert sandbox.stats()["requests_total"] == 0
+
+
+#: The same argument given to an operator and to a sensor: (argument, operator and its arguments, sensor and its).
+SINCE = "2026-01-01T00:00:00Z"
+SAME_CHECK: list[tuple[str, tuple[type, dict[str, Any]], tuple[type, dict[str, Any]]]] = [
+    ("query", (c.GHLSearchContactsOperator, {"query": "q" * 76}),
+     (GHLContactChangedSensor, {"since": SINCE, "query": "q" * 76})),
+    ("since", (c.GHLSearchContactsOperator, {"since": "yesterday-ish"}),
+     (GHLContactChangedSensor, {"since": "yesterday-ish"})),
+    ("until", (c.GHLSearchContactsOperator, {"since": SINCE, "until": SINCE}),
+     (GHLContactChangedSensor, {"since": SINCE, "until": SINCE})),
+    ("filters[0]", (c.GHLSearchContactsOperator, {"filters": [{"field": "tags"}]}),
+     (GHLContactChangedSensor, {"since": SINCE, "filters": [{"field": "tags"}]})),
+    ("contact_email", (c.GHLGetDuplicateContactOperator, {"contact_email": "a b@example.com"}),
+     (GHLContactExistsSensor, {"contact_email": "a b@example.com"})),
+    ("contact_phone", (c.GHLGetDuplicateContactOperator, {"contact_phone": ["+15550100"]}),
+     (GHLContactExistsSensor, {"contact_phone": ["+15550100"]})),
+    ("contact_email", (c.GHLGetDuplicateContactOperator, {"contact_email": "", "contact_phone": None}),
+     (GHLContactExistsSensor, {"contact_email": "", "contact_phone": None})),
+    ("location_id", (c.GHLGetContactOperator, {**CID, "location_id": "has space"}),
+     (GHLTaskCompletedSensor, {**CID, "location_id": "has space"})),
+    ("contact_id", (c.GHLGetContactOperator, {"contact_id": "a/b"}), (GHLTaskCompletedSensor, {"contact_id": "a/b"})),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "operator", "sensor"), SAME_CHECK, ids=[case[0] for case in SAME_CHECK])
+def test_an_argument_is_judged_the_same_by_operators_and_sensors(
+    field: str, operator: tuple[type, dict[str, Any]], sensor: tuple[type, dict[str, Any]],
+    sandbox: SandboxServer, ghl_conn: str,
+) -> None:  # fmt: skip
+    sandbox.clear_stats()
+    errors = []
+    for cls, arguments, context in ((*operator, {"ti": None}), (*sensor, {"data_interval_start": None})):
+        with pytest.raises(GHLInputError) as failure:
+            cls(task_id="bad", ghl_conn_id=ghl_conn, **arguments).execute(context)
+        errors.append((failure.value.field, str(failure.value)))
+    assert errors[0] == errors[1] and errors[0][0] == field
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_a_query_of_75_characters_is_sent() -> None:
+    assert validation.search_query("query", "q" * 75) == "q" * 75
+    assert validation.search_query("query", "") is None

@@ -34,6 +34,7 @@ BAD: list[tuple[type[GHLBaseSensor], dict[str, Any], str]] = [
     (GHLContactExistsSensor, {}, "contact_email"),
     (GHLContactExistsSensor, {"contact_email": "", "contact_phone": ""}, "contact_email"),
     (GHLContactExistsSensor, {"contact_phone": ["+15550100"]}, "contact_phone"),
+    (GHLContactExistsSensor, {"contact_email": "ada lovelace@example.com"}, "contact_email"),
     (GHLContactChangedSensor, {"since": SINCE, "filters": VIP}, "filters"),
     (GHLContactChangedSensor, {"since": SINCE, "filters": [1]}, "filters[0]"),
     (GHLContactChangedSensor, {"since": SINCE, "filters": [{"field": "tags"}]}, "filters[0]"),
@@ -44,6 +45,7 @@ BAD: list[tuple[type[GHLBaseSensor], dict[str, Any], str]] = [
     (GHLContactChangedSensor, {"since": SINCE, "until": SINCE}, "until"),
     (GHLContactChangedSensor, {"since": SINCE, "min_count": 0}, "min_count"),
     (GHLContactChangedSensor, {"since": SINCE, "query": "q" * 76}, "query"),
+    (GHLContactChangedSensor, {"since": SINCE, "query": 42}, "query"),
     (GHLContactChangedSensor, {"since": SINCE, "location_id": "has space"}, "location_id"),
     (GHLContactChangedSensor, {}, "since"),
 ]  # fmt: skip
