@@ -21,8 +21,9 @@ class GHLConfigError(GHLError, AirflowFailException):
     """The ``ghl`` connection (or a hook argument) is unusable; retrying the task cannot help."""
 
 
-class GHLInputError(GHLConfigError):
-    """An operator or sensor argument is missing or has the wrong shape; raised before any request is sent.
+class GHLInputError(GHLConfigError, ValueError):
+    """An argument (of an operator, a sensor or a hook method) is missing or has the wrong shape; raised before
+    any request is sent. Also a ``ValueError``, the type Python code calling the hook would catch.
 
     :param field: the argument (or ``argument.key``) to fix.
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pendulum
 from airflow.sdk import ObjectStoragePath
@@ -20,6 +20,10 @@ T = TypeVar("T")
 
 #: GHL refuses longer full-text queries.
 MAX_QUERY_LENGTH = 75
+#: The most contacts one ``POST /contacts/search`` page may ask for.
+SEARCH_MAX_PAGE_LIMIT = 500
+#: What a bulk tag update does (the ``{type}`` of ``POST /contacts/bulk/tags/update/{type}``).
+BULK_TAG_ACTIONS: tuple[Literal["add", "remove"], ...] = ("add", "remove")
 
 
 def require_id(field: str, value: Any) -> str:
@@ -190,11 +194,18 @@ def optional_word(field: str, value: Any) -> str | None:
     return value.strip()
 
 
-def email_or_phone(email: Any, phone: Any) -> tuple[str | None, str | None]:
-    """``contact_email`` and ``contact_phone`` of a duplicate lookup (:func:`optional_word`); one is required."""
-    checked = optional_word("contact_email", email), optional_word("contact_phone", phone)
+def email_or_phone(
+    email: Any, phone: Any, *, fields: tuple[str, str] = ("contact_email", "contact_phone")
+) -> tuple[str | None, str | None]:
+    """The e-mail and phone of a duplicate lookup (:func:`optional_word`); one is required.
+
+    :param fields: the arguments' names: ``contact_email``/``contact_phone`` of operators and sensors (``email``
+        is Airflow's alert address), ``email``/``phone`` of the hook.
+    """
+    email_field, phone_field = fields
+    checked = optional_word(email_field, email), optional_word(phone_field, phone)
     if checked == (None, None):
-        raise GHLInputError("contact_email", "contact_email or contact_phone is required; both are empty")
+        raise GHLInputError(email_field, f"{email_field} or {phone_field} is required; both are empty")
     return checked
 
 
@@ -223,12 +234,12 @@ def require_choice(field: str, value: Any, choices: Sequence[T]) -> T:
     return value
 
 
-def require_choices(field: str, value: Any, choices: Sequence[str]) -> list[str]:
-    """Some of ``choices`` (none is fine), as a list without repeats in the order given (see
-    :func:`require_str_list`; a set is taken in sorted order)."""
+def require_choices(field: str, value: Any, choices: Sequence[str], *, allow_empty: bool = True) -> list[str]:
+    """Some of ``choices`` (none is fine unless ``allow_empty`` is false), as a list without repeats in the order
+    given (see :func:`require_str_list`; a set is taken in sorted order)."""
     if isinstance(value, (set, frozenset)):
         value = sorted(value, key=str)
-    items = list(dict.fromkeys(require_str_list(field, value, allow_empty=True)))
+    items = list(dict.fromkeys(require_str_list(field, value, allow_empty=allow_empty)))
     unknown = [v for v in items if v not in choices]
     if unknown:
         raise GHLInputError(field, f"unknown {', '.join(map(repr, unknown))}; choose from {', '.join(choices)}")
@@ -345,7 +356,7 @@ def note_fields(field: str, value: Any) -> dict[str, Any]:
 def bulk_tag_change(action: Any, remove_all_tags: Any, tags: Any) -> dict[str, Any]:
     """``action``, ``remove_all_tags`` and ``tags`` of a bulk tag update: with ``remove_all_tags`` (only for
     ``remove``) ``tags`` may be empty."""
-    checked_action = require_choice("action", action, ("add", "remove"))
+    checked_action = require_choice("action", action, BULK_TAG_ACTIONS)
     remove_all = require_bool("remove_all_tags", remove_all_tags)
     if remove_all and checked_action != "remove":
         raise GHLInputError("remove_all_tags", "only applies to action='remove'")

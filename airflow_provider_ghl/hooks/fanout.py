@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from airflow_provider_ghl.exceptions import GHLError
 from airflow_provider_ghl.hooks import operations as ops
 from airflow_provider_ghl.hooks.calls import Call, CallRunner
+from airflow_provider_ghl.validation import require_choices
 
 #: Builders of the child lists of one contact, by kind.
 CHILD_LISTS: dict[str, Callable[[str], Call[list[dict[str, Any]]]]] = {
@@ -65,9 +66,7 @@ class GHLFanoutMixin(CallRunner):
         :param max_workers: threads; default and maximum: the hook's ``max_workers`` (its pool size).
         :param raise_on_error: raise the first error (default) or yield it in :attr:`ContactChildren.error`.
         """
-        unknown = [k for k in kinds if k not in CHILD_LISTS]
-        if unknown or not kinds:
-            raise ValueError(f"kinds must be a non-empty subset of {CHILD_KINDS}, got {list(kinds)}")
+        kinds = require_choices("kinds", kinds, CHILD_KINDS, allow_empty=False)
         workers = min(max_workers or self.max_workers, self.max_workers)
         jobs = ((contact_id, kind) for contact_id in contact_ids for kind in kinds)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghl-fanout")

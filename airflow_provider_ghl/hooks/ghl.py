@@ -54,6 +54,7 @@ from airflow_provider_ghl.hooks.transport import (
     post_form,
     run_sync,
 )
+from airflow_provider_ghl.validation import require_int
 
 __all__ = [
     "CHILD_KINDS",
@@ -118,10 +119,8 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         logger_name: str | None = None,
     ) -> None:
         super().__init__(logger_name=logger_name)
-        if max_workers < 1:
-            raise GHLConfigError(f"max_workers must be >= 1, got {max_workers}")
         self.ghl_conn_id = ghl_conn_id
-        self.max_workers = max_workers
+        self.max_workers = require_int("max_workers", max_workers, minimum=1)
         self.retry_max_seconds = retry_max_seconds
         self.refresh_skew = refresh_skew
         self._token_store = token_store

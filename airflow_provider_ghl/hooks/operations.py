@@ -13,8 +13,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from airflow_provider_ghl.hooks.calls import Call, DateLike, compact, iso_utc
+from airflow_provider_ghl.validation import (
+    BULK_TAG_ACTIONS,
+    SEARCH_MAX_PAGE_LIMIT,
+    email_or_phone,
+    require_choice,
+    require_int,
+)
 
-SEARCH_MAX_PAGE_LIMIT = 500
+__all__ = ["SEARCH_MAX_PAGE_LIMIT"]  # and one builder per operation
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -75,8 +82,7 @@ def get_duplicate_contact(
     :param location_id: location; default: the hook's.
     :return: the contact, or None.
     """
-    if not email and not phone:
-        raise ValueError("get_duplicate_contact needs email or phone")
+    email, phone = email_or_phone(email, phone, fields=("email", "phone"))
     params = {"email": email, "number": phone}
     return Call("get_duplicate_contact", params=params, location_id=location_id)
 
@@ -149,9 +155,9 @@ def search_contacts(
     :param location_id: location; default: the hook's.
     :return: ``{"contacts": [...], "total": N}``.
     """
-    if not 1 <= page_limit <= SEARCH_MAX_PAGE_LIMIT:
-        raise ValueError(f"page_limit must be 1..{SEARCH_MAX_PAGE_LIMIT}, got {page_limit}")
-    body: dict[str, Any] = {"pageLimit": page_limit}
+    body: dict[str, Any] = {
+        "pageLimit": require_int("page_limit", page_limit, minimum=1, maximum=SEARCH_MAX_PAGE_LIMIT)
+    }
     if query:
         body["query"] = query
     if filters:
@@ -205,8 +211,7 @@ def bulk_update_tags(
     :param location_id: location; default: the hook's.
     :return: ``{"succeded", "errorCount", "responses": [...]}`` (per-contact outcomes).
     """
-    if action not in ("add", "remove"):
-        raise ValueError(f"action must be 'add' or 'remove', got {action!r}")
+    action = require_choice("action", action, BULK_TAG_ACTIONS)
     body = compact({"contacts": list(contact_ids), "tags": list(tags), "removeAllTags": remove_all_tags})
     return Call("bulk_update_tags", path_params={"type": action}, json=body, location_id=location_id)
 
