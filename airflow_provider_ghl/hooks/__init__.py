@@ -1,1 +1,2 @@
-"""Hooks of the HighLevel (GHL) provider; the hook itself is :class:`airflow_provider_ghl.hooks.ghl.GHLHook`."""
+"""The hook of the HighLevel (GHL) provider, :class:`airflow_provider_ghl.hooks.ghl.GHLHook`, and the request
+machinery behind it, a module per concern (see ``docs/architecture.md``)."""
