@@ -53,6 +53,7 @@ from airflow_provider_ghl.hooks.transport import (
     attempt,
     post_form,
     run_sync,
+    shared_ssl_context,
 )
 from airflow_provider_ghl.validation import require_int
 
@@ -257,7 +258,9 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         # The token provider may read a Variable while it is built: keep that off the event loop.
         auth = await asyncio.to_thread(lambda: self.auth)
         timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
-        async with httpx.AsyncClient(base_url=config.base_url, headers=self._base_headers(), timeout=timeout) as client:
+        async with httpx.AsyncClient(
+            base_url=config.base_url, headers=self._base_headers(), timeout=timeout, verify=shared_ssl_context()
+        ) as client:
             sender = HttpxSender(client, config, auth, self._limiter(resolved.location_id))
             retry = self._retry.tenacity_kwargs(retry_safe=True, attempts=config.max_retries + 1)
             async for try_ in AsyncRetrying(**retry):  # re-raises the last failure
