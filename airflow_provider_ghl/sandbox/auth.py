@@ -9,8 +9,7 @@ from typing import Any
 
 from airflow_provider_ghl.sandbox.data import Store, secret
 from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-
-SCOPES = "contacts.readonly contacts.write locations/customFields.readonly locations/tasks.readonly oauth.write"
+from airflow_provider_ghl.sandbox.scopes import ALL_SCOPES, parse_scopes, scope_text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +20,8 @@ class Principal:
     rate_key: str
     location_id: str | None
     company_id: str
+    #: What the token may do: the scopes chosen when the PIT was made or the app was authorized.
+    scopes: frozenset[str] = frozenset(ALL_SCOPES)
 
 
 class AuthFailure(SandboxHTTPError):
@@ -43,7 +44,7 @@ def _require(form: dict[str, str], *fields: str) -> None:
 class TokenRegistry:
     """Issues and checks tokens. Every refresh token works once; a reused one is counted and refused."""
 
-    def __init__(self, store: Store, token_ttl: int) -> None:
+    def __init__(self, store: Store, token_ttl: int, pit_scopes: frozenset[str] = frozenset(ALL_SCOPES)) -> None:
         seed = store.seed
         self.store = store
         self.token_ttl = token_ttl
@@ -51,7 +52,7 @@ class TokenRegistry:
         self.client_secret = "sbx-secret-" + secret(seed, "client-secret")[:32]
         self.user_id = secret(seed, "user")[:20]
         self.pits: dict[str, Principal] = {
-            loc.private_token: Principal("pit", f"pit:{loc.private_token}", loc.id, store.company_id)
+            loc.private_token: Principal("pit", f"pit:{loc.private_token}", loc.id, store.company_id, pit_scopes)
             for loc in store.locations.values()
         }
         self.access: dict[str, tuple[Principal, float]] = {}
@@ -68,12 +69,25 @@ class TokenRegistry:
         self.refresh_reused = 0
         self.refreshed = 0
 
-    def _app_principal(self, location_id: str) -> Principal:
+    def _app_principal(self, location_id: str, scopes: frozenset[str] = frozenset(ALL_SCOPES)) -> Principal:
         # GHL budgets per app and location, so every token the app holds for a location shares one budget.
-        return Principal("oauth", f"app:{self.client_id}", location_id, self.store.company_id)
+        return Principal("oauth", f"app:{self.client_id}", location_id, self.store.company_id, scopes)
 
-    def _company_principal(self) -> Principal:
-        return Principal("agency", f"app:{self.client_id}", None, self.store.company_id)
+    def _company_principal(self, scopes: frozenset[str] = frozenset(ALL_SCOPES)) -> Principal:
+        return Principal("agency", f"app:{self.client_id}", None, self.store.company_id, scopes)
+
+    def issue_pit(self, location_id: str, scopes: str | list[str] | None) -> tuple[str, Principal]:
+        """A new Private Integration Token of ``location_id`` with ``scopes`` (as made in GHL's settings page).
+
+        :param location_id: the location (sub-account) it belongs to.
+        :param scopes: its scopes (None: all); ``ValueError`` for an unknown location or scope.
+        """
+        if location_id not in self.store.locations:
+            raise ValueError(f"unknown locationId {location_id}")
+        token = "pit-" + secrets.token_hex(16)
+        principal = Principal("pit", f"pit:{token}", location_id, self.store.company_id, parse_scopes(scopes))
+        self.pits[token] = principal
+        return token, principal
 
     # -- bearer tokens --------------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> Principal | None:
@@ -105,7 +119,7 @@ class TokenRegistry:
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": self.token_ttl,
-            "scope": SCOPES,
+            "scope": scope_text(principal.scopes),
             "userType": "Company" if principal.kind == "agency" else "Location",
             "companyId": principal.company_id,
             "userId": self.user_id,
@@ -121,14 +135,26 @@ class TokenRegistry:
         return body
 
     # -- OAuth endpoints ------------------------------------------------------------------------------------
-    def authorize(self, *, location_id: str | None = None, company_id: str | None = None) -> str:
-        """An authorization code, as GHL's redirect would hand to the app after a user installs it."""
+    def authorize(
+        self,
+        *,
+        location_id: str | None = None,
+        company_id: str | None = None,
+        scopes: str | list[str] | None = None,
+    ) -> str:
+        """An authorization code, as GHL's redirect would hand to the app after a user installs it.
+
+        :param location_id: install on this location; or
+        :param company_id: install at agency level.
+        :param scopes: the scopes the user approved (None: all); every token of this grant carries them.
+        """
+        granted = parse_scopes(scopes)
         if location_id:
             if location_id not in self.store.locations:
                 raise ValueError(f"unknown locationId {location_id}")
-            principal = self._app_principal(location_id)
+            principal = self._app_principal(location_id, granted)
         elif company_id == self.store.company_id:
-            principal = self._company_principal()
+            principal = self._company_principal(granted)
         else:
             raise ValueError("authorize needs a known locationId or companyId")
         code = "sbx-code-" + secrets.token_hex(12)
@@ -176,7 +202,8 @@ class TokenRegistry:
         _require(form, "companyId", "locationId")
         if form["companyId"] != principal.company_id or form["locationId"] not in self.store.locations:
             raise AuthFailure(400, "Location not found for this company or app not installed.")
-        body = self._issue(self._app_principal(form["locationId"]), with_refresh=False)
+        # A location token carries the agency grant's scopes.
+        body = self._issue(self._app_principal(form["locationId"], principal.scopes), with_refresh=False)
         body.pop("userType", None)
         body.pop("companyId", None)
         return body

@@ -29,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--daily-limit", type=int, default=200_000, help="daily budget per token+location")
     p.add_argument("--token-ttl", type=int, default=86_399, help="OAuth access token lifetime in seconds")
     p.add_argument("--allow-duplicates", action="store_true", help="accept contacts whose email/phone exist")
+    p.add_argument(
+        "--pit-scopes",
+        help='scopes of the printed Private Integration Tokens, e.g. "contacts.readonly" (default: all); more '
+        "tokens with other scopes: POST /_sandbox/tokens/pit",
+    )
     p.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every API response")
     p.add_argument("--jitter-ms", type=float, default=0.0, help="random extra latency up to this many ms")
     p.add_argument("--error-rate", type=float, default=0.0, help="probability of a 500/502/503 answer")
@@ -81,6 +86,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
             daily_limit=args.daily_limit,
             token_ttl=args.token_ttl,
             allow_duplicates=args.allow_duplicates,
+            pit_scopes=args.pit_scopes,
             faults=faults,
         )
     except ValueError as exc:
@@ -100,7 +106,7 @@ def _describe(info: dict[str, Any]) -> str:
     for loc in info["locations"]:
         lines += [
             f"  location {loc['id']} ({loc['name']}, {loc['contacts']} contacts)",
-            f"    private integration token: {loc['private_token']}",
+            f"    private integration token: {loc['private_token']} ({loc['private_token_scopes']})",
             f"    OAuth refresh token      : {loc['refresh_token']}",
         ]
     lines.append(f"  admin: {info['base_url']}/_sandbox/stats, /_sandbox/faults, /_sandbox/docs")

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from airflow_provider_ghl.sandbox.scopes import parse_scopes
+
 
 class Faults(BaseModel):
     """Faults the sandbox injects; all off by default and changeable at runtime (``PUT /_sandbox/faults``).
@@ -41,6 +43,8 @@ class SandboxConfig:
     :param daily_limit: requests per token and location per UTC day.
     :param token_ttl: lifetime of OAuth access tokens in seconds.
     :param allow_duplicates: whether locations accept contacts with an email or phone already in use.
+    :param pit_scopes: scopes of the locations' Private Integration Tokens (space-separated, as GHL writes
+        them); None: every scope the sandbox knows. E.g. ``"contacts.readonly"`` for a least-privilege token.
     """
 
     contacts: int = 200
@@ -52,6 +56,7 @@ class SandboxConfig:
     daily_limit: int = 200_000
     token_ttl: int = 86_399
     allow_duplicates: bool = False
+    pit_scopes: str | None = None
     faults: Faults = dataclasses.field(default_factory=Faults)
 
     def __post_init__(self) -> None:
@@ -68,6 +73,10 @@ class SandboxConfig:
                 raise ValueError(
                     f"{name} must be {'>= 0' if name == 'contacts' else '>= 1'}, got {getattr(self, name)!r}"
                 )
+        try:
+            parse_scopes(self.pit_scopes)
+        except ValueError as exc:
+            raise ValueError(f"pit_scopes: {exc}") from None
 
     def replace(self, **changes: Any) -> SandboxConfig:
         """Return a copy with ``changes``; unknown names raise ``ValueError`` naming them."""

@@ -20,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from airflow_provider_ghl.sandbox.auth import Principal
 from airflow_provider_ghl.sandbox.errors import error_body
+from airflow_provider_ghl.sandbox.scopes import SCOPE_REFUSAL, required_scope
 from airflow_provider_ghl.sandbox.state import Sandbox
 
 API_VERSIONS = {"2021-07-28", "2021-04-15", "v3"}
@@ -103,6 +104,10 @@ class SandboxASGI:
                     401,
                     "This authClass type is not allowed to access this scope. Use a location (sub-account) token.",
                 )
+                return
+            needed = required_scope(method, route)
+            if needed is not None and needed not in principal.scopes:
+                await refuse(401, SCOPE_REFUSAL)
                 return
             storm = sb.storm_until > time.monotonic() or (faults.storm_rate and sb.rng.random() < faults.storm_rate)
             # A storm's 429 is refused like any other, so it spends no budget (the headers still tell the truth).

@@ -16,6 +16,7 @@ from airflow_provider_ghl.sandbox.auth import TokenRegistry
 from airflow_provider_ghl.sandbox.config import Faults, SandboxConfig
 from airflow_provider_ghl.sandbox.data import Store, iso
 from airflow_provider_ghl.sandbox.ratelimit import RateLimiter
+from airflow_provider_ghl.sandbox.scopes import parse_scopes, scope_text
 
 
 class Sandbox:
@@ -41,7 +42,7 @@ class Sandbox:
         """
         self.config = config
         self.store = Store(seed=config.seed, locations=config.locations, contacts=config.contacts, anchor=config.anchor)
-        self.tokens = TokenRegistry(self.store, config.token_ttl)
+        self.tokens = TokenRegistry(self.store, config.token_ttl, parse_scopes(config.pit_scopes))
         self.limiter = RateLimiter(config.max_requests, config.interval_ms, config.daily_limit)
         self.set_faults(config.faults.model_copy())
         # Fault rolls (and admin picks) have their own seeded stream, apart from the data's.
@@ -89,6 +90,7 @@ class Sandbox:
                     "id": loc.id,
                     "name": loc.name,
                     "private_token": loc.private_token,
+                    "private_token_scopes": scope_text(self.tokens.pits[loc.private_token].scopes),
                     "refresh_token": self.tokens.initial_refresh[loc.id],
                     "contacts": len(loc.contacts),
                     # Ids GHL's other APIs (users, businesses, campaigns, workflows) would list; routes take them.

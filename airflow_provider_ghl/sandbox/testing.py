@@ -16,7 +16,7 @@ import requests
 # Start-up options that map to ``ghl-sandbox`` flags; everything else is runtime state set via admin routes.
 _FLAGS = {
     "contacts", "locations", "seed", "anchor", "max_requests", "interval_ms", "daily_limit", "token_ttl",
-    "latency_ms", "jitter_ms", "error_rate", "drop_rate", "storm_rate", "mutate_on_search",
+    "latency_ms", "jitter_ms", "error_rate", "drop_rate", "storm_rate", "mutate_on_search", "pit_scopes",
 }  # fmt: skip
 
 
@@ -133,9 +133,22 @@ class SandboxServer:
     def expire_tokens(self, access_token: str | None = None) -> int:
         return self.admin("POST", "tokens/expire", {"access_token": access_token} if access_token else {})["expired"]
 
-    def authorize(self, location_id: str | None = None, company_id: str | None = None) -> str:
-        body = {"locationId": location_id} if location_id else {"companyId": company_id}
-        return self.admin("POST", "oauth/authorize", body)["code"]
+    def authorize(
+        self, location_id: str | None = None, company_id: str | None = None, *, scopes: list[str] | None = None
+    ) -> str:
+        """An authorization code for an app install on a location or the company, with ``scopes`` (None: all)."""
+        body: dict[str, Any] = {"locationId": location_id} if location_id else {"companyId": company_id}
+        if scopes is not None:
+            body["scopes"] = scopes
+        return str(self.admin("POST", "oauth/authorize", body)["code"])
+
+    def issue_token(self, index: int = 0, scopes: list[str] | None = None) -> str:
+        """A new Private Integration Token of location ``index`` with ``scopes`` (None: all), e.g.
+        ``["contacts.readonly"]`` for a least-privilege token."""
+        body: dict[str, Any] = {"locationId": self.info["locations"][index]["id"]}
+        if scopes is not None:
+            body["scopes"] = scopes
+        return str(self.admin("POST", "tokens/pit", body)["private_token"])
 
     def contact_ids(self, location_id: str) -> list[str]:
         return self.admin("GET", "contacts/ids", locationId=location_id)["ids"]
@@ -158,7 +171,13 @@ class SandboxServer:
         return self.info["locations"][index]["private_token"]
 
     def airflow_connection(
-        self, index: int = 0, *, oauth: bool = False, agency: bool = False, **extra: Any
+        self,
+        index: int = 0,
+        *,
+        oauth: bool = False,
+        agency: bool = False,
+        private_token: str | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         """A ``ghl`` connection to location ``index`` (JSON for ``AIRFLOW_CONN_<ID>``).
 
@@ -167,6 +186,8 @@ class SandboxServer:
             the location's private integration token.
         :param agency: use the OAuth app installed at agency level (``user_type=Company``, the company's refresh
             token), which reaches every location of the sandbox through ``POST /oauth/locationToken``.
+        :param private_token: a Private Integration Token of that location other than its default one (e.g. one
+            from :meth:`issue_token` with fewer scopes).
         :param extra: more connection extras (e.g. ``token_variable``).
         """
         location = self.info["locations"][index]
@@ -182,7 +203,7 @@ class SandboxServer:
                 }
             extra = {**grant, **extra}
         else:
-            conn["password"] = location["private_token"]
+            conn["password"] = private_token or location["private_token"]
         conn["extra"] = {"location_id": location["id"], **extra}
         return conn
 

@@ -29,6 +29,7 @@ from openapi_core.validation.response.exceptions import InvalidData
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+from airflow_provider_ghl.sandbox.scopes import ALL_SCOPES, SCOPE_REFUSAL, required_scope
 from tests.sandbox.conftest import Api
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "openapi"
@@ -523,3 +524,62 @@ def test_validator_rejects_wrong_responses(name: str, method: str, path: str, st
     request = MockRequest(HOST, method.lower(), "/", path_pattern=path)
     with pytest.raises((InvalidData, ResponseNotFound)):
         _openapi(name).validate_response(request, MockResponse(json.dumps(body).encode(), status))
+
+
+# -- scopes -------------------------------------------------------------------------------------------------
+def _spec_scopes(operation: dict[str, Any]) -> set[str]:
+    return {scope for entry in operation.get("security") or [] for scopes in entry.values() for scope in scopes}
+
+
+def _operations_in_scope() -> list[tuple[str, str, str, dict[str, Any]]]:
+    return [
+        (name, method.upper(), path, operation)
+        for name, in_scope in SCOPE.items()
+        for path, item in _raw(name)["paths"].items()
+        for method, operation in item.items()
+        if method in METHODS and in_scope(method.upper(), path)
+    ]
+
+
+def test_the_sandboxes_scope_table_is_the_specs() -> None:
+    # Where the spec names a scope, the sandbox requires exactly that one; where it names none (the bulk
+    # routes, the token endpoint), the sandbox requires a contact write or nothing.
+    for name, method, path, operation in _operations_in_scope():
+        declared = _spec_scopes(operation)
+        needed = required_scope(method, path)
+        if declared:
+            assert {needed} == declared, (name, method, path, declared, needed)
+        else:
+            assert needed in (None, "contacts.write"), (name, method, path, needed)
+
+
+# One case per operation whose spec declares a JSON 401: the request it answers with 2xx, sent with a token
+# that has every scope but the one it needs, is refused with a 401 the spec's schema accepts.
+SCOPE_CASES = [
+    c
+    for c in CASES
+    if c.status == 401 and c.how == "no-token" and required_scope(c.method, c.path) is not None
+    if c.path not in {"/oauth/token", "/oauth/locationToken"}
+]
+
+
+@pytest.mark.parametrize("case", SCOPE_CASES, ids=lambda c: f"{c.operation_id}-401-missing-scope")
+def test_a_call_outside_the_tokens_scopes_is_refused_as_the_spec_says(ctx: Ctx, case: Case) -> None:
+    needed = required_scope(case.method, case.path)
+    token = ctx.api.server.issue_token(0, scopes=[s for s in ALL_SCOPES if s != needed])
+    before = ctx.api.server.stats()["writes"]
+    request = OK[(case.method, case.path)](ctx)
+    values = {**ctx.params, **request.pop("path_params", {})}
+    path = re.sub(r"\{(\w+)\}", lambda m: values[m[1]], case.path)
+    resp = ctx.api.call(case.method, path, **{**request, "token": token})
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["message"] == SCOPE_REFUSAL
+    _validate(case, resp)
+    assert ctx.api.server.stats()["writes"] == before  # a refused write changed nothing
+
+
+def test_every_operation_with_a_scope_has_a_refusal_case() -> None:
+    with_scope = {(m, p) for _, m, p, op in _operations_in_scope() if _spec_scopes(op)} - {
+        ("POST", "/oauth/locationToken")
+    }
+    assert with_scope <= {(c.method, c.path) for c in SCOPE_CASES}

@@ -15,6 +15,7 @@ from airflow_provider_ghl.sandbox.config import Faults
 from airflow_provider_ghl.sandbox.data import Location, is_positive_int, iso
 from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
 from airflow_provider_ghl.sandbox.routes.common import ok, sandbox_of
+from airflow_provider_ghl.sandbox.scopes import scope_text
 from airflow_provider_ghl.sandbox.state import Sandbox
 
 LIMIT_SETTINGS = {"max_requests", "interval_ms", "daily_limit"}
@@ -96,11 +97,22 @@ async def authorize(request: Request) -> JSONResponse:
     body = await _json_body(request)
     try:
         code = sandbox_of(request).tokens.authorize(
-            location_id=body.get("locationId"), company_id=body.get("companyId")
+            location_id=body.get("locationId"), company_id=body.get("companyId"), scopes=body.get("scopes")
         )
     except ValueError as exc:
         raise SandboxHTTPError(422, [str(exc)]) from None
     return ok({"code": code})
+
+
+@router.post("/_sandbox/tokens/pit")
+async def issue_pit(request: Request) -> JSONResponse:
+    """A new Private Integration Token: ``{"locationId", "scopes": [...]}`` (scopes left out: all)."""
+    body = await _json_body(request)
+    try:
+        token, principal = sandbox_of(request).tokens.issue_pit(str(body.get("locationId") or ""), body.get("scopes"))
+    except ValueError as exc:
+        raise SandboxHTTPError(422, [str(exc)]) from None
+    return ok({"private_token": token, "locationId": principal.location_id, "scopes": scope_text(principal.scopes)})
 
 
 @router.get("/_sandbox/contacts/ids")
