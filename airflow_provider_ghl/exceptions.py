@@ -107,6 +107,18 @@ class GHLAuthError(GHLApiError):
     """The token was refused (401/403) or could not be obtained (OAuth refresh failed, app not authorized)."""
 
 
+class GHLScopeError(GHLAuthError, AirflowFailException):
+    """401 "The token is not authorized for this scope": the token is valid but was made without the scope the
+    call needs. Refreshing cannot help; the token must be made (or the app authorized) with that scope.
+
+    :param scope: the scope the call needs (from the provider's endpoint table; GHL does not say which).
+    """
+
+    def __init__(self, message: str | None = None, *, scope: str | None = None, **kwargs: Any) -> None:
+        self.scope = scope
+        super().__init__(message, **kwargs)
+
+
 class GHLForbiddenError(GHLAuthError):
     """403: the token is valid but has no access to this location (or resource)."""
 

@@ -36,8 +36,13 @@ def custom_field_keys(definitions: Iterable[Mapping[str, Any]]) -> dict[str, str
     return keys
 
 
-def with_custom_fields_by_key(contact: dict[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
-    """The contact plus ``customFieldsByKey``: its custom field values keyed by field key (unknown ids kept)."""
+def with_custom_fields_by_key(contact: dict[str, Any], keys: Mapping[str, str] | None) -> dict[str, Any]:
+    """The contact plus ``customFieldsByKey``: its custom field values keyed by field key (unknown ids kept).
+
+    :param keys: field id -> key; None when the definitions could not be read (no scope): the contact as it is.
+    """
+    if keys is None:
+        return contact
     by_key = {keys.get(cf.get("id"), cf.get("id")): cf.get("value") for cf in contact.get("customFields") or ()}
     return {**contact, "customFieldsByKey": by_key}
 
@@ -187,16 +192,21 @@ def export_contacts(
     pages: PageSource,
     output: ExportOutput,
     *,
-    custom_fields: Mapping[str, str],
+    custom_fields: Mapping[str, str] | None,
     records_per_file: int = 10_000,
     progress_every: int = 10,
     label: str = "contacts",
     identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every contact ``pages`` yields, with ``customFieldsByKey``: the full export's one dataset."""
+    """Every contact ``pages`` yields, with ``customFieldsByKey``: the full export's one dataset.
+
+    :param custom_fields: field id -> key, from the location's definitions; None when they could not be read:
+        records keep only the raw ``customFields`` (in CSV one column of ``[{id, value}]`` JSON).
+    """
     columns = None
     if output.fmt == "csv":
-        columns = [*CSV_COLUMNS, *(f"customFieldsByKey.{k}" for k in sorted(set(custom_fields.values())))]
+        by_key = [f"customFieldsByKey.{k}" for k in sorted(set(custom_fields.values()))] if custom_fields else []
+        columns = [*CSV_COLUMNS, *(by_key if custom_fields is not None else ["customFields"])]
     result = run_export(
         pages,
         output,

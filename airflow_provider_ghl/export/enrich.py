@@ -5,12 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from airflow_provider_ghl.exceptions import GHLScopeError
 from airflow_provider_ghl.export.contacts import CSV_COLUMNS
 from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
+from airflow_provider_ghl.hooks.scopes import ScopeDegradations
 
 #: The location-wide task search pages at most this many tasks per request.
 TASK_SEARCH_LIMIT = 100
 TASK_SEARCH_MODES = ("auto", "always", "never")
+#: The hook operation of the location-wide task search (an optional read: see ScopeDegradations).
+TASK_SEARCH = "search_location_tasks"
 
 CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
     "tasks": ("id", "contactId", "title", "body", "assignedTo", "dueDate", "completed"),
@@ -46,16 +50,34 @@ def child_records(
     task_search: str = "auto",
     max_workers: int | None = None,
     location_id: str | None = None,
+    degradations: ScopeDegradations | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``(kind, record)`` for every child of ``contacts``; each record carries its ``contactId``."""
+    """``(kind, record)`` for every child of ``contacts``; each record carries its ``contactId``.
+
+    :param degradations: where a missing ``locations/tasks.readonly`` scope is recorded: with ``task_search``
+        ``auto`` the tasks are then read per contact, for this page and every later one. With ``always`` the
+        refusal is raised.
+    """
     ids = [c["id"] for c in contacts]
     if not ids:
         return
     kinds = [k for k in include if k in CHILD_KINDS]
-    if "tasks" in kinds and use_task_search(task_search, len(ids)):
-        kinds.remove("tasks")
-        for task in hook.iter_location_tasks(contact_ids=ids, page_limit=TASK_SEARCH_LIMIT, location_id=location_id):
-            yield "tasks", {**task, "contactId": task.get("contactId")}
+    searchable = degradations is None or not degradations.lacks(TASK_SEARCH)
+    if "tasks" in kinds and searchable and use_task_search(task_search, len(ids)):
+        try:
+            # One page of contacts holds few enough tasks to gather before yielding any (the refusal, if
+            # any, comes on the first request, and nothing of this page has been written then).
+            tasks = list(
+                hook.iter_location_tasks(contact_ids=ids, page_limit=TASK_SEARCH_LIMIT, location_id=location_id)
+            )
+        except GHLScopeError as err:
+            if task_search == "always" or degradations is None:
+                raise
+            degradations.without(TASK_SEARCH, err)
+        else:
+            kinds.remove("tasks")
+            for task in tasks:
+                yield "tasks", {**task, "contactId": task.get("contactId")}
     if kinds:
         for result in hook.fetch_contact_children(ids, kinds=kinds, max_workers=max_workers):
             for item in result.items:

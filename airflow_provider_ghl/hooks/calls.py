@@ -68,6 +68,8 @@ class Resolved(NamedTuple):
     query: dict[str, Any] | None
     body: Any
     location_id: str | None
+    #: The operation's name in the endpoint table.
+    operation: str = ""
 
 
 def resolve(call: Call[Any], config: GHLConnectionConfig) -> Resolved:
@@ -102,7 +104,7 @@ def resolve(call: Call[Any], config: GHLConnectionConfig) -> Resolved:
             raise ValueError(f"{call.operation}: path parameter {name} is empty")
     # Quote every path value so an id can never reach another route.
     path = template.format(**{k: quote(str(v), safe="") for k, v in values.items()})
-    return Resolved(endpoint, path, query or None, body, location)
+    return Resolved(endpoint, path, query or None, body, location, call.operation)
 
 
 class CallRunner:

@@ -26,7 +26,7 @@ from requests.adapters import HTTPAdapter
 from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_ghl import __version__
-from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLError, GHLForbiddenError
+from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLError, GHLForbiddenError, GHLScopeError
 from airflow_provider_ghl.hooks import operations as ops
 from airflow_provider_ghl.hooks.auth import (
     DEFAULT_REFRESH_SKEW,
@@ -44,6 +44,7 @@ from airflow_provider_ghl.hooks.operations import SEARCH_MAX_PAGE_LIMIT
 from airflow_provider_ghl.hooks.paging import ContactPage, GHLPagingMixin
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter, limiter_for
 from airflow_provider_ghl.hooks.responses import extract_result
+from airflow_provider_ghl.hooks.scopes import OPTIONAL_READS, operation_scope
 from airflow_provider_ghl.hooks.transport import (
     Exchange,
     HttpxSender,
@@ -357,7 +358,9 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
     # Connection test
     # ------------------------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap read (a one-contact search) that reports token and location problems plainly.
+        """Cheap reads that report token, location and scope problems plainly: a one-contact search (the read
+        everything needs), then each optional read the provider uses, saying for each missing scope what an
+        export goes without.
 
         It never spends an OAuth refresh token: an expired stored token is reported, not refreshed.
         """
@@ -380,4 +383,23 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
             return False, str(err)
         except Exception as err:  # test_connection must report, not raise
             return False, f"{type(err).__name__}: {err}"
-        return True, f"Connected to {config.base_url}: location {location} has {page.get('total', '?')} contacts."
+        summary = f"Connected to {config.base_url}: location {location} has {page.get('total', '?')} contacts."
+        return True, " ".join([summary, *self._optional_reads(location)])
+
+    def _optional_reads(self, location: str) -> list[str]:
+        """One line per optional read: works, or which scope is missing and what goes without it."""
+        probes = {
+            "get_custom_fields": ops.get_custom_fields(model="contact", location_id=location),
+            "search_location_tasks": ops.search_location_tasks(limit=1, location_id=location),
+        }
+        lines = []
+        for name, call in probes.items():
+            try:
+                self.run(call, allow_refresh=False, max_attempts=2)
+            except GHLScopeError as err:
+                lines.append(f"Missing scope {err.scope}: without {OPTIONAL_READS[name]}.")
+            except GHLError as err:
+                lines.append(f"{name} failed: {err}")
+            else:
+                lines.append(f"{operation_scope(name)}: ok.")
+        return lines

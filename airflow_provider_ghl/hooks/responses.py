@@ -20,10 +20,12 @@ from airflow_provider_ghl.exceptions import (
     GHLForbiddenError,
     GHLNotFoundError,
     GHLRateLimitError,
+    GHLScopeError,
     GHLServerError,
     GHLValidationError,
 )
 from airflow_provider_ghl.hooks.endpoints import WHOLE_BODY, Endpoint
+from airflow_provider_ghl.hooks.scopes import is_scope_refusal
 
 _TRACE_HEADERS = ("traceId", "X-Trace-Id", "X-Request-Id")
 
@@ -111,6 +113,8 @@ def parse_response(
                 retry_after = interval
         raise GHLRateLimitError(retry_after=retry_after, **where)
     if status == 401:
+        if is_scope_refusal(status, fields["ghl_message"]):
+            raise GHLScopeError(**where)
         raise GHLAuthError(**where)
     if status == 403:
         raise GHLForbiddenError(**where)
@@ -140,6 +144,11 @@ def as_auth_error(err: GHLApiError, message: str | None = None) -> GHLAuthError:
         ghl_error=err.ghl_error,
         trace_id=err.trace_id,
     )
+
+
+def refuses_scope(status: int, headers: Mapping[str, str], content: bytes) -> bool:
+    """Whether an answer is GHL's scope refusal: a 401 that a fresh token cannot cure."""
+    return status == 401 and is_scope_refusal(status, _error_fields(_decode(content), headers)["ghl_message"])
 
 
 def extract_result(endpoint: Endpoint, body: Any, method: str, path: str) -> Any:

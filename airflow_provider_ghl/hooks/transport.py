@@ -40,12 +40,14 @@ from airflow_provider_ghl.exceptions import (
     GHLForbiddenError,
     GHLNotFoundError,
     GHLRateLimitError,
+    GHLScopeError,
 )
 from airflow_provider_ghl.hooks.auth import TokenProvider
 from airflow_provider_ghl.hooks.calls import Resolved
 from airflow_provider_ghl.hooks.config import GHLConnectionConfig
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
-from airflow_provider_ghl.hooks.responses import as_auth_error, parse_response, transport_error
+from airflow_provider_ghl.hooks.responses import as_auth_error, parse_response, refuses_scope, transport_error
+from airflow_provider_ghl.hooks.scopes import operation_scope
 
 T = TypeVar("T")
 
@@ -117,6 +119,8 @@ class Exchange:
     recovered: bool = False
     #: An earlier attempt may have reached GHL (its answer was lost or was a 5xx).
     failed_before: bool = False
+    #: The OAuth scope the call needs (for the message of a scope refusal).
+    scope: str | None = None
 
     @classmethod
     def of(cls, resolved: Resolved, *, retry_safe: bool, allow_refresh: bool) -> Exchange:
@@ -129,6 +133,7 @@ class Exchange:
             resolved.location_id,
             retry_safe=retry_safe,
             allow_refresh=allow_refresh,
+            scope=operation_scope(resolved.operation, resolved.endpoint) if resolved.operation else None,
         )
 
 
@@ -159,10 +164,12 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
         raise transport_error(exchange.method, exchange.path, reply) from reply
     limiter.observe(reply.headers, sent_at)
     stats.record(reply.status)
-    # A 401 may only mean the token rotated or expired: recover once, then let it count.
+    # A 401 may only mean the token rotated or expired: recover once, then let it count. A scope refusal is
+    # not cured by a fresh token (and must not spend a single-use refresh token).
     if (
         reply.status == 401
         and not exchange.recovered
+        and not refuses_scope(reply.status, reply.headers, reply.content)
         and await sender.recover(token, exchange.location_id, allow_refresh=exchange.allow_refresh)
     ):
         exchange.recovered = True
@@ -187,6 +194,18 @@ def _parsed(exchange: Exchange, reply: Reply, limiter: RateLimiter, *, is_oauth:
         if err.retry_after is not None:
             limiter.pause(err.retry_after)  # every thread on this budget waits for the window
         raise
+    except GHLScopeError as err:
+        scope = exchange.scope or "a scope"
+        raise GHLScopeError(
+            f"{method} {path} needs the scope {scope}, which the token does not have (HTTP 401: {err.ghl_message}). "
+            f"Make the Private Integration Token (or authorize the app) with {scope}.",
+            scope=exchange.scope,
+            method=method,
+            path=path,
+            status=reply.status,
+            ghl_message=err.ghl_message,
+            trace_id=err.trace_id,
+        ) from None
     except GHLAuthError as err:
         if isinstance(err, GHLForbiddenError):
             raise

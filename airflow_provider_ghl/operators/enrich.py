@@ -40,7 +40,8 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
         search index had not caught up with last run are picked up now.
     :param include: child kinds to fetch: any of ``tasks``, ``notes``, ``appointments``.
     :param task_search: ``auto`` (use the location-wide task search when it is cheaper), ``always`` or
-        ``never`` (the search needs the ``locations/tasks.readonly`` scope).
+        ``never``. The search needs the ``locations/tasks.readonly`` scope: without it ``auto`` warns once and
+        reads tasks per contact (the manifest's ``degraded`` says so), ``always`` fails.
     :param max_workers: concurrent child requests.
 
     Other parameters: see :class:`~airflow_provider_ghl.operators.export.GHLBaseExportOperator`.
@@ -123,4 +124,5 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
             task_search=args["task_search"],
             max_workers=args["max_workers"],
             location_id=args["location_id"],
+            degradations=args["degradations"],
         )

@@ -9,11 +9,19 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
 from airflow_provider_ghl import __version__
+from airflow_provider_ghl.exceptions import GHLScopeError
 from airflow_provider_ghl.export.contacts import custom_field_keys, export_contacts, utcnow_iso
 from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS, MANIFEST, ExportOutput
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
+from airflow_provider_ghl.hooks.scopes import ScopeDegradations
 from airflow_provider_ghl.operators.base import GHLBaseOperator
-from airflow_provider_ghl.validation import location_or_default, output_location, require_choice, require_int
+from airflow_provider_ghl.validation import (
+    location_or_default,
+    output_location,
+    require_bool,
+    require_choice,
+    require_int,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -91,13 +99,16 @@ class GHLBaseExportOperator(GHLBaseOperator):
         if (done := self._already_done(output)) is not None:
             return self._summary(output, done)
         started, started_at = time.monotonic(), utcnow_iso()
-        result, facts = self.export(hook, args)
+        # The optional reads this run goes without for lack of a scope (each warned about once).
+        degradations = ScopeDegradations(self.log)
+        result, facts = self.export(hook, {**args, "degradations": degradations})
         manifest = self._publish(
             context,
             output,
             args["location_id"],
             result,
             **facts,
+            degraded=degradations.as_manifest(),
             started_at=started_at,
             duration_seconds=round(time.monotonic() - started, 3),
         )
@@ -171,14 +182,37 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
     stopped and the result still holds every contact exactly once. When the output already has a manifest the
     export is complete and is not repeated.
 
+    It needs only the ``contacts.readonly`` scope. Without ``locations/customFields.readonly`` it warns once and
+    goes on with the raw ``customFields`` (by field id) and no ``customFieldsByKey`` (in CSV, one
+    ``customFields`` column); the manifest's ``degraded`` says so.
+
     Returns a small summary (manifest path, counts) and attaches an Asset for the output directory to the
-    ``ghl_contacts_export`` asset alias. Parameters: see :class:`GHLBaseExportOperator`.
+    ``ghl_contacts_export`` asset alias.
+
+    :param require_custom_field_names: fail (before writing anything) instead of going on without custom-field
+        names when the token lacks ``locations/customFields.readonly``.
+
+    Other parameters: see :class:`GHLBaseExportOperator`.
     """
+
+    def __init__(self, *, require_custom_field_names: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.require_custom_field_names = require_custom_field_names
+
+    def validate(self, context: Context) -> dict[str, Any]:
+        names = require_bool("require_custom_field_names", self.require_custom_field_names)
+        return {**super().validate(context), "require_custom_field_names": names}
 
     def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         location = args["location_id"]
-        # Resolved once per run; an unknown location fails here, before anything is written.
-        custom_fields = custom_field_keys(hook.get_custom_fields(location_id=location))
+        # Read once per run, before anything is written (an unknown location fails here too).
+        try:
+            custom_fields: dict[str, str] | None = custom_field_keys(hook.get_custom_fields(location_id=location))
+        except GHLScopeError as err:
+            if args["require_custom_field_names"]:
+                raise
+            args["degradations"].without("get_custom_fields", err)
+            custom_fields = None
         page_limit = args["page_limit"]
         result = export_contacts(
             lambda cursor: hook.iter_contact_pages(page_limit=page_limit, search_after=cursor, location_id=location),
