@@ -32,7 +32,11 @@ from tenacity import Retrying, retry_if_result, stop_after_attempt, stop_after_d
 
 from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLError
 from airflow_provider_ghl.hooks.config import GHLConnectionConfig
-from airflow_provider_ghl.hooks.endpoints import OAUTH_LOCATION_TOKEN_PATH, OAUTH_TOKEN_PATH
+from airflow_provider_ghl.hooks.endpoints import (
+    OAUTH_LOCATION_TOKEN_PATH,
+    OAUTH_TOKEN_PATH,
+    OAUTH_V3_LOCATION_TOKEN_PATH,
+)
 from airflow_provider_ghl.hooks.responses import as_auth_error
 
 log = logging.getLogger(__name__)
@@ -267,6 +271,36 @@ def _shared_state(store: TokenStore) -> _SharedOAuthState:
 FormPoster = Callable[[str, dict[str, str], str | None, str | None], dict[str, Any]]
 
 
+@dataclasses.dataclass(frozen=True)
+class OAuthDialect:
+    """How one API version speaks OAuth: paths, ``Version`` headers and the form's field names.
+
+    :param location_token_path: the agency -> location token endpoint.
+    :param token_version: ``Version`` header of ``POST /oauth/token`` (None: v2 declares none).
+    :param location_token_version: ``Version`` header of the location-token endpoint.
+    :param camel_case: whether form fields are camelCase (``clientId``) rather than snake_case (``client_id``).
+    """
+
+    location_token_path: str
+    token_version: str | None
+    location_token_version: str
+    camel_case: bool
+
+    def form(self, **fields: str | None) -> dict[str, str]:
+        """The form of ``fields`` given in snake_case, in this dialect's names; None values are left out."""
+        return {_camel(k) if self.camel_case else k: v for k, v in fields.items() if v is not None}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+#: oauth.json (``Version: 2021-07-28``) and oauth-v3.json (``Version: v3``: camelCase forms and answers).
+OAUTH_V2 = OAuthDialect(OAUTH_LOCATION_TOKEN_PATH, None, "2021-07-28", camel_case=False)
+OAUTH_V3 = OAuthDialect(OAUTH_V3_LOCATION_TOKEN_PATH, "v3", "v3", camel_case=True)
+
+
 class OAuthTokenManager:
     """Rotating OAuth tokens shared through a :class:`TokenStore`, single-flight per process.
 
@@ -292,6 +326,7 @@ class OAuthTokenManager:
         self.skew = skew
         self.newer_token_wait = newer_token_wait
         self._state = _shared_state(store)
+        self.dialect = OAUTH_V3 if config.api_version == "v3" else OAUTH_V2
         mask_secret(config.secret)
         if config.refresh_token:
             mask_secret(config.refresh_token)
@@ -369,15 +404,15 @@ class OAuthTokenManager:
                     f"Connection {self.config.conn_id!r}: no OAuth token. {self.store.name} is empty and the "
                     "connection has no refresh_token extra to bootstrap from."
                 )
-        form = {
-            "client_id": self.config.client_id or "",
-            "client_secret": self.config.secret,
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "user_type": self.config.user_type,
-        }
+        form = self.dialect.form(
+            client_id=self.config.client_id or "",
+            client_secret=self.config.secret,
+            grant_type="refresh_token",
+            refresh_token=refresh_token,
+            user_type=self.config.user_type,
+        )
         try:
-            body = self._post(OAUTH_TOKEN_PATH, form, None, None)
+            body = self._post(OAUTH_TOKEN_PATH, form, None, self.dialect.token_version)
         except GHLAuthError as err:
             if err.ghl_error != "invalid_grant":
                 raise
@@ -445,14 +480,15 @@ class OAuthTokenManager:
             if cached and cached[1] - time.time() > self.skew:
                 return cached[0]
             form = {"companyId": self.config.company_id or company.company_id or "", "locationId": location_id}
+            path, version = self.dialect.location_token_path, self.dialect.location_token_version
             try:
-                body = self._post(OAUTH_LOCATION_TOKEN_PATH, form, company.access_token, "2021-07-28")
+                body = self._post(path, form, company.access_token, version)
             except GHLAuthError as err:
                 # The agency token itself was refused: refresh it once and mint again.
                 if err.status != 401 or not self.recover(company.access_token, None, allow_refresh=allow_refresh):
                     raise
                 company = self.current(allow_refresh=allow_refresh)
-                body = self._post(OAUTH_LOCATION_TOKEN_PATH, form, company.access_token, "2021-07-28")
+                body = self._post(path, form, company.access_token, version)
             token = body.get("access_token") or body.get("accessToken")
             if not token:
                 raise GHLAuthError("GHL's location-token endpoint answered without an access token.")

@@ -102,3 +102,5 @@ CONTACT_OPERATIONS = tuple(name for name, ep in ENDPOINTS.items() if not ep.path
 #: OAuth endpoints (``oauth.json``); called by the token manager, never retried after the request was sent.
 OAUTH_TOKEN_PATH = "/oauth/token"
 OAUTH_LOCATION_TOKEN_PATH = "/oauth/locationToken"
+#: The v3 agency location-token endpoint (``oauth-v3.json``); the token endpoint keeps its path in v3.
+OAUTH_V3_LOCATION_TOKEN_PATH = "/oauth/location-token"

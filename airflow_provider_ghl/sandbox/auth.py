@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_ghl.sandbox.data import Store, secret
@@ -34,11 +35,14 @@ def _oauth_error(status: int, error: str, description: str) -> AuthFailure:
     return AuthFailure(status, description, error=error, error_description=description)
 
 
-def _require(form: dict[str, str], *fields: str) -> None:
-    """GHL's 422 for form fields that are missing or empty."""
+def _require(form: dict[str, str], *fields: str, names: Mapping[str, str] | None = None) -> None:
+    """GHL's 422 for form fields that are missing or empty.
+
+    :param names: how the caller's API version names each field (v3: camelCase), for the messages.
+    """
     missing = [f for f in fields if not form.get(f)]
     if missing:
-        raise AuthFailure(422, [f"{f} should not be empty" for f in missing])
+        raise AuthFailure(422, [f"{(names or {}).get(f, f)} should not be empty" for f in missing])
 
 
 class TokenRegistry:
@@ -161,9 +165,13 @@ class TokenRegistry:
         self.codes[code] = principal
         return code
 
-    def token(self, form: dict[str, str]) -> dict[str, Any]:
-        """``POST /oauth/token`` (form-encoded). Raises ``AuthFailure`` with GHL's status and body."""
-        _require(form, "client_id", "client_secret", "grant_type")
+    def token(self, form: dict[str, str], *, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """``POST /oauth/token`` (form-encoded). Raises ``AuthFailure`` with GHL's status and body.
+
+        :param form: the fields, in v2's snake_case names.
+        :param names: the caller's own names of the fields, for validation messages.
+        """
+        _require(form, "client_id", "client_secret", "grant_type", names=names)
         if form["client_id"] != self.client_id or form["client_secret"] != self.client_secret:
             raise _oauth_error(401, "invalid_client", "Invalid client: client is invalid")
         grant = form["grant_type"]
@@ -193,8 +201,11 @@ class TokenRegistry:
             self.refreshed += 1
         return self._issue(principal, with_refresh=True)
 
-    def location_token(self, principal: Principal | None, form: dict[str, str]) -> dict[str, Any]:
-        """``POST /oauth/locationToken``: an agency token mints a location token (no refresh token)."""
+    def location_token(
+        self, principal: Principal | None, form: dict[str, str], *, with_refresh: bool = False
+    ) -> dict[str, Any]:
+        """``POST /oauth/locationToken``: an agency token mints a location token (v2: without a refresh token;
+        v3's ``/oauth/location-token`` answers one too)."""
         if principal is None:
             raise AuthFailure(401, "Invalid JWT")
         if principal.kind != "agency":
@@ -203,7 +214,7 @@ class TokenRegistry:
         if form["companyId"] != principal.company_id or form["locationId"] not in self.store.locations:
             raise AuthFailure(400, "Location not found for this company or app not installed.")
         # A location token carries the agency grant's scopes.
-        body = self._issue(self._app_principal(form["locationId"], principal.scopes), with_refresh=False)
+        body = self._issue(self._app_principal(form["locationId"], principal.scopes), with_refresh=with_refresh)
         body.pop("userType", None)
         body.pop("companyId", None)
         return body

@@ -22,8 +22,13 @@ from airflow_provider_ghl.sandbox.auth import Principal
 from airflow_provider_ghl.sandbox.errors import error_body
 from airflow_provider_ghl.sandbox.scopes import SCOPE_REFUSAL, required_scope
 from airflow_provider_ghl.sandbox.state import Sandbox
+from airflow_provider_ghl.sandbox.versions import V3
 
-API_VERSIONS = {"2021-07-28", "2021-04-15", "v3"}
+API_VERSIONS = {"2021-07-28", "2021-04-15", V3}
+# Routes only one version has (contacts-v3.json has no GET /contacts/; oauth-v3.json renamed locationToken):
+# unknown in the other.
+REMOVED_IN_V3 = {("GET", "/contacts"), ("POST", "/oauth/locationToken")}
+ADDED_IN_V3 = {("POST", "/oauth/location-token")}
 NO_AUTH_PATHS = {"/oauth/token"}
 WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 # POSTs that only read: a fault on them needs no before/after-write care.
@@ -84,7 +89,8 @@ class SandboxASGI:
             # Reads rate_headers when called: a 429 carries the budget the limiter just reported.
             await self._answer(scope, receive, send, rate_headers, status, message, **extra)
 
-        if route is None:
+        not_in_version = REMOVED_IN_V3 if headers.get("version") == V3 else ADDED_IN_V3
+        if route is None or (method, route) in not_in_version:
             await refuse(404, f"Cannot {method} {scope['path']}", error="Not Found")
             return
         principal: Principal | None = None

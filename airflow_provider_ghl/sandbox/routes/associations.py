@@ -18,6 +18,7 @@ from airflow_provider_ghl.sandbox.routes.common import (
     require_known,
     sandbox_of,
 )
+from airflow_provider_ghl.sandbox.versions import is_v3, success
 
 router = APIRouter()
 
@@ -79,13 +80,20 @@ def _set_membership(request: Request, contact_id: str, kind: str, group_id: str,
         group.discard(contact.id)
 
 
-# removeAll must be registered before {campaignId}, or the literal would be taken for an id.
-@router.delete("/contacts/{contactId}/campaigns/removeAll")
-async def remove_from_all_campaigns(request: Request, contactId: str) -> JSONResponse:
+def _leave_every_campaign(request: Request, contactId: str) -> JSONResponse:
     loc, contact = own_contact(request, contactId)
     for members in loc.campaign_members.values():
         members.discard(contact.id)
-    return ok({"succeded": True})
+    return ok(success(request))
+
+
+# removeAll must be registered before {campaignId}, or the literal would be taken for an id.
+@router.delete("/contacts/{contactId}/campaigns/removeAll")
+async def remove_from_all_campaigns(request: Request, contactId: str) -> JSONResponse:
+    if is_v3(request):
+        # v3 renamed it remove-all: here "removeAll" is just an unknown campaign id.
+        return await remove_from_campaign(request, contactId, "removeAll")
+    return _leave_every_campaign(request, contactId)
 
 
 @router.post("/contacts/{contactId}/campaigns/{campaignId}", status_code=201)
@@ -93,13 +101,15 @@ async def add_to_campaign(
     request: Request, contactId: str, campaignId: str, dto: m.AddContactToCampaignDto | None = None
 ) -> JSONResponse:
     _set_membership(request, contactId, "campaign", campaignId, member=True)
-    return ok({"succeded": True}, 201)
+    return ok(success(request), 201)
 
 
 @router.delete("/contacts/{contactId}/campaigns/{campaignId}")
 async def remove_from_campaign(request: Request, contactId: str, campaignId: str) -> JSONResponse:
+    if campaignId == "remove-all" and is_v3(request):
+        return _leave_every_campaign(request, contactId)
     _set_membership(request, contactId, "campaign", campaignId, member=False)
-    return ok({"succeded": True})
+    return ok(success(request))
 
 
 @router.post("/contacts/{contactId}/workflow/{workflowId}")
@@ -108,7 +118,7 @@ async def add_to_workflow(
 ) -> JSONResponse:
     check_time(dto.eventStartTime if dto else None, "eventStartTime")
     _set_membership(request, contactId, "workflow", workflowId, member=True)
-    return ok({"succeded": True})
+    return ok(success(request))
 
 
 @router.delete("/contacts/{contactId}/workflow/{workflowId}")
@@ -116,7 +126,7 @@ async def remove_from_workflow(
     request: Request, contactId: str, workflowId: str, dto: m.CreateWorkflowDto | None = None
 ) -> JSONResponse:
     _set_membership(request, contactId, "workflow", workflowId, member=False)
-    return ok({"succeded": True})
+    return ok(success(request))
 
 
 @router.post("/contacts/bulk/tags/update/{type}", status_code=201)
@@ -152,7 +162,7 @@ async def bulk_update_tags(request: Request, type: str, dto: m.UpdateTagsDTO) ->
             }
         )
     loc.changed()
-    return ok({"succeded": errors == 0, "errorCount": errors, "responses": responses}, 201)
+    return ok({**success(request, errors == 0), "errorCount": errors, "responses": responses}, 201)
 
 
 @router.post("/contacts/bulk/business")

@@ -16,6 +16,7 @@ from airflow_provider_ghl.sandbox import models as m
 from airflow_provider_ghl.sandbox.data import iso, new_id
 from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
 from airflow_provider_ghl.sandbox.routes.common import check_time, ok, own_contact, sandbox_of
+from airflow_provider_ghl.sandbox.versions import success
 
 Records = dict[str, dict[str, Any]]
 
@@ -92,7 +93,7 @@ def _add_child_kind(kind: str, spec: ChildKind) -> None:
         items = _children(request, contactId, kind)
         _child(items, kind, request.path_params[param])
         del items[request.path_params[param]]
-        return ok({"succeded": True})
+        return ok(success(request))
 
     # The body model differs per kind; FastAPI reads it from the annotation, so bind the concrete class.
     create_child.__annotations__["dto"] = spec.create

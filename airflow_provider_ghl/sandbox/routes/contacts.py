@@ -17,6 +17,7 @@ from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
 from airflow_provider_ghl.sandbox.routes.common import ok, own_contact, own_location, sandbox_of
 from airflow_provider_ghl.sandbox.search import SearchError, cursor_of, search
 from airflow_provider_ghl.sandbox.state import Sandbox
+from airflow_provider_ghl.sandbox.versions import contact_fields_in, contact_out, success
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # DTO fields GHL accepts but does not store on the contact.
@@ -69,12 +70,13 @@ def _custom_field_values(loc: Location, contact: Contact, items: list[dict[str, 
     return [{"id": k, "value": v} for k, v in values.items()]
 
 
-def _new_contact(sb: Sandbox, loc: Location, dto: m.CreateContactDto) -> Contact:
+def _new_contact(sb: Sandbox, loc: Location, fields: dict[str, Any]) -> Contact:
+    """A new contact of ``loc`` with the request's ``fields`` (stored names; ``locationId`` is dropped)."""
     now = sb.store.now_ms()
     cid = new_id(sb.store.rng)
     contact = Contact({"id": cid, "locationId": loc.id, "dateAdded": iso(now), "dateUpdated": iso(now)}, now, now)
     contact.data.update(tags=[], customFields=[], followers=[], additionalEmails=[], dnd=False, type="lead")
-    _apply_contact_fields(sb, loc, contact, dto.model_dump(exclude_unset=True, exclude={"locationId"}))
+    _apply_contact_fields(sb, loc, contact, {k: v for k, v in fields.items() if k != "locationId"})
     contact.added_ms = contact.updated_ms
     contact.data["dateAdded"] = contact.data["dateUpdated"]
     loc.add(contact)
@@ -84,7 +86,7 @@ def _new_contact(sb: Sandbox, loc: Location, dto: m.CreateContactDto) -> Contact
 @router.get("/contacts/{contactId}")
 async def get_contact(request: Request, contactId: str) -> JSONResponse:
     _, contact = own_contact(request, contactId)
-    return ok({"contact": contact.data})
+    return ok({"contact": contact_out(request, contact.data)})
 
 
 @router.post("/contacts")
@@ -98,22 +100,23 @@ async def create_contact(request: Request, dto: m.CreateContactDto) -> JSONRespo
             "This location does not allow duplicated contacts.",
             meta={"contactId": existing.id, "contactName": existing.data.get("name", ""), "matchingField": matched},
         )
-    contact = _new_contact(sb, loc, dto)
-    return ok({"contact": contact.data}, 201)
+    contact = _new_contact(sb, loc, contact_fields_in(request, dto.model_dump(exclude_unset=True)))
+    return ok({"contact": contact_out(request, contact.data)}, 201)
 
 
 @router.put("/contacts/{contactId}")
 async def update_contact(request: Request, contactId: str, dto: m.UpdateContactDto) -> JSONResponse:
     loc, contact = own_contact(request, contactId)
-    _apply_contact_fields(sandbox_of(request), loc, contact, dto.model_dump(exclude_unset=True))
-    return ok({"succeded": True, "contact": contact.data})
+    fields = contact_fields_in(request, dto.model_dump(exclude_unset=True))
+    _apply_contact_fields(sandbox_of(request), loc, contact, fields)
+    return ok({**success(request, v3_spelling_only=True), "contact": contact_out(request, contact.data)})
 
 
 @router.delete("/contacts/{contactId}")
 async def delete_contact(request: Request, contactId: str) -> JSONResponse:
     loc, contact = own_contact(request, contactId)
     loc.remove(contact.id)
-    return ok({"succeded": True})
+    return ok(success(request))
 
 
 @router.post("/contacts/upsert")
@@ -121,13 +124,13 @@ async def upsert_contact(request: Request, dto: m.UpsertContactDto) -> JSONRespo
     sb = sandbox_of(request)
     loc = own_location(request, dto.locationId)
     dup = loc.find_duplicate(dto.email, dto.phone)
+    fields = contact_fields_in(request, dto.model_dump(exclude_unset=True, exclude={"createNewIfDuplicateAllowed"}))
     if dup is None or (sb.config.allow_duplicates and dto.createNewIfDuplicateAllowed):
-        contact, created = _new_contact(sb, loc, dto), True
+        contact, created = _new_contact(sb, loc, fields), True
     else:
         contact, created = dup[0], False
-        fields = dto.model_dump(exclude_unset=True, exclude={"locationId", "createNewIfDuplicateAllowed"})
-        _apply_contact_fields(sb, loc, contact, fields)
-    return ok({"new": created, "contact": contact.data, "traceId": str(uuid.uuid4())})
+        _apply_contact_fields(sb, loc, contact, {k: v for k, v in fields.items() if k != "locationId"})
+    return ok({"new": created, "contact": contact_out(request, contact.data), "traceId": str(uuid.uuid4())})
 
 
 @router.get("/contacts")
