@@ -1,9 +1,10 @@
-"""Every typed GHLHook method against the sandbox, over the wire, with a Private Integration Token."""
+"""Every typed GHLHook method against the sandbox, over the wire, with a Private Integration Token: once with API
+v2 (``Version: 2021-07-28``) and once with API v3 (``api_version=v3``)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +23,23 @@ from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 
 
+@pytest.fixture(params=["2021-07-28", "v3"])
+def api_version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def pit_hook(fast_sandbox: SandboxServer, conn_factory: Callable[..., str], api_version: str) -> Iterator[GHLHook]:
+    """A hook with location 0's Private Integration Token, in each API version."""
+    loc = fast_sandbox.info["locations"][0]
+    conn_id = conn_factory(
+        host=fast_sandbox.base_url, password=loc["private_token"], location_id=loc["id"], api_version=api_version
+    )
+    hook = GHLHook(conn_id, retry_backoff=0.05)
+    yield hook
+    hook.close()
+
+
 @pytest.fixture
 def location(fast_sandbox: SandboxServer) -> dict:
     return fast_sandbox.info["locations"][0]
@@ -32,9 +50,9 @@ def contact_id(fast_sandbox: SandboxServer, location: dict) -> str:
     return fast_sandbox.contact_ids(location["id"])[0]
 
 
-def test_session_headers(pit_hook: GHLHook) -> None:
+def test_session_headers(pit_hook: GHLHook, api_version: str) -> None:
     headers = pit_hook.get_conn().headers
-    assert headers["Version"] == "2021-07-28"
+    assert headers["Version"] == api_version
     assert headers["Accept"] == "application/json"
     assert headers["User-Agent"] == f"airflow-provider-ghl/{__version__}"
     assert "Authorization" not in headers  # set per request: OAuth tokens rotate
@@ -148,13 +166,23 @@ def test_custom_fields_and_search(pit_hook: GHLHook, fast_sandbox: SandboxServer
     page = pit_hook.search_contacts(page_limit=5, sort=[{"field": "dateAdded", "direction": "asc"}])
     assert page["total"] == location["contacts"] and len(page["contacts"]) == 5
     assert all("searchAfter" in c for c in page["contacts"])
+    if pit_hook.config.api_version == "v3":
+        with pytest.raises(GHLConfigError, match="removed in API v3"):
+            pit_hook.get_contacts(limit=5)
+        return
     legacy = pit_hook.get_contacts(limit=5)
     assert len(legacy["contacts"]) == 5 and legacy["meta"]["startAfterId"]
 
 
 def test_iterators_return_every_contact_once(pit_hook: GHLHook, fast_sandbox: SandboxServer, location: dict) -> None:
     expected = set(fast_sandbox.contact_ids(location["id"]))
-    for contacts in (pit_hook.iter_contacts(page_limit=33), pit_hook.iter_contacts_legacy(page_limit=33)):
+    walks = [pit_hook.iter_contacts(page_limit=33)]
+    if pit_hook.config.api_version == "v3":
+        with pytest.raises(GHLConfigError, match="removed in API v3"):
+            list(pit_hook.iter_contacts_legacy(page_limit=33))  # the deprecated list is gone in v3
+    else:
+        walks.append(pit_hook.iter_contacts_legacy(page_limit=33))
+    for contacts in walks:
         ids = [c["id"] for c in contacts]
         assert len(ids) == len(set(ids)) and set(ids) == expected
 

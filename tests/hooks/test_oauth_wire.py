@@ -276,3 +276,32 @@ def test_two_processes_with_an_expired_token_both_finish(oauth: OAuthSetup, tmp_
     # The Variable holds the newest set: its refresh token is the unused one, and its access token works.
     assert final.refresh_token != expired.refresh_token and final.expires_at > time.time() + 80_000
     assert _raw_refresh(oauth, final.refresh_token or "").get("access_token")
+
+
+def test_api_v3_speaks_v3_oauth(
+    fast_sandbox: SandboxServer, conn_factory: Callable[..., str], airflow_db: Path
+) -> None:
+    """With ``api_version=v3`` the hook refreshes through v3's camelCase token endpoint and mints agency location
+    tokens at ``/oauth/location-token``; the rotated set is stored and reused as in v2."""
+    info = fast_sandbox.info
+    location = info["locations"][0]
+    variable = f"ghl_v3_{uuid.uuid4().hex[:6]}"
+    conn_id = conn_factory(
+        host=fast_sandbox.base_url, login=info["oauth"]["client_id"], password=info["oauth"]["client_secret"],
+        auth_type="oauth", user_type="Company", company_id=info["company_id"], location_id=location["id"],
+        refresh_token=info["oauth"]["company_refresh_token"], token_variable=variable, api_version="v3",
+    )  # fmt: skip
+    hook = GHLHook(conn_id)
+    contact = fast_sandbox.contact_ids(location["id"])[0]
+    assert hook.get_contact(contact)["id"] == contact
+    stored = VariableTokenStore(variable).load()
+    assert stored is not None and stored.user_type == "Company" and stored.refresh_token
+    remember_secret(stored.access_token, stored.refresh_token)
+    assert stored.refresh_token != info["oauth"]["company_refresh_token"]  # the v3 answer's refreshToken was read
+    routes = fast_sandbox.stats()["requests_by_route"]
+    assert routes["POST /oauth/location-token"] == 1 and "POST /oauth/locationToken" not in routes
+    assert fast_sandbox.stats()["tokens_refreshed"] == 1
+    # A second process reuses the stored set: no refresh, one more location token.
+    auth_module.reset_shared_state()
+    assert GHLHook(conn_id).search_contacts(page_limit=1)["total"] == 200
+    assert fast_sandbox.stats()["tokens_refreshed"] == 1
