@@ -232,7 +232,12 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         """
         resolved = self.resolve(call)
         endpoint = resolved.endpoint
-        exchange = Exchange.of(resolved, retry_safe=endpoint.is_retry_safe, allow_refresh=allow_refresh)
+        exchange = Exchange.of(
+            resolved,
+            retry_safe=endpoint.is_retry_safe,
+            allow_refresh=allow_refresh,
+            max_seconds=self.retry_max_seconds,
+        )
         config = self.config
         sender = RequestsSender(self.get_conn(), config, self.auth, self._limiter(resolved.location_id))
         retry = self._retry.tenacity_kwargs(
@@ -254,7 +259,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         endpoint = resolved.endpoint
         if not endpoint.is_read:
             raise ValueError(f"{call.operation} writes; the async twin only reads. Use the sync method on a worker.")
-        exchange = Exchange.of(resolved, retry_safe=True, allow_refresh=False)
+        exchange = Exchange.of(resolved, retry_safe=True, allow_refresh=False, max_seconds=self.retry_max_seconds)
         # The token provider may read a Variable while it is built: keep that off the event loop.
         auth = await asyncio.to_thread(lambda: self.auth)
         timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
