@@ -52,7 +52,7 @@ from airflow_provider_ghl.exceptions import (
 from airflow_provider_ghl.hooks.auth import TokenProvider
 from airflow_provider_ghl.hooks.calls import Resolved
 from airflow_provider_ghl.hooks.config import GHLConnectionConfig
-from airflow_provider_ghl.hooks.endpoints import Endpoint
+from airflow_provider_ghl.hooks.endpoints import WHOLE_BODY, Endpoint
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
 from airflow_provider_ghl.hooks.responses import (
     DeadlineExceeded,
@@ -245,10 +245,16 @@ def request_reply(
         raw = response.raw
         sock = getattr(raw.connection, "sock", None)
         while True:
+            wait = min(config.timeout, body.remaining())
             if sock is not None:
                 # Each read may wait only until the deadline, so a drip cannot outlast it by a read timeout.
-                sock.settimeout(min(config.timeout, body.remaining()))
-            chunk = raw.read1(CHUNK_BYTES, decode_content=True)
+                sock.settimeout(wait)
+            try:
+                chunk = raw.read1(CHUNK_BYTES, decode_content=True)
+            except urllib3.exceptions.ReadTimeoutError:
+                if wait < config.timeout:  # the deadline cut this read, not the read timeout
+                    raise DeadlineExceeded(seconds) from None
+                raise
             if not chunk:
                 break
             body.add(chunk)
@@ -556,5 +562,6 @@ def post_form(
             except GHLApiError as err:
                 # Token-endpoint refusals (400 invalid_grant, 401 invalid_client, ...) are auth problems.
                 raise as_auth_error(err) from None
+            check_shape(Endpoint("POST", path, WHOLE_BODY), body, "POST", path, reply.status)
             return body
     raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
