@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 import httpx
 import requests
 from airflow.sdk import BaseHook
-from requests.adapters import HTTPAdapter
 from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_ghl import __version__
@@ -55,6 +54,7 @@ from airflow_provider_ghl.hooks.transport import (
     run_sync,
     shared_ssl_context,
 )
+from airflow_provider_ghl.hooks.watchdog import DeadlineAdapter
 from airflow_provider_ghl.validation import require_int
 
 __all__ = [
@@ -165,7 +165,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
             if "_session" not in self.__dict__:
                 session = requests.Session()
                 # Retries belong to tenacity in the funnel, not to urllib3.
-                adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.max_workers, max_retries=0)
+                adapter = DeadlineAdapter(pool_connections=2, pool_maxsize=self.max_workers, max_retries=0)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers.update(self._base_headers())

@@ -62,6 +62,7 @@ from airflow_provider_ghl.hooks.responses import (
     parse_response,
     transport_error,
 )
+from airflow_provider_ghl.hooks.watchdog import headers_deadline
 
 T = TypeVar("T")
 
@@ -232,14 +233,20 @@ def request_reply(
     """One ``requests`` exchange that follows no redirect, reads the body in chunks up to the cap and is cut
     at ``deadline``; raises what failed (``requests``/``urllib3`` errors, the internal cut-offs)."""
     seconds = deadline - time.monotonic()
-    response = session.request(
-        method,
-        url,
-        stream=True,
-        allow_redirects=False,
-        timeout=(min(config.connect_timeout, seconds), min(config.timeout, seconds)),
-        **kwargs,
-    )
+    try:
+        with headers_deadline(deadline):  # a DeadlineAdapter session cuts the wait for headers at the deadline
+            response = session.request(
+                method,
+                url,
+                stream=True,
+                allow_redirects=False,
+                timeout=(min(config.connect_timeout, seconds), min(config.timeout, seconds)),
+                **kwargs,
+            )
+    except requests.RequestException as err:
+        if time.monotonic() >= deadline:
+            raise DeadlineExceeded(seconds) from err
+        raise
     with response:  # released to the pool when read whole, else closed
         body = BodyBuffer(response.status_code, response.headers, deadline, seconds)
         raw = response.raw

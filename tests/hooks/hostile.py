@@ -4,6 +4,7 @@ bodies) and records every request it received."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -33,6 +34,8 @@ class Answer(NamedTuple):
     chunks: Iterator[bytes] | list[bytes]
     interval: float = 0.0
     length: int | None = None
+    #: Seconds between header lines (0: headers at once).
+    header_interval: float = 0.0
 
 
 def json_answer(body: Any, status: int = 200) -> Answer:
@@ -56,6 +59,11 @@ def drip(data: bytes, interval: float) -> Answer:
 def stall_after_headers(seconds: float) -> Answer:
     """Headers that promise a body, then silence."""
     return Answer(200, {"Content-Type": "application/json"}, iter([b"", b"{}"]), seconds, 2)
+
+
+def header_drip(interval: float) -> Answer:
+    """A status line, then one header line every ``interval`` seconds, for ever."""
+    return Answer(200, {}, [], header_interval=interval)
 
 
 def endless(chunk: bytes = b" " * 65536) -> Answer:
@@ -96,6 +104,9 @@ class HostileServer:
                 with owner._lock:
                     owner.received.append(request)
                 answer = owner.script(request)
+                if answer.header_interval:
+                    self._drip_headers(answer.header_interval)
+                    return
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
@@ -116,6 +127,16 @@ class HostileServer:
                     self.wfile.flush()
                 except (TimeoutError, BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
+
+            def _drip_headers(self, interval: float) -> None:
+                self.close_connection = True
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    for line in itertools.count():
+                        time.sleep(interval)
+                        self.wfile.write(f"X-Pad-{line}: x\r\n".encode())
+                except (TimeoutError, BrokenPipeError, ConnectionResetError):
+                    pass
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer
 

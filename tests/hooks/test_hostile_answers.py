@@ -36,6 +36,7 @@ from tests.hooks.hostile import (
     Received,
     drip,
     endless,
+    header_drip,
     json_answer,
     raw_answer,
     redirect,
@@ -275,6 +276,16 @@ def test_a_drip_is_cut_at_the_attempt_deadline(ghl: HostileServer, make_hook: Ma
             run()
         assert time.monotonic() - started < 1.0 + 1.0  # the deadline plus generous slack, not 45 s of drip
         assert caught.value.transient
+
+
+def test_headers_dripped_line_by_line_are_cut_at_the_deadline(ghl: HostileServer, make_hook: MakeHook) -> None:
+    ghl.script = lambda request: header_drip(0.2)
+    hook = make_hook(timeout=0.5, connect_timeout=0.5, max_retries=0)
+    for run in (lambda: hook.get_contact("c1"), lambda: asyncio.run(hook.aget_contact("c1"))):
+        started = time.monotonic()
+        with pytest.raises(GHLConnectionError, match="deadline"):
+            run()
+        assert time.monotonic() - started < 1.0 + 1.0
 
 
 def test_retries_of_a_drip_respect_the_retry_bound_as_a_whole(ghl: HostileServer, make_hook: MakeHook) -> None:
