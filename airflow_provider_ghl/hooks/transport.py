@@ -253,7 +253,7 @@ def request_reply(
         sock = getattr(raw.connection, "sock", None)
         while True:
             wait = min(config.timeout, body.remaining())
-            if sock is not None:
+            if sock is not None and wait < config.timeout:
                 # Each read may wait only until the deadline, so a drip cannot outlast it by a read timeout.
                 sock.settimeout(wait)
             try:
