@@ -103,6 +103,36 @@ class GHLConnectionError(GHLServerError):
         super().__init__(message, **kwargs)
 
 
+class GHLRedirectError(GHLApiError):
+    """GHL (or something in between) answered with a redirect. The hook never follows one: the target could be
+    another host, and a repeated request would carry the token, a search's filters or an OAuth secret there.
+
+    :param target_host: the host the ``Location`` header pointed to (None when it was relative or missing).
+    """
+
+    def __init__(self, message: str | None = None, *, target_host: str | None = None, **kwargs: Any) -> None:
+        self.target_host = target_host
+        super().__init__(message, **kwargs)
+
+
+class GHLUnexpectedResponseError(GHLApiError):
+    """A 2xx whose body does not have the shape the endpoint documents (e.g. ``{"contacts": null}`` for a
+    search page): usually a proxy or a GHL outage. Repeated like a 5xx where the call is safe to repeat."""
+
+    transient = True
+
+
+class GHLResponseTooLargeError(GHLApiError):
+    """The answer was larger than the hook reads (a repeat would be as large, so it is not retried).
+
+    :param limit: the cap in bytes.
+    """
+
+    def __init__(self, message: str | None = None, *, limit: int, **kwargs: Any) -> None:
+        self.limit = limit
+        super().__init__(message, **kwargs)
+
+
 class GHLAuthError(GHLApiError):
     """The token was refused (401/403) or could not be obtained (OAuth refresh failed, app not authorized)."""
 

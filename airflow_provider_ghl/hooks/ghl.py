@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 import httpx
 import requests
 from airflow.sdk import BaseHook
-from requests.adapters import HTTPAdapter
 from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_ghl import __version__
@@ -56,6 +55,7 @@ from airflow_provider_ghl.hooks.transport import (
     run_sync,
     shared_ssl_context,
 )
+from airflow_provider_ghl.hooks.watchdog import DeadlineAdapter
 from airflow_provider_ghl.validation import require_int
 
 __all__ = [
@@ -166,7 +166,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
             if "_session" not in self.__dict__:
                 session = requests.Session()
                 # Retries belong to tenacity in the funnel, not to urllib3.
-                adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.max_workers, max_retries=0)
+                adapter = DeadlineAdapter(pool_connections=2, pool_maxsize=self.max_workers, max_retries=0)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers.update(self._base_headers())
@@ -233,7 +233,12 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         """
         resolved = self.resolve(call)
         endpoint = resolved.endpoint
-        exchange = Exchange.of(resolved, retry_safe=endpoint.is_retry_safe, allow_refresh=allow_refresh)
+        exchange = Exchange.of(
+            resolved,
+            retry_safe=endpoint.is_retry_safe,
+            allow_refresh=allow_refresh,
+            max_seconds=self.retry_max_seconds,
+        )
         config = self.config
         sender = RequestsSender(self.get_conn(), config, self.auth, self._limiter(resolved.location_id))
         retry = self._retry.tenacity_kwargs(
@@ -255,7 +260,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         endpoint = resolved.endpoint
         if not endpoint.is_read:
             raise ValueError(f"{call.operation} writes; the async twin only reads. Use the sync method on a worker.")
-        exchange = Exchange.of(resolved, retry_safe=True, allow_refresh=False)
+        exchange = Exchange.of(resolved, retry_safe=True, allow_refresh=False, max_seconds=self.retry_max_seconds)
         # The token provider may read a Variable while it is built: keep that off the event loop.
         auth = await asyncio.to_thread(lambda: self.auth)
         timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)

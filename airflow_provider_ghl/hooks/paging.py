@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
-from airflow_provider_ghl.exceptions import GHLApiError
+from airflow_provider_ghl.exceptions import GHLApiError, GHLUnexpectedResponseError
 from airflow_provider_ghl.hooks import operations as ops
 from airflow_provider_ghl.hooks.calls import Call, CallRunner, DateLike, iso_utc
 from airflow_provider_ghl.hooks.operations import SEARCH_MAX_PAGE_LIMIT
@@ -120,9 +120,9 @@ class SearchPager:
         )
 
     def take(self, result: Any) -> ContactPage:
-        self._last = result.get("contacts") or []
-        total = result.get("total")
-        return ContactPage(self._last, int(total) if total is not None else None)
+        # The funnel checked the shape: ``contacts`` is a list (missing or null is an error, never the end).
+        self._last = result["contacts"]
+        return ContactPage(self._last, _count(result, "total"))
 
 
 class LegacyContactPager:
@@ -148,8 +148,8 @@ class LegacyContactPager:
         )
 
     def take(self, result: Any) -> list[dict[str, Any]]:
-        contacts: list[dict[str, Any]] = result.get("contacts") or []
-        meta = result.get("meta") or {}
+        contacts: list[dict[str, Any]] = result["contacts"]
+        meta = result.get("meta") if isinstance(result.get("meta"), dict) else {}
         cursor = (meta.get("startAfter"), meta.get("startAfterId"))
         # A short page is the last; a cursor that does not move would loop forever.
         if len(contacts) < self.page_limit or not cursor[1] or cursor == (self.start_after, self.start_after_id):
@@ -313,8 +313,8 @@ class GHLPagingMixin(CallRunner):
                 business_id, limit=page_limit, skip=skip, query=query, location_id=location_id
             ),
             page_limit=page_limit,
-            records=lambda page: page.get("contacts") or [],
-            total=lambda page: int(page.get("count") or 0),
+            records=lambda page: page["contacts"],
+            total=lambda page: _count(page, "count"),
         )
         for page in self.walk(pager):
             yield from page
@@ -353,6 +353,20 @@ class GHLPagingMixin(CallRunner):
         )
         for page in self.walk(pager):
             yield from page
+
+
+def _count(result: Mapping[str, Any], key: str) -> int | None:
+    """A count GHL reports in a page (``total``, ``count``), or None when it is absent; a count that is not a
+    whole number is an unexpected shape, not a crash."""
+    value = result.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise GHLUnexpectedResponseError(
+            f"unexpected response shape: {key!r} is {value!r:.40}, expected a whole number",
+            ghl_message=f"unexpected response shape: {key!r} is not a whole number",
+        )
+    return int(value)
 
 
 def _search_args(arguments: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Collection, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import requests
@@ -20,14 +22,64 @@ from airflow_provider_ghl.exceptions import (
     GHLForbiddenError,
     GHLNotFoundError,
     GHLRateLimitError,
+    GHLRedirectError,
+    GHLResponseTooLargeError,
     GHLScopeError,
     GHLServerError,
+    GHLUnexpectedResponseError,
     GHLValidationError,
 )
 from airflow_provider_ghl.hooks.endpoints import WHOLE_BODY, Endpoint
 from airflow_provider_ghl.hooks.scopes import is_scope_refusal
 
 _TRACE_HEADERS = ("traceId", "X-Trace-Id", "X-Request-Id")
+#: Longest error text taken from a body into a message or a log line.
+ERROR_TEXT_LIMIT = 200
+_TAGS = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+# Whatever follows "Bearer" is a token, even one the hook does not know (an agency's, another app's).
+_BEARER = re.compile(r"(?i)\bbearer\s+[^\s\"'<>,;]+")
+REDACTED = "[redacted]"
+_SHORTEST_SECRET = 8
+
+
+class DeadlineExceeded(Exception):
+    """Internal: the attempt's deadline passed before the whole answer had arrived.
+
+    :param seconds: the time the attempt was given.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"no complete answer within {seconds:.1f} s")
+
+
+class ResponseTooLarge(Exception):
+    """Internal: the answer is larger than the cap (said by ``Content-Length`` or counted while reading).
+
+    :param status: the HTTP status of the answer.
+    :param limit: the cap in bytes.
+    """
+
+    def __init__(self, status: int, limit: int) -> None:
+        self.status = status
+        self.limit = limit
+        super().__init__(f"answer larger than {limit} bytes")
+
+
+def redact(text: str, secrets: Collection[str]) -> str:
+    """``text`` with every known secret, and anything after ``Bearer``, replaced by ``[redacted]``."""
+    for secret in secrets:
+        if len(secret) >= _SHORTEST_SECRET:  # a shorter one would be a word of the message, not a secret
+            text = text.replace(secret, REDACTED)
+    return _BEARER.sub(f"Bearer {REDACTED}", text)
+
+
+def error_text(text: str, secrets: Collection[str], limit: int = ERROR_TEXT_LIMIT) -> str:
+    """A body's text fit for a message: secrets replaced first (so a cut can never leave half of one), markup
+    dropped, one line, at most ``limit`` characters."""
+    line = _SPACE.sub(" ", _TAGS.sub(" ", redact(text, secrets))).strip()
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
@@ -47,7 +99,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         return None
 
 
-def _error_fields(body: Any, headers: Mapping[str, str]) -> dict[str, Any]:
+def _error_fields(body: Any, headers: Mapping[str, str], secrets: Collection[str]) -> dict[str, Any]:
     message: str | None = None
     errors: list[str] = []
     ghl_error: str | None = None
@@ -56,19 +108,19 @@ def _error_fields(body: Any, headers: Mapping[str, str]) -> dict[str, Any]:
     if isinstance(body, dict):
         raw = body.get("message")
         if isinstance(raw, list):  # 422: one message per failed validator
-            errors = [str(m) for m in raw]
+            errors = [error_text(str(m), secrets) for m in raw]
             message = "; ".join(errors)
         elif raw is not None:
-            message = str(raw)
+            message = error_text(str(raw), secrets)
         description = body.get("error_description")
         if description and not message:
-            message = str(description)
-        ghl_error = str(body["error"]) if body.get("error") else None
+            message = error_text(str(description), secrets)
+        ghl_error = error_text(str(body["error"]), secrets) if body.get("error") else None
         trace_id = body.get("traceId") or trace_id
         raw_meta = body.get("meta")
         meta = raw_meta if isinstance(raw_meta, dict) else {}
     elif isinstance(body, str) and body.strip():
-        message = body.strip()[:300]
+        message = error_text(body, secrets)
     return {"ghl_message": message, "errors": errors, "ghl_error": ghl_error, "trace_id": trace_id, "meta": meta}
 
 
@@ -82,18 +134,37 @@ def _decode(content: bytes) -> Any:
 
 
 def parse_response(
-    method: str, path: str, status: int, headers: Mapping[str, str], content: bytes, *, interval: float
+    method: str,
+    path: str,
+    status: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    *,
+    interval: float,
+    secrets: Collection[str] = (),
 ) -> Any:
     """Return the decoded JSON body of a 2xx answer or raise the matching :class:`GHLApiError`.
 
     :param interval: the rate-limit window in seconds, used as the wait after a 429 without hints.
+    :param secrets: what the request carried (token, client secret, refresh token): never into a message.
     """
+    if 300 <= status < 400:
+        # Never followed (sync or async): the target may be another host, and a repeat would carry secrets.
+        target = urlsplit(headers.get("Location") or "").hostname
+        raise GHLRedirectError(
+            f"{method} {path}: GHL answered HTTP {status}, a redirect to "
+            f"{target or 'a relative location'}; redirects are never followed.",
+            method=method,
+            path=path,
+            status=status,
+            target_host=target,
+        )
     body = _decode(content)
     if 200 <= status < 300:
         if isinstance(body, str):  # a 2xx that is not JSON was cut off or mangled on the way
             raise GHLServerError(method=method, path=path, status=status, ghl_message="response is not valid JSON")
         return body
-    fields = _error_fields(body, headers)
+    fields = _error_fields(body, headers, secrets)
     where: dict[str, Any] = {"method": method, "path": path, "status": status, **fields}
     message = (fields["ghl_message"] or "").lower()
     if status == 429:
@@ -148,7 +219,45 @@ def as_auth_error(err: GHLApiError, message: str | None = None) -> GHLAuthError:
 
 def refuses_scope(status: int, headers: Mapping[str, str], content: bytes) -> bool:
     """Whether an answer is GHL's scope refusal: a 401 that a fresh token cannot cure."""
-    return status == 401 and is_scope_refusal(status, _error_fields(_decode(content), headers)["ghl_message"])
+    return status == 401 and is_scope_refusal(status, _error_fields(_decode(content), headers, ())["ghl_message"])
+
+
+def _found(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def check_shape(endpoint: Endpoint, body: Any, method: str, path: str, status: int) -> None:
+    """Raise :class:`GHLUnexpectedResponseError` unless the 2xx ``body`` has the shape the endpoint documents:
+    a JSON object (empty only where the call returns nothing) with each key of :attr:`Endpoint.shape`."""
+    problem: str | None = None
+    if body is None:
+        if endpoint.result is not None:
+            problem = "an empty body"
+    elif not isinstance(body, dict):
+        problem = f"{_found(body)} instead of an object"
+    else:
+        for key, expect in endpoint.shape.items():
+            value = body.get(key)
+            if value is None and expect.nullable and key in body:
+                continue
+            if not isinstance(value, expect.kind):
+                wanted = "an object" if expect.kind is dict else "an array"
+                problem = f"{key!r} is {'missing' if key not in body else _found(value)}, expected {wanted}"
+                break
+    if problem is not None:
+        raise GHLUnexpectedResponseError(
+            f"{method} {path}: unexpected response shape (HTTP {status}): {problem}.",
+            method=method,
+            path=path,
+            status=status,
+            ghl_message=f"unexpected response shape: {problem}",
+        )
 
 
 def extract_result(endpoint: Endpoint, body: Any, method: str, path: str) -> Any:
@@ -164,7 +273,7 @@ def extract_result(endpoint: Endpoint, body: Any, method: str, path: str) -> Any
     return body.get(endpoint.result)
 
 
-def _never_connected_requests(err: requests.RequestException) -> bool:
+def _never_connected_requests(err: Exception) -> bool:
     if isinstance(err, requests.ConnectTimeout):
         return True
     reason = err.args[0] if err.args else None
@@ -172,12 +281,38 @@ def _never_connected_requests(err: requests.RequestException) -> bool:
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
-def transport_error(method: str, path: str, err: Exception) -> GHLConnectionError:
-    """Wrap a ``requests`` or ``httpx`` failure that produced no response."""
-    if isinstance(err, requests.RequestException):
+def _is_read_timeout(err: Exception) -> bool:
+    if isinstance(err, requests.ReadTimeout | httpx.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
+        return True
+    # requests reports a read timeout met while streaming the body as a ConnectionError around urllib3's.
+    return isinstance(err, requests.ConnectionError) and any(
+        isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in err.args
+    )
+
+
+def transport_error(method: str, path: str, err: Exception) -> GHLApiError:
+    """Wrap a ``requests``, ``urllib3`` or ``httpx`` failure that produced no usable response (or one cut at
+    the attempt's deadline or at the size cap)."""
+    if isinstance(err, ResponseTooLarge):
+        return GHLResponseTooLargeError(
+            f"{method} {path}: the answer (HTTP {err.status}) is larger than the {err.limit} bytes the hook reads.",
+            method=method,
+            path=path,
+            status=err.status,
+            limit=err.limit,
+        )
+    if isinstance(err, requests.RequestException | urllib3.exceptions.HTTPError):
         sent = not _never_connected_requests(err)
     else:
         sent = not isinstance(err, httpx.ConnectError | httpx.ConnectTimeout)
+    if isinstance(err, DeadlineExceeded):
+        what = f"{err}: the attempt's deadline passed"
+    elif _is_read_timeout(err):
+        what = "read timeout: GHL sent nothing for longer than the timeout"
+    elif isinstance(err, requests.ConnectTimeout | httpx.ConnectTimeout):
+        what = "connect timeout"
+    else:
+        what = type(err).__name__
     return GHLConnectionError(
-        f"{method} {path}: no usable response from GHL ({type(err).__name__})", method=method, path=path, sent=sent
+        f"{method} {path}: no usable response from GHL ({what})", method=method, path=path, sent=sent
     )

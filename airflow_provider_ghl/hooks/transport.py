@@ -9,6 +9,11 @@ so a :class:`Sender` does them: :class:`RequestsSender` with plain calls (its st
 :class:`RetryPolicy` decides which failures are repeated: a 401 answered with a fresh token, and a 429, always
 (GHL did nothing); a dropped connection that never reached GHL, always; a 5xx or a connection lost after
 sending only where the endpoint row says a repeat cannot duplicate a write.
+
+What an answer may do is bounded the same way on both paths: a redirect is never followed (a
+:class:`~airflow_provider_ghl.exceptions.GHLRedirectError`), the whole answer must arrive before the attempt's
+deadline (``connect_timeout + timeout``, and never past the call's retry bound), it is read in chunks up to
+:data:`MAX_RESPONSE_BYTES`, and a 2xx must have the shape its endpoint row documents.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import functools
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import httpx
 import requests
+import urllib3
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -40,16 +47,34 @@ from airflow_provider_ghl.exceptions import (
     GHLForbiddenError,
     GHLNotFoundError,
     GHLRateLimitError,
+    GHLRedirectError,
     GHLScopeError,
 )
 from airflow_provider_ghl.hooks.auth import TokenProvider
 from airflow_provider_ghl.hooks.calls import Resolved
 from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.endpoints import WHOLE_BODY, Endpoint
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
-from airflow_provider_ghl.hooks.responses import as_auth_error, parse_response, refuses_scope, transport_error
+from airflow_provider_ghl.hooks.responses import (
+    DeadlineExceeded,
+    ResponseTooLarge,
+    as_auth_error,
+    check_shape,
+    parse_response,
+    refuses_scope,
+    transport_error,
+)
 from airflow_provider_ghl.hooks.scopes import operation_scope
+from airflow_provider_ghl.hooks.watchdog import headers_deadline
 
 T = TypeVar("T")
+
+#: Largest answer the hook reads (decoded bytes). GHL's largest page, 500 search hits, is a few MB.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: Bytes asked for per read; a read returns what has arrived, so the deadline is checked between reads.
+CHUNK_BYTES = 64 * 1024
+#: An attempt started near the end of the retry bound still gets this long (else it could not even connect).
+MIN_ATTEMPT_SECONDS = 1.0
 
 
 class RequestStats:
@@ -106,6 +131,9 @@ class Exchange:
     :param location_id: location whose token and rate budget the request uses.
     :param retry_safe: whether repeating it after a 5xx or a lost connection cannot duplicate a write.
     :param allow_refresh: whether a 401 may spend the OAuth refresh token (never in the triggerer).
+    :param endpoint: the row whose documented shape a 2xx must have (None: not checked).
+    :param call_deadline: ``time.monotonic()`` after which no attempt of the call may still run (the retry
+        bound as a whole).
     """
 
     method: str
@@ -115,6 +143,8 @@ class Exchange:
     location_id: str | None
     retry_safe: bool
     allow_refresh: bool = True
+    endpoint: Endpoint | None = None
+    call_deadline: float = float("inf")
     #: A token was already recovered: a second 401 is a real refusal.
     recovered: bool = False
     #: An earlier attempt may have reached GHL (its answer was lost or was a 5xx).
@@ -123,8 +153,8 @@ class Exchange:
     scope: str | None = None
 
     @classmethod
-    def of(cls, resolved: Resolved, *, retry_safe: bool, allow_refresh: bool) -> Exchange:
-        """The exchange of a resolved call."""
+    def of(cls, resolved: Resolved, *, retry_safe: bool, allow_refresh: bool, max_seconds: float) -> Exchange:
+        """The exchange of a resolved call whose attempts all end within ``max_seconds`` from now."""
         return cls(
             resolved.endpoint.method,
             resolved.path,
@@ -134,19 +164,127 @@ class Exchange:
             retry_safe=retry_safe,
             allow_refresh=allow_refresh,
             scope=operation_scope(resolved.operation, resolved.endpoint) if resolved.operation else None,
+            endpoint=resolved.endpoint,
+            call_deadline=time.monotonic() + max_seconds,
         )
+
+
+def attempt_deadline(config: GHLConnectionConfig, call_deadline: float) -> float:
+    """When the attempt starting now must have its whole answer: ``connect_timeout + timeout`` from now, cut
+    to the call's retry bound ``call_deadline`` (but never below :data:`MIN_ATTEMPT_SECONDS`).
+
+    :param config: the connection (its timeouts).
+    :param call_deadline: ``time.monotonic()`` after which no attempt of the call may still run.
+    """
+    now = time.monotonic()
+    own = now + config.connect_timeout + config.timeout
+    return min(own, max(call_deadline, now + MIN_ATTEMPT_SECONDS))
+
+
+class BodyBuffer:
+    """The body of one answer, collected chunk by chunk: over the cap or past the deadline, it stops at once
+    (memory stays bounded by the cap, the time by the deadline).
+
+    :param status: the answer's HTTP status.
+    :param headers: its headers (a declared ``Content-Length`` over the cap fails before reading).
+    :param deadline: ``time.monotonic()`` by which the whole body must be in.
+    :param seconds: the time the attempt was given (for the error).
+    :param limit: the cap in bytes; default :data:`MAX_RESPONSE_BYTES` (read when the buffer is made).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        deadline: float,
+        seconds: float,
+        limit: int | None = None,
+    ) -> None:
+        self.status = status
+        self.deadline = deadline
+        self.seconds = seconds
+        self.limit = MAX_RESPONSE_BYTES if limit is None else limit
+        self.size = 0
+        self.chunks: list[bytes] = []
+        declared = headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            raise ResponseTooLarge(status, self.limit)
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (raises once it has passed)."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded(self.seconds)
+        return left
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise ResponseTooLarge(self.status, self.limit)
+        self.chunks.append(chunk)
+        self.remaining()
+
+    def content(self) -> bytes:
+        return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+
+
+def request_reply(
+    session: requests.Session,
+    config: GHLConnectionConfig,
+    method: str,
+    url: str,
+    deadline: float,
+    **kwargs: Any,
+) -> Reply:
+    """One ``requests`` exchange that follows no redirect, reads the body in chunks up to the cap and is cut
+    at ``deadline``; raises what failed (``requests``/``urllib3`` errors, the internal cut-offs)."""
+    seconds = deadline - time.monotonic()
+    try:
+        with headers_deadline(deadline):  # a DeadlineAdapter session cuts the wait for headers at the deadline
+            response = session.request(
+                method,
+                url,
+                stream=True,
+                allow_redirects=False,
+                timeout=(min(config.connect_timeout, seconds), min(config.timeout, seconds)),
+                **kwargs,
+            )
+    except requests.RequestException as err:
+        if time.monotonic() >= deadline:
+            raise DeadlineExceeded(seconds) from err
+        raise
+    with response:  # released to the pool when read whole, else closed
+        body = BodyBuffer(response.status_code, response.headers, deadline, seconds)
+        raw = response.raw
+        sock = getattr(raw.connection, "sock", None)
+        while True:
+            wait = min(config.timeout, body.remaining())
+            if sock is not None and wait < config.timeout:
+                # Each read may wait only until the deadline, so a drip cannot outlast it by a read timeout.
+                sock.settimeout(wait)
+            try:
+                chunk = raw.read1(CHUNK_BYTES, decode_content=True)
+            except urllib3.exceptions.ReadTimeoutError:
+                if wait < config.timeout:  # the deadline cut this read, not the read timeout
+                    raise DeadlineExceeded(seconds) from None
+                raise
+            if not chunk:
+                break
+            body.add(chunk)
+    return Reply(response.status_code, response.headers, body.content())
 
 
 class Sender(Protocol):
     """The steps of one attempt, done by one HTTP library (awaitable, so one attempt function serves both)."""
 
     limiter: RateLimiter
+    config: GHLConnectionConfig
 
     async def access_token(self, location_id: str | None, *, allow_refresh: bool) -> str: ...
 
     async def acquire(self) -> float: ...
 
-    async def send(self, exchange: Exchange, token: str) -> Reply | Exception: ...
+    async def send(self, exchange: Exchange, token: str, deadline: float) -> Reply | Exception: ...
 
     async def recover(self, token: str, location_id: str | None, *, allow_refresh: bool) -> bool: ...
 
@@ -156,7 +294,7 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
     limiter = sender.limiter
     token = await sender.access_token(exchange.location_id, allow_refresh=exchange.allow_refresh)
     sent_at = await sender.acquire()
-    reply = await sender.send(exchange, token)
+    reply = await sender.send(exchange, token, attempt_deadline(sender.config, exchange.call_deadline))
     if isinstance(reply, Exception):
         limiter.release(sent_at)
         stats.record(None)
@@ -174,8 +312,12 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
     ):
         exchange.recovered = True
         raise TokenRecovered(method=exchange.method, path=exchange.path, status=401)
+    secrets = (token, sender.config.secret, sender.config.refresh_token or "")
     try:
-        return _parsed(exchange, reply, limiter, is_oauth=is_oauth)
+        body = _parsed(exchange, reply, limiter, secrets, is_oauth=is_oauth)
+        if exchange.endpoint is not None:
+            check_shape(exchange.endpoint, body, exchange.method, exchange.path, reply.status)
+        return body
     except GHLNotFoundError:
         if exchange.method == "DELETE" and exchange.failed_before:
             # An earlier attempt deleted it before its answer was lost: the goal is reached.
@@ -186,10 +328,12 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
         raise
 
 
-def _parsed(exchange: Exchange, reply: Reply, limiter: RateLimiter, *, is_oauth: bool) -> Any:
+def _parsed(exchange: Exchange, reply: Reply, limiter: RateLimiter, secrets: tuple[str, ...], *, is_oauth: bool) -> Any:
     method, path = exchange.method, exchange.path
     try:
-        return parse_response(method, path, reply.status, reply.headers, reply.content, interval=limiter.interval)
+        return parse_response(
+            method, path, reply.status, reply.headers, reply.content, interval=limiter.interval, secrets=secrets
+        )
     except GHLRateLimitError as err:
         if err.retry_after is not None:
             limiter.pause(err.retry_after)  # every thread on this budget waits for the window
@@ -246,19 +390,20 @@ class RequestsSender:
     async def acquire(self) -> float:
         return self.limiter.acquire(self.config.daily_reserve)
 
-    async def send(self, exchange: Exchange, token: str) -> Reply | Exception:
+    async def send(self, exchange: Exchange, token: str, deadline: float) -> Reply | Exception:
         try:
-            response = self.session.request(
+            return request_reply(
+                self.session,
+                self.config,
                 exchange.method,
                 self.config.base_url + exchange.path,
+                deadline,
                 params=exchange.params,
                 json=exchange.json,
                 headers={"Authorization": f"Bearer {token}"},
-                timeout=(self.config.connect_timeout, self.config.timeout),
             )
-        except requests.RequestException as err:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, DeadlineExceeded, ResponseTooLarge) as err:
             return err
-        return Reply(response.status_code, response.headers, response.content)
 
     async def recover(self, token: str, location_id: str | None, *, allow_refresh: bool) -> bool:
         return self.auth.recover(token, location_id, allow_refresh=allow_refresh)
@@ -289,18 +434,30 @@ class HttpxSender:
     async def acquire(self) -> float:
         return await self.limiter.acquire_async(self.config.daily_reserve)
 
-    async def send(self, exchange: Exchange, token: str) -> Reply | Exception:
+    async def send(self, exchange: Exchange, token: str, deadline: float) -> Reply | Exception:
+        seconds = deadline - time.monotonic()
+        request = self.client.build_request(
+            exchange.method,
+            exchange.path,
+            params=exchange.params,
+            json=exchange.json,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         try:
-            response = await self.client.request(
-                exchange.method,
-                exchange.path,
-                params=exchange.params,
-                json=exchange.json,
-                headers={"Authorization": f"Bearer {token}"},
-            )
-        except httpx.HTTPError as err:
+            # One timeout around connect, headers and body; redirects are not followed (httpx's default).
+            async with asyncio.timeout(seconds):
+                response = await self.client.send(request, stream=True, follow_redirects=False)
+                try:
+                    body = BodyBuffer(response.status_code, response.headers, deadline, seconds)
+                    async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                        body.add(chunk)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            return DeadlineExceeded(seconds)
+        except (httpx.HTTPError, DeadlineExceeded, ResponseTooLarge) as err:
             return err
-        return Reply(response.status_code, response.headers, response.content)
+        return Reply(response.status_code, response.headers, body.content())
 
     async def recover(self, token: str, location_id: str | None, *, allow_refresh: bool) -> bool:
         return await asyncio.to_thread(self.auth.recover, token, location_id, allow_refresh=allow_refresh)
@@ -382,6 +539,10 @@ class RetryPolicy:
         }
 
 
+#: The OAuth form fields that are secrets (never into a message).
+_FORM_SECRETS = ("client_secret", "refresh_token", "code")
+
+
 def post_form(
     session: requests.Session,
     config: GHLConnectionConfig,
@@ -395,6 +556,9 @@ def post_form(
     headers: dict[str, str | None] = {"Version": version, "Content-Type": "application/x-www-form-urlencoded"}
     if bearer:
         headers["Authorization"] = f"Bearer {bearer}"
+    secrets = (*(form.get(key, "") for key in _FORM_SECRETS), bearer or "", config.secret, config.refresh_token or "")
+    call_deadline = time.monotonic() + policy.max_seconds
+
     retrying = Retrying(
         retry=retry_if_exception(lambda e: isinstance(e, GHLConnectionError) and not e.sent),
         stop=stop_after_attempt(3),
@@ -405,22 +569,26 @@ def post_form(
         with try_:
             try:
                 # A None header value drops the session's Version header (POST /oauth/token declares none).
-                response = session.post(
+                reply = request_reply(
+                    session,
+                    config,
+                    "POST",
                     config.base_url + path,
+                    attempt_deadline(config, call_deadline),
                     data=form,
                     headers=headers,
-                    timeout=(config.connect_timeout, config.timeout),
                 )
-            except requests.RequestException as err:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, DeadlineExceeded, ResponseTooLarge) as err:
                 raise transport_error("POST", path, err) from err
             try:
                 body: dict[str, Any] = parse_response(
-                    "POST", path, response.status_code, response.headers, response.content, interval=1.0
+                    "POST", path, reply.status, reply.headers, reply.content, interval=1.0, secrets=secrets
                 )
-            except GHLAuthError:
+            except (GHLAuthError, GHLRedirectError):
                 raise
             except GHLApiError as err:
                 # Token-endpoint refusals (400 invalid_grant, 401 invalid_client, ...) are auth problems.
                 raise as_auth_error(err) from None
+            check_shape(Endpoint("POST", path, WHOLE_BODY), body, "POST", path, reply.status)
             return body
     raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
