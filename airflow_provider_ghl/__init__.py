@@ -121,6 +121,8 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "timeout": {
                         "label": "Read timeout (s)",
+                        "description": "Longest silence while reading; a whole answer must also arrive within "
+                        "connect timeout + read timeout.",
                         "schema": {"type": ["number", "null"], "minimum": 0},
                     },
                     "max_retries": {
