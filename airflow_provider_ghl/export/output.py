@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+import orjson
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_ghl.exceptions import GHLConfigError
@@ -29,7 +30,23 @@ FORMATS = ("jsonl", "csv")
 COMPRESSIONS = (None, "gzip")
 #: Records gathered in memory before one write to the part file (see :class:`PartWriter`).
 FLUSH_RECORDS = 500
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+_encode_json_stdlib = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
+def json_line(record: Mapping[str, Any]) -> bytes:
+    """One JSON Lines record: compact UTF-8 JSON and a newline.
+
+    orjson encodes a contact about ten times faster than ``json``, which made the writer most of the export's
+    client CPU. What orjson refuses (an integer beyond 64 bits) goes through ``json`` instead, so a record
+    is never lost to the encoder; both write the same compact, non-ASCII-escaping form.
+
+    :param record: the record (str keys; other keys are written as their text).
+    """
+    try:
+        return orjson.dumps(record, default=str, option=_ORJSON_OPTIONS)
+    except (orjson.JSONEncodeError, TypeError):
+        return (_encode_json_stdlib(record) + "\n").encode("utf-8")
 
 
 def resolve_output(uri: str | ObjectStoragePath, *, field_name: str = "output_path") -> ObjectStoragePath:
@@ -176,7 +193,7 @@ class PartWriter:
         self._sink: IO[bytes] = self._zip or self._raw  # type: ignore[assignment]
         # Lines are gathered in memory and written FLUSH_RECORDS at a time: every call on the file object goes
         # through Airflow's lineage-tracking wrapper (ObjectStoragePath.open), too slow to pay per record.
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
         self._csv = None
         if output.fmt == "csv":
             sink = _LineSink(self._lines)
@@ -187,14 +204,14 @@ class PartWriter:
         if self._csv is not None:
             self._csv.writerow(flatten(record))
         else:
-            self._lines.append(_encode_json(record) + "\n")
+            self._lines.append(json_line(record))
         self.records += 1
         if self.records % FLUSH_RECORDS == 0:
             self._flush()
 
     def _flush(self) -> None:
         if self._lines:
-            self._sink.write("".join(self._lines).encode("utf-8"))
+            self._sink.write(b"".join(self._lines))
             self._lines.clear()
 
     def write_many(self, records: Iterable[Mapping[str, Any]]) -> None:
@@ -224,10 +241,13 @@ class PartWriter:
 
 
 class _LineSink:
-    """What ``csv.writer`` writes to: appends each row's text to the part's pending lines."""
+    """What ``csv.writer`` writes to: appends each row, UTF-8 encoded, to the part's pending lines."""
 
-    def __init__(self, lines: list[str]) -> None:
-        self.write = lines.append
+    def __init__(self, lines: list[bytes]) -> None:
+        self._lines = lines
+
+    def write(self, row: str) -> None:
+        self._lines.append(row.encode("utf-8"))
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
