@@ -49,6 +49,11 @@ def json_line(record: Mapping[str, Any]) -> bytes:
         return (_encode_json_stdlib(record) + "\n").encode("utf-8")
 
 
+def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
+    """The JSON object stored at ``path``; None when there is no such file."""
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def resolve_output(uri: str | ObjectStoragePath, *, field_name: str = "output_path") -> ObjectStoragePath:
     """The output directory as an ObjectStoragePath; ``GHLInputError`` naming the field when it is unusable.
 
@@ -110,8 +115,7 @@ class ExportOutput:
 
     # -- manifest and checkpoint ----------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any] | None:
-        path = self.root / MANIFEST
-        return json.loads(path.read_text()) if path.exists() else None
+        return read_json(self.root / MANIFEST)
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> ObjectStoragePath:
         """Publish the manifest (temp file, then rename) and drop the checkpoint: the run is committed."""

@@ -11,9 +11,17 @@ from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 from airflow_provider_ghl import __version__
 from airflow_provider_ghl.export.contacts import custom_field_keys, export_contacts, utcnow_iso
 from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS, MANIFEST, ExportOutput
+from airflow_provider_ghl.export.tombstones import DELETED, previous_full_export, vanished_ids, write_tombstones
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
+from airflow_provider_ghl.layout import FULL_EXPORT
 from airflow_provider_ghl.operators.base import GHLBaseOperator
-from airflow_provider_ghl.validation import location_or_default, output_location, require_choice, require_int
+from airflow_provider_ghl.validation import (
+    location_or_default,
+    output_location,
+    require_bool,
+    require_choice,
+    require_int,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -91,7 +99,7 @@ class GHLBaseExportOperator(GHLBaseOperator):
         if (done := self._already_done(output)) is not None:
             return self._summary(output, done)
         started, started_at = time.monotonic(), utcnow_iso()
-        result, facts = self.export(hook, args)
+        result, facts = self.export(hook, {**args, "started_at": started_at})
         manifest = self._publish(
             context,
             output,
@@ -104,7 +112,8 @@ class GHLBaseExportOperator(GHLBaseOperator):
         return self._summary(output, manifest)
 
     def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Write the data with the validated ``args``; return the run's result and the manifest's own facts."""
+        """Write the data with the validated ``args`` (and ``started_at``, the run's start in ISO 8601 UTC);
+        return the run's result and the manifest's own facts."""
         raise NotImplementedError
 
     def _already_done(self, output: ExportOutput) -> dict[str, Any] | None:
@@ -171,12 +180,28 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
     stopped and the result still holds every contact exactly once. When the output already has a manifest the
     export is complete and is not repeated.
 
+    Deleted contacts: GHL's search never returns them, so when ``output_path`` is a run of the
+    :data:`~airflow_provider_ghl.layout.FULL_EXPORT` layout, the ids of the previous committed full export of
+    the location (the latest earlier run directory with a manifest) that this one lacks are written as the
+    ``deleted`` dataset (``id``, ``locationId``, ``detectedAt``: this export's start), before the manifest.
+    The manifest's ``tombstones`` says which export was compared; the first export has no ``deleted`` dataset.
+
     Returns a small summary (manifest path, counts) and attaches an Asset for the output directory to the
-    ``ghl_contacts_export`` asset alias. Parameters: see :class:`GHLBaseExportOperator`.
+    ``ghl_contacts_export`` asset alias.
+
+    :param tombstones: compare with the previous full export and write the ``deleted`` dataset (default).
+        Other parameters: see :class:`GHLBaseExportOperator`.
     """
 
+    def __init__(self, *, tombstones: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tombstones = tombstones
+
+    def validate(self, context: Context) -> dict[str, Any]:
+        return {**super().validate(context), "tombstones": require_bool("tombstones", self.tombstones)}
+
     def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        location = args["location_id"]
+        location, output = args["location_id"], args["output"]
         # Resolved once per run; an unknown location fails here, before anything is written.
         custom_fields = custom_field_keys(hook.get_custom_fields(location_id=location))
         page_limit = args["page_limit"]
@@ -198,4 +223,21 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
                 location,
             )
         datasets = {"contacts": {"files": result["files"], "records": result["records"]}}
-        return {**result, "datasets": datasets}, {"files": result["files"], "records": result["records"]}
+        facts: dict[str, Any] = {"files": result["files"], "records": result["records"]}
+        previous = previous_full_export(FULL_EXPORT, output.root, location) if args["tombstones"] else None
+        facts["tombstones"] = None
+        if previous is not None:
+            ids = vanished_ids(previous, output, result["files"])
+            parts = write_tombstones(
+                output,
+                ids,
+                location_id=location,
+                detected_at=args["started_at"],
+                records_per_file=args["records_per_file"],
+            )
+            datasets[DELETED] = {"files": [p.name for p in parts], "records": len(ids)}
+            facts["tombstones"] = {
+                "previous_export": str(previous.root),
+                "previous_records": previous.manifest["datasets"]["contacts"]["records"],
+            }
+        return {**result, "datasets": datasets}, facts
