@@ -14,9 +14,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ghl.export.output import Checkpoint, ExportOutput, PartWriter
+
+if TYPE_CHECKING:
+    from airflow_provider_ghl.export.parquet import ParquetTable
+
+#: Each dataset's record layout: CSV columns, a Parquet table or None (see ``ExportOutput.record_layouts``).
+Layouts = Mapping[str, "Sequence[str] | ParquetTable | None"]
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +113,7 @@ class DatasetWriters:
 
     :param output: where the parts go.
     :param checkpoints: progress restored from an earlier attempt, per dataset (updated in place).
-    :param columns: the datasets to write, each with its CSV columns (None for JSON Lines).
+    :param columns: the datasets to write, each with its record layout (``ExportOutput.record_layouts``).
     :param records_per_file: a part this full triggers a commit of all datasets.
     :param identity: what the run exports (location, window, format); stored with the checkpoint.
     """
@@ -116,7 +122,7 @@ class DatasetWriters:
         self,
         output: ExportOutput,
         checkpoints: dict[str, Checkpoint],
-        columns: Mapping[str, Sequence[str] | None],
+        columns: Layouts,
         *,
         records_per_file: int,
         identity: Mapping[str, Any] | None = None,
@@ -164,10 +170,21 @@ class DatasetWriters:
         self._parts.clear()
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        return {
-            dataset: {"files": [p.name for p in cp.parts], "records": cp.records}
-            for dataset, cp in self.checkpoints.items()
-        }
+        summary: dict[str, dict[str, Any]] = {}
+        for dataset, cp in self.checkpoints.items():
+            summary[dataset] = {"files": [p.name for p in cp.parts], "records": cp.records}
+            if self.output.fmt == "parquet":
+                summary[dataset]["type_mismatches"] = sum_counts(p.type_mismatches for p in cp.parts)
+        return summary
+
+
+def sum_counts(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Per-key totals of several counters (e.g. the type mismatches of every part)."""
+    total: dict[str, int] = {}
+    for count in counts:
+        for key, n in count.items():
+            total[key] = total.get(key, 0) + n
+    return dict(sorted(total.items()))
 
 
 #: Turns one page of contacts into ``(dataset, record)`` pairs to write.
@@ -178,7 +195,7 @@ def run_export(
     pages: PageSource,
     output: ExportOutput,
     transform: PageTransform,
-    columns: Mapping[str, Sequence[str] | None],
+    columns: Layouts,
     *,
     records_per_file: int = 10_000,
     progress_every: int = 10,
@@ -223,20 +240,23 @@ def export_contacts(
     output: ExportOutput,
     *,
     custom_fields: Mapping[str, str],
+    definitions: Sequence[Mapping[str, Any]] = (),
     records_per_file: int = 10_000,
     progress_every: int = 10,
     label: str = "contacts",
     identity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every contact ``pages`` yields, with ``customFieldsByKey``: the full export's one dataset."""
-    columns = None
-    if output.fmt == "csv":
-        columns = [*CSV_COLUMNS, *(f"customFieldsByKey.{k}" for k in sorted(set(custom_fields.values())))]
+    """Every contact ``pages`` yields, with ``customFieldsByKey``: the full export's one dataset.
+
+    :param custom_fields: custom field id -> short key (``customFieldsByKey``, the CSV columns).
+    :param definitions: the custom field definitions (the Parquet columns; may be empty).
+    """
+    csv_columns = [*CSV_COLUMNS, *(f"customFieldsByKey.{k}" for k in sorted(set(custom_fields.values())))]
     result = run_export(
         pages,
         output,
         lambda contacts: (("contacts", with_custom_fields_by_key(c, custom_fields)) for c in contacts),
-        {"contacts": columns},
+        output.record_layouts(["contacts"], {"contacts": csv_columns}, definitions),
         records_per_file=records_per_file,
         progress_every=progress_every,
         label=label,

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 from airflow.sdk import ObjectStoragePath
@@ -24,9 +24,13 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.validation import output_location, require_choice
 
+if TYPE_CHECKING:
+    from airflow_provider_ghl.export.parquet import ParquetTable
+
+
 MANIFEST = "_manifest.json"
 CHECKPOINT = "_checkpoint.json"
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", "parquet")
 COMPRESSIONS = (None, "gzip")
 #: Records gathered in memory before one write to the part file (see :class:`PartWriter`).
 FLUSH_RECORDS = 500
@@ -70,6 +74,8 @@ class PartInfo:
     name: str
     records: int
     bytes: int
+    #: Parquet: values per column that did not fit its type (kept in the raw column).
+    type_mismatches: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,8 +103,8 @@ class ExportOutput:
     """The output directory of one export run.
 
     :param root: the directory (resolved with :func:`resolve_output`).
-    :param fmt: ``jsonl`` or ``csv``.
-    :param compression: None or ``gzip``.
+    :param fmt: ``jsonl``, ``csv`` or ``parquet``.
+    :param compression: None or ``gzip`` (for Parquet, the codec inside the file; the default is snappy).
     """
 
     def __init__(self, root: ObjectStoragePath, *, fmt: str = "jsonl", compression: str | None = None) -> None:
@@ -108,7 +114,8 @@ class ExportOutput:
 
     @property
     def suffix(self) -> str:
-        return f".{self.fmt}" + (".gz" if self.compression == "gzip" else "")
+        gzipped = self.compression == "gzip" and self.fmt != "parquet"  # Parquet compresses inside the file
+        return f".{self.fmt}" + (".gz" if gzipped else "")
 
     def part_name(self, dataset: str, number: int) -> str:
         return f"{dataset}-{number:05d}{self.suffix}"
@@ -171,9 +178,37 @@ class ExportOutput:
         tmp.rename(path)
 
     # -- parts ----------------------------------------------------------------------------------------------
-    def open_part(self, dataset: str, number: int, columns: Sequence[str] | None = None) -> PartWriter:
+    def record_layouts(
+        self,
+        datasets: Iterable[str],
+        csv_columns: Mapping[str, Sequence[str]],
+        definitions: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Sequence[str] | ParquetTable | None]:
+        """How each dataset's records are laid out in this output's format.
+
+        :param datasets: the datasets (``contacts``, ``tasks``, ``deleted``...).
+        :param csv_columns: each dataset's CSV columns.
+        :param definitions: the location's custom field definitions (the contacts' Parquet columns).
+        """
+        if self.fmt == "parquet":
+            from airflow_provider_ghl.export.parquet import parquet_tables
+
+            return dict(parquet_tables(list(datasets), definitions))
+        return {d: csv_columns[d] if self.fmt == "csv" else None for d in datasets}
+
+    def open_part(self, dataset: str, number: int, columns: Sequence[str] | ParquetTable | None = None) -> PartWriter:
+        """A writer for part ``number`` of ``dataset``, laid out by ``columns`` (see :meth:`record_layouts`)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return PartWriter(self, self.part_name(dataset, number), columns)
+        name = self.part_name(dataset, number)
+        if self.fmt == "parquet":
+            from airflow_provider_ghl.export.parquet import ParquetPartWriter, ParquetTable
+
+            if not isinstance(columns, ParquetTable):
+                raise GHLConfigError("parquet output needs its table")
+            return ParquetPartWriter(self, name, columns)
+        if isinstance(columns, str) or not (columns is None or isinstance(columns, Sequence)):
+            raise GHLConfigError(f"{self.fmt} output takes CSV columns or None")
+        return PartWriter(self, name, columns)
 
 
 class PartWriter:

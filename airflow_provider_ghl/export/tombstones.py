@@ -11,52 +11,21 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
 
 import orjson
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_ghl.export.output import MANIFEST, ExportOutput, PartInfo, read_json
-from airflow_provider_ghl.layout import OutputLayout
+from airflow_provider_ghl.export.history import CommittedExport
+from airflow_provider_ghl.export.output import ExportOutput, PartInfo
 
 #: The tombstone dataset's name and its records' columns.
 DELETED = "deleted"
 TOMBSTONE_COLUMNS = ("id", "locationId", "detectedAt")
 
 
-@dataclass(frozen=True)
-class CommittedExport:
-    """A complete full export: its directory and its manifest."""
-
-    root: ObjectStoragePath
-    manifest: Mapping[str, Any]
-
-    @property
-    def contact_files(self) -> list[str]:
-        return list(self.manifest["datasets"]["contacts"]["files"])
-
-
-def previous_full_export(layout: OutputLayout, root: ObjectStoragePath, location_id: str) -> CommittedExport | None:
-    """The latest committed full export of ``location_id`` before ``root`` in ``layout``, if any.
-
-    A run directory without a manifest (unfinished, or not an export) or of another location or dataset is
-    passed over.
-
-    :param layout: the kind of output (``FULL_EXPORT``).
-    :param root: this export's directory.
-    :param location_id: this export's location.
-    """
-    for directory in layout.earlier_runs(root):
-        manifest = read_json(directory / MANIFEST)
-        if manifest and manifest.get("dataset") == "contacts" and manifest.get("location_id") == location_id:
-            return CommittedExport(directory, manifest)
-    return None
-
-
 def contact_ids(root: ObjectStoragePath, files: Iterable[str], fmt: str) -> Iterator[str]:
-    """The ``id`` of every record in ``files`` of ``root`` (``jsonl`` or ``csv``, gzip or not).
+    """The ``id`` of every record in ``files`` of ``root`` (``jsonl``, ``csv`` or ``parquet``, gzip or not).
 
     :param root: the export directory.
     :param files: its part file names.
@@ -64,6 +33,11 @@ def contact_ids(root: ObjectStoragePath, files: Iterable[str], fmt: str) -> Iter
     """
     for name in files:
         path = root / name
+        if fmt == "parquet":
+            from airflow_provider_ghl.export.parquet import parquet_ids
+
+            yield from parquet_ids(path)
+            continue
         with path.open("rb") as raw:
             data = raw.read()
         if name.endswith(".gz"):
@@ -103,7 +77,9 @@ def write_tombstones(
     """
     parts: list[PartInfo] = []
     for start in range(0, len(ids), records_per_file):
-        part = output.open_part(DELETED, len(parts) + 1, TOMBSTONE_COLUMNS)
+        part = output.open_part(
+            DELETED, len(parts) + 1, output.record_layouts([DELETED], {DELETED: TOMBSTONE_COLUMNS})[DELETED]
+        )
         try:
             for contact_id in ids[start : start + records_per_file]:
                 part.write({"id": contact_id, "locationId": location_id, "detectedAt": detected_at})

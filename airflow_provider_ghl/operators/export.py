@@ -10,12 +10,14 @@ from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
 from airflow_provider_ghl import __version__
 from airflow_provider_ghl.export.contacts import custom_field_keys, export_contacts, utcnow_iso
+from airflow_provider_ghl.export.history import custom_field_types, previous_export, schema_drift
 from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS, MANIFEST, ExportOutput
-from airflow_provider_ghl.export.tombstones import DELETED, previous_full_export, vanished_ids, write_tombstones
+from airflow_provider_ghl.export.tombstones import DELETED, vanished_ids, write_tombstones
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
 from airflow_provider_ghl.layout import FULL_EXPORT
 from airflow_provider_ghl.operators.base import GHLBaseOperator
 from airflow_provider_ghl.validation import (
+    file_format,
     location_or_default,
     output_location,
     require_bool,
@@ -44,8 +46,9 @@ class GHLBaseExportOperator(GHLBaseOperator):
         over what the operator derives (see :func:`~airflow_provider_ghl.hooks.mixin.hook_kwargs`).
     :param output_path: output directory, an Airflow object-storage URI such as ``file:///data/ghl/...`` or
         ``s3://bucket/ghl/...`` (templated).
-    :param file_format: ``jsonl`` (default) or ``csv`` (flattened, named columns).
-    :param compression: None or ``gzip``.
+    :param file_format: ``jsonl`` (default), ``csv`` (flattened, named columns) or ``parquet`` (typed columns;
+        needs the ``[parquet]`` extra, pyarrow).
+    :param compression: None or ``gzip`` (Parquet: the codec inside each file; default snappy).
     :param page_limit: contacts per search request, 1 to 500.
     :param records_per_file: records per part file; also how much work a retry can lose.
     :param progress_every: log progress every this many pages (at least 1).
@@ -87,7 +90,7 @@ class GHLBaseExportOperator(GHLBaseOperator):
             progress_every=require_int("progress_every", self.progress_every, minimum=1),
             output=ExportOutput(
                 output_location("output_path", self.output_path),
-                fmt=require_choice("file_format", self.file_format, FORMATS),
+                fmt=file_format("file_format", self.file_format, FORMATS),
                 compression=require_choice("compression", self.compression, COMPRESSIONS),
             ),
         )
@@ -203,12 +206,14 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
     def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         location, output = args["location_id"], args["output"]
         # Resolved once per run; an unknown location fails here, before anything is written.
-        custom_fields = custom_field_keys(hook.get_custom_fields(location_id=location))
+        definitions = hook.get_custom_fields(location_id=location)
+        custom_fields = custom_field_keys(definitions)
         page_limit = args["page_limit"]
         result = export_contacts(
             lambda cursor: hook.iter_contact_pages(page_limit=page_limit, search_after=cursor, location_id=location),
             args["output"],
             custom_fields=custom_fields,
+            definitions=definitions,
             records_per_file=args["records_per_file"],
             progress_every=args["progress_every"],
             label=f"GHL contacts of {location}",
@@ -222,11 +227,13 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
                 result["ghl_total"],
                 location,
             )
-        datasets = {"contacts": {"files": result["files"], "records": result["records"]}}
+        datasets = {"contacts": {k: v for k, v in result.items() if k in ("files", "records", "type_mismatches")}}
         facts: dict[str, Any] = {"files": result["files"], "records": result["records"]}
-        previous = previous_full_export(FULL_EXPORT, output.root, location) if args["tombstones"] else None
+        previous = previous_export(FULL_EXPORT, output.root, location)
+        facts["custom_fields"] = custom_field_types(definitions)
+        facts["schema_drift"] = schema_drift(previous, facts["custom_fields"])
         facts["tombstones"] = None
-        if previous is not None:
+        if previous is not None and args["tombstones"]:
             ids = vanished_ids(previous, output, result["files"])
             parts = write_tombstones(
                 output,
@@ -236,6 +243,8 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
                 records_per_file=args["records_per_file"],
             )
             datasets[DELETED] = {"files": [p.name for p in parts], "records": len(ids)}
+            if output.fmt == "parquet":
+                datasets[DELETED]["type_mismatches"] = {}
             facts["tombstones"] = {
                 "previous_export": str(previous.root),
                 "previous_records": previous.manifest["datasets"]["contacts"]["records"],

@@ -67,7 +67,7 @@ def test_unusable_output_uri_is_refused_naming_the_field(uri: str, message: str)
 
 def test_bad_format_and_compression_are_refused(tmp_path: Path) -> None:
     with pytest.raises(GHLConfigError, match="format"):
-        _output(tmp_path, fmt="parquet")
+        _output(tmp_path, fmt="xml")
     with pytest.raises(GHLConfigError, match="compression"):
         _output(tmp_path, compression="zstd")
 
