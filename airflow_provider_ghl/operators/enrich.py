@@ -91,6 +91,9 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
             "window": (since - lookback, until),
         }
 
+    def lineage_resources(self, args: dict[str, Any]) -> list[str]:
+        return ["contacts", *args["include"]]
+
     def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         location, output, include = args["location_id"], args["output"], args["include"]
         (since, until), page_limit = args["window"], args["page_limit"]

@@ -11,6 +11,7 @@ from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 from airflow_provider_ghl import __version__
 from airflow_provider_ghl.export.contacts import custom_field_keys, export_contacts, utcnow_iso
 from airflow_provider_ghl.export.history import custom_field_types, previous_export, schema_drift
+from airflow_provider_ghl.export.lineage import operator_lineage
 from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS, MANIFEST, ExportOutput
 from airflow_provider_ghl.export.tombstones import DELETED, vanished_ids, write_tombstones
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
@@ -99,6 +100,7 @@ class GHLBaseExportOperator(GHLBaseOperator):
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         output: ExportOutput = args["output"]
+        self._lineage_target = (args["location_id"], self.lineage_resources(args), str(output.root))
         if (done := self._already_done(output)) is not None:
             return self._summary(output, done)
         started, started_at = time.monotonic(), utcnow_iso()
@@ -113,6 +115,21 @@ class GHLBaseExportOperator(GHLBaseOperator):
             duration_seconds=round(time.monotonic() - started, 3),
         )
         return self._summary(output, manifest)
+
+    def lineage_resources(self, args: dict[str, Any]) -> list[str]:
+        """The GHL resources the export reads (the inputs of its lineage)."""
+        return ["contacts"]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (when the openlineage provider is installed): ``highlevel://<location_id>`` inputs
+        named by resource, the output directory by OpenLineage's naming (see ``export/lineage.py``).
+
+        :param task_instance: the finished task instance (unused: what the run resolved is kept by ``call``).
+        """
+        target = getattr(self, "_lineage_target", None)
+        if target is None:  # not executed (e.g. skipped before validation): the arguments as given
+            target = (self.location_id or self.hook.config.location_id, ["contacts"], str(self.output_path))
+        return operator_lineage(*target)
 
     def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Write the data with the validated ``args`` (and ``started_at``, the run's start in ISO 8601 UTC);
