@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 
 from airflow_provider_ghl.export.lineage import ghl_dataset_name, storage_dataset_name
 from airflow_provider_ghl.sandbox.testing import SandboxServer
+from tests.dag_run import run_dag_file
 
 DAGS = Path(__file__).with_name("dags")
 
@@ -33,24 +32,15 @@ def test_dag_run_emits_ghl_inputs_and_the_output_directory(
     location = sandbox.info["locations"][0]["id"]
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     events = tmp_path / "events.jsonl"
-    env = {
-        **os.environ,
-        "AIRFLOW_CONN_GHL_AIRFLOW_EXPORT": json.dumps(sandbox.airflow_connection(0)),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "GHL_TEST_CONN": "ghl_airflow_export",
-        "GHL_TEST_OUTPUT": f"file://{tmp_path}/out",
-        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(events), "append": True}),
-        "AIRFLOW__OPENLINEAGE__NAMESPACE": "ghl-test",
-    }
-    run = subprocess.run(
-        [sys.executable, str(DAGS / "ghl_export_in_airflow.py"), end.isoformat()],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
+    run_dag_file(
+        DAGS / "ghl_export_in_airflow.py",
+        "ghl_airflow_export",
+        sandbox.airflow_connection(0),
+        f"file://{tmp_path}/out",
+        end.isoformat(),
+        AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps({"type": "file", "log_file_path": str(events), "append": True}),
+        AIRFLOW__OPENLINEAGE__NAMESPACE="ghl-test",
     )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0 and "DAGRUN_STATE success" in output, output[-4000:]
 
     complete = {}
     for line in events.read_text().splitlines():
