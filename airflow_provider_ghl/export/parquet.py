@@ -246,28 +246,28 @@ class ParquetTable:
     def converter(self) -> Callable[[Mapping[str, Any], dict[str, int]], dict[str, Any]]:
         """A function turning one record into its row, counting mismatches per column in its second argument."""
         types = _types()
-        plain = [(name, types[kind][1]) for name, kind in self.fields.items()]
+        # Text fields are most of a contact and nearly always already str: copied without a converter call.
+        text = [name for name, kind in self.fields.items() if kind == "text"]
+        plain = [(name, types[kind][1]) for name, kind in self.fields.items() if kind != "text"]
         custom = {fid: (name, types[kind][1]) for fid, (name, kind) in self.custom_fields.items()}
         known = set(self.fields) | {RAW_CUSTOM_FIELDS, "customFieldsByKey"}
         raw = self.raw_custom_fields
 
         def convert(record: Mapping[str, Any], mismatches: dict[str, int]) -> dict[str, Any]:
             row: dict[str, Any] = {}
+            for name in text:
+                value = record.get(name)
+                if value is None or value.__class__ is str:
+                    row[name] = value
+                else:
+                    plain_value(row, name, to_text, value, mismatches)
             for name, to_column in plain:
-                try:
-                    row[name] = to_column(record.get(name))
-                except Mismatch:
-                    row[name] = None
-                    mismatches[name] = mismatches.get(name, 0) + 1
+                plain_value(row, name, to_column, record.get(name), mismatches)
             values = record.get(RAW_CUSTOM_FIELDS) or ()
             for item in values if isinstance(values, list) else ():
                 column = custom.get(str(item.get("id"))) if isinstance(item, dict) else None
                 if column is not None:
-                    name, to_column = column
-                    try:
-                        row[name] = to_column(item.get("value"))
-                    except Mismatch:
-                        mismatches[name] = mismatches.get(name, 0) + 1
+                    plain_value(row, column[0], column[1], item.get("value"), mismatches)
             if raw:
                 row[RAW_CUSTOM_FIELDS] = to_json_text(record.get(RAW_CUSTOM_FIELDS))
             extra = {k: v for k, v in record.items() if k not in known}
@@ -275,6 +275,17 @@ class ParquetTable:
             return row
 
         return convert
+
+
+def plain_value(
+    row: dict[str, Any], name: str, to_column: Callable[[Any], Any], value: Any, mismatches: dict[str, int]
+) -> None:
+    """``row[name]`` is ``value`` converted, or null with the mismatch counted."""
+    try:
+        row[name] = to_column(value)
+    except Mismatch:
+        row[name] = None
+        mismatches[name] = mismatches.get(name, 0) + 1
 
 
 def custom_field_columns(definitions: Iterable[Mapping[str, Any]]) -> dict[str, tuple[str, str]]:
