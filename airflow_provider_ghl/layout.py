@@ -17,7 +17,8 @@ Imports nothing from Airflow, so a script can use it before it has configured Ai
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol, Self, TypeVar, overload
@@ -66,16 +67,20 @@ class RunValue:
     :param name: the Airflow template-context name, also the keyword :meth:`OutputLayout.path` takes it by.
     :param template: how Airflow renders it.
     :param format: the same text from a Python ``date`` / ``datetime``.
+    :param regex: what that text looks like (a regular expression); its text sorts in time order.
     """
 
     name: str
     template: str
     format: Callable[[date], str]
+    regex: str
 
 
-DS = RunValue("ds", "{{ ds }}", _ds)
-DATA_INTERVAL_START = RunValue("data_interval_start", "{{ data_interval_start | ts_nodash }}", _ts_nodash)
-DATA_INTERVAL_END = RunValue("data_interval_end", "{{ data_interval_end | ts_nodash }}", _ts_nodash)
+DS = RunValue("ds", "{{ ds }}", _ds, r"\d{4}-\d{2}-\d{2}")
+DATA_INTERVAL_START = RunValue(
+    "data_interval_start", "{{ data_interval_start | ts_nodash }}", _ts_nodash, r"\d{8}T\d{6}"
+)
+DATA_INTERVAL_END = RunValue("data_interval_end", "{{ data_interval_end | ts_nodash }}", _ts_nodash, r"\d{8}T\d{6}")
 
 
 class _Joinable(Protocol):
@@ -85,6 +90,19 @@ class _Joinable(Protocol):
 
 
 _P = TypeVar("_P", bound=_Joinable)
+
+
+class _Listable(Protocol):
+    """A directory path that knows its name and parent and lists its children (``Path``, ``ObjectStoragePath``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def parent(self) -> Self: ...
+    def iterdir(self) -> Iterable[Self]: ...
+
+
+_L = TypeVar("_L", bound=_Listable)
 
 
 @dataclass(frozen=True)
@@ -128,6 +146,30 @@ class OutputLayout:
         for part in parts:
             root = root / part
         return root
+
+    def earlier_runs(self, directory: _L) -> list[_L]:
+        """The other run directories of this kind beside ``directory`` that sort before it, latest first.
+
+        ``<root>/<location_id>/contacts/full/2026-11-29`` gives the sibling ``.../2026-11-22`` and earlier
+        ones (names are timestamps, so name order is time order). A directory whose name is not one of this
+        kind's runs (an ``output_path`` outside the layout) has none. Whether a run is complete is for its
+        manifest to say; this only lists.
+
+        :param directory: a run directory of this layout, existing or not.
+        """
+        last = self.pattern.rsplit("/", 1)[-1]
+        regex = re.escape(last)
+        for value in self.values:
+            regex = regex.replace(re.escape(f"{{{value.name}}}"), value.regex)
+        run_name = re.compile(regex)
+        if not run_name.fullmatch(directory.name):
+            return []
+        parent = directory.parent
+        try:
+            siblings = [p for p in parent.iterdir() if run_name.fullmatch(p.name) and p.name < directory.name]
+        except FileNotFoundError:
+            return []
+        return sorted(siblings, key=lambda p: p.name, reverse=True)
 
     def describe(self, root: str = f"{{{EXPORT_ROOT_VARIABLE}}}") -> str:
         """The layout for people: ``{ghl_export_root}/<location_id>/contacts/full/<ds>/``.

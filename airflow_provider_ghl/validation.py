@@ -6,6 +6,7 @@ fails the task at once (no retry) and nothing is sent to GHL.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -244,6 +245,16 @@ def require_choices(field: str, value: Any, choices: Sequence[str], *, allow_emp
     if unknown:
         raise GHLInputError(field, f"unknown {', '.join(map(repr, unknown))}; choose from {', '.join(choices)}")
     return items
+
+
+def file_format(field: str, value: Any, formats: Sequence[str]) -> str:
+    """One of ``formats``; ``parquet`` only when pyarrow is installed (the ``[parquet]`` extra)."""
+    chosen = require_choice(field, value, formats)
+    if chosen == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise GHLInputError(
+            field, "parquet needs pyarrow, which is not installed: pip install 'airflow-provider-ghl[parquet]'"
+        )
+    return chosen
 
 
 def require_int(field: str, value: Any, *, minimum: int, maximum: int | None = None) -> int:

@@ -52,3 +52,21 @@ def test_a_path_needs_exactly_the_layouts_run_values() -> None:
 
 def test_the_root_is_the_variable_with_its_default() -> None:
     assert EXPORT_ROOT == "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}"
+
+
+def test_earlier_runs_are_the_siblings_of_the_same_kind_before_a_run_latest_first(tmp_path: Path) -> None:
+    runs = [FULL_EXPORT.path(tmp_path, "loc", ds=date(2026, 11, d)) for d in (8, 15, 22, 29)]
+    for run in runs:
+        run.mkdir(parents=True)
+    (runs[0].parent / "notes").mkdir()  # not a run directory
+    assert FULL_EXPORT.earlier_runs(runs[2]) == [runs[1], runs[0]]
+    assert FULL_EXPORT.earlier_runs(runs[0]) == []
+    assert FULL_EXPORT.earlier_runs(runs[0].parent / "adhoc") == []  # outside the layout: none
+    assert FULL_EXPORT.earlier_runs(tmp_path / "nowhere" / "2026-11-01") == []
+    window = ENRICHMENT.path(
+        tmp_path,
+        "loc",
+        data_interval_start=datetime(2026, 11, 23, 19, tzinfo=UTC),
+        data_interval_end=datetime(2026, 11, 23, 20, tzinfo=UTC),
+    )
+    assert ENRICHMENT.earlier_runs(window) == []

@@ -26,11 +26,8 @@ CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def enrichment_columns(include: Sequence[str], csv: bool) -> dict[str, Sequence[str] | None]:
-    """The datasets of an enrichment run, with CSV columns when the output is CSV."""
-    datasets: dict[str, Sequence[str] | None] = {"contacts": CSV_COLUMNS if csv else None}
-    datasets.update({kind: CHILD_COLUMNS[kind] if csv else None for kind in include})
-    return datasets
+#: Every enrichment dataset's CSV columns.
+ENRICHMENT_CSV_COLUMNS: dict[str, Sequence[str]] = {"contacts": CSV_COLUMNS, **CHILD_COLUMNS}
 
 
 def use_task_search(mode: str, contacts: int) -> bool:

@@ -16,20 +16,46 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+import orjson
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.validation import output_location, require_choice
 
+if TYPE_CHECKING:
+    from airflow_provider_ghl.export.parquet import ParquetTable
+
+
 MANIFEST = "_manifest.json"
 CHECKPOINT = "_checkpoint.json"
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", "parquet")
 COMPRESSIONS = (None, "gzip")
 #: Records gathered in memory before one write to the part file (see :class:`PartWriter`).
 FLUSH_RECORDS = 500
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+_encode_json_stdlib = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
+def json_line(record: Mapping[str, Any]) -> bytes:
+    """One JSON Lines record: compact UTF-8 JSON and a newline.
+
+    orjson encodes a contact about ten times faster than ``json``, which made the writer most of the export's
+    client CPU. What orjson refuses (an integer beyond 64 bits) goes through ``json`` instead, so a record
+    is never lost to the encoder; both write the same compact, non-ASCII-escaping form.
+
+    :param record: the record (str keys; other keys are written as their text).
+    """
+    try:
+        return orjson.dumps(record, default=str, option=_ORJSON_OPTIONS)
+    except (orjson.JSONEncodeError, TypeError):
+        return (_encode_json_stdlib(record) + "\n").encode("utf-8")
+
+
+def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
+    """The JSON object stored at ``path``; None when there is no such file."""
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def resolve_output(uri: str | ObjectStoragePath, *, field_name: str = "output_path") -> ObjectStoragePath:
@@ -48,6 +74,8 @@ class PartInfo:
     name: str
     records: int
     bytes: int
+    #: Parquet: values per column that did not fit its type (kept in the raw column).
+    type_mismatches: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,8 +103,8 @@ class ExportOutput:
     """The output directory of one export run.
 
     :param root: the directory (resolved with :func:`resolve_output`).
-    :param fmt: ``jsonl`` or ``csv``.
-    :param compression: None or ``gzip``.
+    :param fmt: ``jsonl``, ``csv`` or ``parquet``.
+    :param compression: None or ``gzip`` (for Parquet, the codec inside the file; the default is snappy).
     """
 
     def __init__(self, root: ObjectStoragePath, *, fmt: str = "jsonl", compression: str | None = None) -> None:
@@ -86,15 +114,15 @@ class ExportOutput:
 
     @property
     def suffix(self) -> str:
-        return f".{self.fmt}" + (".gz" if self.compression == "gzip" else "")
+        gzipped = self.compression == "gzip" and self.fmt != "parquet"  # Parquet compresses inside the file
+        return f".{self.fmt}" + (".gz" if gzipped else "")
 
     def part_name(self, dataset: str, number: int) -> str:
         return f"{dataset}-{number:05d}{self.suffix}"
 
     # -- manifest and checkpoint ----------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any] | None:
-        path = self.root / MANIFEST
-        return json.loads(path.read_text()) if path.exists() else None
+        return read_json(self.root / MANIFEST)
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> ObjectStoragePath:
         """Publish the manifest (temp file, then rename) and drop the checkpoint: the run is committed."""
@@ -150,9 +178,37 @@ class ExportOutput:
         tmp.rename(path)
 
     # -- parts ----------------------------------------------------------------------------------------------
-    def open_part(self, dataset: str, number: int, columns: Sequence[str] | None = None) -> PartWriter:
+    def record_layouts(
+        self,
+        datasets: Iterable[str],
+        csv_columns: Mapping[str, Sequence[str]],
+        definitions: Sequence[Mapping[str, Any]] = (),
+    ) -> dict[str, Sequence[str] | ParquetTable | None]:
+        """How each dataset's records are laid out in this output's format.
+
+        :param datasets: the datasets (``contacts``, ``tasks``, ``deleted``...).
+        :param csv_columns: each dataset's CSV columns.
+        :param definitions: the location's custom field definitions (the contacts' Parquet columns).
+        """
+        if self.fmt == "parquet":
+            from airflow_provider_ghl.export.parquet import parquet_tables
+
+            return dict(parquet_tables(list(datasets), definitions))
+        return {d: csv_columns[d] if self.fmt == "csv" else None for d in datasets}
+
+    def open_part(self, dataset: str, number: int, columns: Sequence[str] | ParquetTable | None = None) -> PartWriter:
+        """A writer for part ``number`` of ``dataset``, laid out by ``columns`` (see :meth:`record_layouts`)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        return PartWriter(self, self.part_name(dataset, number), columns)
+        name = self.part_name(dataset, number)
+        if self.fmt == "parquet":
+            from airflow_provider_ghl.export.parquet import ParquetPartWriter, ParquetTable
+
+            if not isinstance(columns, ParquetTable):
+                raise GHLConfigError("parquet output needs its table")
+            return ParquetPartWriter(self, name, columns)
+        if isinstance(columns, str) or not (columns is None or isinstance(columns, Sequence)):
+            raise GHLConfigError(f"{self.fmt} output takes CSV columns or None")
+        return PartWriter(self, name, columns)
 
 
 class PartWriter:
@@ -176,7 +232,7 @@ class PartWriter:
         self._sink: IO[bytes] = self._zip or self._raw  # type: ignore[assignment]
         # Lines are gathered in memory and written FLUSH_RECORDS at a time: every call on the file object goes
         # through Airflow's lineage-tracking wrapper (ObjectStoragePath.open), too slow to pay per record.
-        self._lines: list[str] = []
+        self._lines: list[bytes] = []
         self._csv = None
         if output.fmt == "csv":
             sink = _LineSink(self._lines)
@@ -187,14 +243,14 @@ class PartWriter:
         if self._csv is not None:
             self._csv.writerow(flatten(record))
         else:
-            self._lines.append(_encode_json(record) + "\n")
+            self._lines.append(json_line(record))
         self.records += 1
         if self.records % FLUSH_RECORDS == 0:
             self._flush()
 
     def _flush(self) -> None:
         if self._lines:
-            self._sink.write("".join(self._lines).encode("utf-8"))
+            self._sink.write(b"".join(self._lines))
             self._lines.clear()
 
     def write_many(self, records: Iterable[Mapping[str, Any]]) -> None:
@@ -224,10 +280,13 @@ class PartWriter:
 
 
 class _LineSink:
-    """What ``csv.writer`` writes to: appends each row's text to the part's pending lines."""
+    """What ``csv.writer`` writes to: appends each row, UTF-8 encoded, to the part's pending lines."""
 
-    def __init__(self, lines: list[str]) -> None:
-        self.write = lines.append
+    def __init__(self, lines: list[bytes]) -> None:
+        self._lines = lines
+
+    def write(self, row: str) -> None:
+        self._lines.append(row.encode("utf-8"))
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

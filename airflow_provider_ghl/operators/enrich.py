@@ -7,8 +7,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_ghl.export.contacts import run_export
-from airflow_provider_ghl.export.enrich import TASK_SEARCH_MODES, child_records, enrichment_columns
+from airflow_provider_ghl.export.enrich import ENRICHMENT_CSV_COLUMNS, TASK_SEARCH_MODES, child_records
+from airflow_provider_ghl.export.history import custom_field_types, previous_export, schema_drift
 from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
+from airflow_provider_ghl.layout import ENRICHMENT
 from airflow_provider_ghl.operators.export import GHLBaseExportOperator
 from airflow_provider_ghl.validation import (
     interval_datetime,
@@ -90,9 +92,14 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
             "window": (since - lookback, until),
         }
 
+    def lineage_resources(self, args: dict[str, Any]) -> list[str]:
+        return ["contacts", *args["include"]]
+
     def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         location, output, include = args["location_id"], args["output"], args["include"]
         (since, until), page_limit = args["window"], args["page_limit"]
+        # Only Parquet needs the custom field definitions (its typed columns): other formats send no request more.
+        definitions = self.custom_field_definitions(hook, args) if output.fmt == "parquet" else []
         result = run_export(
             lambda cursor: hook.iter_contact_pages(
                 since=since,
@@ -104,14 +111,19 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
             ),
             output,
             lambda contacts: self._records(hook, contacts, args),
-            enrichment_columns(include, output.fmt == "csv"),
+            output.record_layouts(["contacts", *include], ENRICHMENT_CSV_COLUMNS, definitions or []),
             records_per_file=args["records_per_file"],
             progress_every=args["progress_every"],
             label=f"GHL contacts of {location} changed in [{since.isoformat()}, {until.isoformat()})",
             identity={"location_id": location, "since": since.isoformat(), "until": until.isoformat()},
         )
         window = {"updated_since": since.isoformat(), "updated_until": until.isoformat()}
-        return result, {"window": window, "include": include}
+        facts: dict[str, Any] = {"window": window, "include": include}
+        if output.fmt == "parquet" and definitions is not None:
+            facts["custom_fields"] = custom_field_types(definitions)
+            previous = previous_export(ENRICHMENT, output.root, location, dataset=self.dataset)
+            facts["schema_drift"] = schema_drift(previous, facts["custom_fields"])
+        return result, facts
 
     @staticmethod
     def _records(hook: GHLHook, contacts: list[dict[str, Any]], args: dict[str, Any]) -> Iterable[tuple[str, Any]]:

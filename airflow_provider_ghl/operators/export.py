@@ -11,11 +11,16 @@ from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 from airflow_provider_ghl import __version__
 from airflow_provider_ghl.exceptions import GHLScopeError
 from airflow_provider_ghl.export.contacts import custom_field_keys, export_contacts, utcnow_iso
+from airflow_provider_ghl.export.history import custom_field_types, previous_export, schema_drift
+from airflow_provider_ghl.export.lineage import operator_lineage
 from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS, MANIFEST, ExportOutput
+from airflow_provider_ghl.export.tombstones import DELETED, vanished_ids, write_tombstones
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
 from airflow_provider_ghl.hooks.scopes import ScopeDegradations
+from airflow_provider_ghl.layout import FULL_EXPORT
 from airflow_provider_ghl.operators.base import GHLBaseOperator
 from airflow_provider_ghl.validation import (
+    file_format,
     location_or_default,
     output_location,
     require_bool,
@@ -44,8 +49,9 @@ class GHLBaseExportOperator(GHLBaseOperator):
         over what the operator derives (see :func:`~airflow_provider_ghl.hooks.mixin.hook_kwargs`).
     :param output_path: output directory, an Airflow object-storage URI such as ``file:///data/ghl/...`` or
         ``s3://bucket/ghl/...`` (templated).
-    :param file_format: ``jsonl`` (default) or ``csv`` (flattened, named columns).
-    :param compression: None or ``gzip``.
+    :param file_format: ``jsonl`` (default), ``csv`` (flattened, named columns) or ``parquet`` (typed columns;
+        needs the ``[parquet]`` extra, pyarrow).
+    :param compression: None or ``gzip`` (Parquet: the codec inside each file; default snappy).
     :param page_limit: contacts per search request, 1 to 500.
     :param records_per_file: records per part file; also how much work a retry can lose.
     :param progress_every: log progress every this many pages (at least 1).
@@ -87,7 +93,7 @@ class GHLBaseExportOperator(GHLBaseOperator):
             progress_every=require_int("progress_every", self.progress_every, minimum=1),
             output=ExportOutput(
                 output_location("output_path", self.output_path),
-                fmt=require_choice("file_format", self.file_format, FORMATS),
+                fmt=file_format("file_format", self.file_format, FORMATS),
                 compression=require_choice("compression", self.compression, COMPRESSIONS),
             ),
         )
@@ -96,12 +102,13 @@ class GHLBaseExportOperator(GHLBaseOperator):
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         output: ExportOutput = args["output"]
+        self._lineage_target = (args["location_id"], self.lineage_resources(args), str(output.root))
         if (done := self._already_done(output)) is not None:
             return self._summary(output, done)
         started, started_at = time.monotonic(), utcnow_iso()
         # The optional reads this run goes without for lack of a scope (each warned about once).
         degradations = ScopeDegradations(self.log)
-        result, facts = self.export(hook, {**args, "degradations": degradations})
+        result, facts = self.export(hook, {**args, "started_at": started_at, "degradations": degradations})
         manifest = self._publish(
             context,
             output,
@@ -114,9 +121,44 @@ class GHLBaseExportOperator(GHLBaseOperator):
         )
         return self._summary(output, manifest)
 
+    def lineage_resources(self, args: dict[str, Any]) -> list[str]:
+        """The GHL resources the export reads (the inputs of its lineage)."""
+        return ["contacts"]
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (when the openlineage provider is installed): ``highlevel://<location_id>`` inputs
+        named by resource, the output directory by OpenLineage's naming (see ``export/lineage.py``).
+
+        :param task_instance: the finished task instance (unused: what the run resolved is kept by ``call``).
+        """
+        target = getattr(self, "_lineage_target", None)
+        if target is None:  # not executed (e.g. skipped before validation): the arguments as given
+            target = (self.location_id or self.hook.config.location_id, ["contacts"], str(self.output_path))
+        return operator_lineage(*target)
+
     def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Write the data with the validated ``args``; return the run's result and the manifest's own facts."""
+        """Write the data with the validated ``args`` (and ``started_at``, the run's start in ISO 8601 UTC);
+        return the run's result and the manifest's own facts."""
         raise NotImplementedError
+
+    def custom_field_definitions(
+        self, hook: GHLHook, args: dict[str, Any], *, required: bool = False
+    ) -> list[dict[str, Any]] | None:
+        """The location's custom-field definitions, or None when the token lacks their scope (an optional read:
+        warned once and recorded in the manifest's ``degraded``), unless ``required``.
+
+        :param hook: the task's hook.
+        :param args: the validated arguments (location, the run's degradations).
+        :param required: raise the :class:`~airflow_provider_ghl.exceptions.GHLScopeError` instead.
+        """
+        try:
+            definitions: list[dict[str, Any]] = hook.get_custom_fields(location_id=args["location_id"])
+        except GHLScopeError as err:
+            if required:
+                raise
+            args["degradations"].without("get_custom_fields", err)
+            return None
+        return definitions
 
     def _already_done(self, output: ExportOutput) -> dict[str, Any] | None:
         manifest = output.read_manifest()
@@ -186,38 +228,45 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
     goes on with the raw ``customFields`` (by field id) and no ``customFieldsByKey`` (in CSV, one
     ``customFields`` column); the manifest's ``degraded`` says so.
 
+    Deleted contacts: GHL's search never returns them, so when ``output_path`` is a run of the
+    :data:`~airflow_provider_ghl.layout.FULL_EXPORT` layout, the ids of the previous committed full export of
+    the location (the latest earlier run directory with a manifest) that this one lacks are written as the
+    ``deleted`` dataset (``id``, ``locationId``, ``detectedAt``: this export's start), before the manifest.
+    The manifest's ``tombstones`` says which export was compared; the first export has no ``deleted`` dataset.
+
     Returns a small summary (manifest path, counts) and attaches an Asset for the output directory to the
     ``ghl_contacts_export`` asset alias.
 
     :param require_custom_field_names: fail (before writing anything) instead of going on without custom-field
         names when the token lacks ``locations/customFields.readonly``.
+    :param tombstones: compare with the previous full export and write the ``deleted`` dataset (default).
 
     Other parameters: see :class:`GHLBaseExportOperator`.
     """
 
-    def __init__(self, *, require_custom_field_names: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, require_custom_field_names: bool = False, tombstones: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.require_custom_field_names = require_custom_field_names
+        self.tombstones = tombstones
 
     def validate(self, context: Context) -> dict[str, Any]:
-        names = require_bool("require_custom_field_names", self.require_custom_field_names)
-        return {**super().validate(context), "require_custom_field_names": names}
+        return {
+            **super().validate(context),
+            "require_custom_field_names": require_bool("require_custom_field_names", self.require_custom_field_names),
+            "tombstones": require_bool("tombstones", self.tombstones),
+        }
 
     def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        location = args["location_id"]
+        location, output = args["location_id"], args["output"]
         # Read once per run, before anything is written (an unknown location fails here too).
-        try:
-            custom_fields: dict[str, str] | None = custom_field_keys(hook.get_custom_fields(location_id=location))
-        except GHLScopeError as err:
-            if args["require_custom_field_names"]:
-                raise
-            args["degradations"].without("get_custom_fields", err)
-            custom_fields = None
+        definitions = self.custom_field_definitions(hook, args, required=args["require_custom_field_names"])
+        custom_fields = custom_field_keys(definitions) if definitions is not None else None
         page_limit = args["page_limit"]
         result = export_contacts(
             lambda cursor: hook.iter_contact_pages(page_limit=page_limit, search_after=cursor, location_id=location),
             args["output"],
             custom_fields=custom_fields,
+            definitions=definitions or [],
             records_per_file=args["records_per_file"],
             progress_every=args["progress_every"],
             label=f"GHL contacts of {location}",
@@ -231,5 +280,27 @@ class GHLExportContactsOperator(GHLBaseExportOperator):
                 result["ghl_total"],
                 location,
             )
-        datasets = {"contacts": {"files": result["files"], "records": result["records"]}}
-        return {**result, "datasets": datasets}, {"files": result["files"], "records": result["records"]}
+        datasets = {"contacts": {k: v for k, v in result.items() if k in ("files", "records", "type_mismatches")}}
+        facts: dict[str, Any] = {"files": result["files"], "records": result["records"]}
+        previous = previous_export(FULL_EXPORT, output.root, location)
+        # Without the definitions (no scope) there is no schema to record or compare.
+        facts["custom_fields"] = custom_field_types(definitions) if definitions is not None else None
+        facts["schema_drift"] = schema_drift(previous, facts["custom_fields"]) if definitions is not None else None
+        facts["tombstones"] = None
+        if previous is not None and args["tombstones"]:
+            ids = vanished_ids(previous, output, result["files"])
+            parts = write_tombstones(
+                output,
+                ids,
+                location_id=location,
+                detected_at=args["started_at"],
+                records_per_file=args["records_per_file"],
+            )
+            datasets[DELETED] = {"files": [p.name for p in parts], "records": len(ids)}
+            if output.fmt == "parquet":
+                datasets[DELETED]["type_mismatches"] = {}
+            facts["tombstones"] = {
+                "previous_export": str(previous.root),
+                "previous_records": previous.manifest["datasets"]["contacts"]["records"],
+            }
+        return {**result, "datasets": datasets}, facts

@@ -143,7 +143,7 @@ def test_csv_export_has_named_columns(conn_id: str, export_sandbox: SandboxServe
         ({"output_path": "relative/dir"}, GHLConfigError, "output_path"),
         ({"page_limit": 501}, GHLConfigError, "page_limit"),
         ({"records_per_file": 0}, GHLConfigError, "records_per_file"),
-        ({"file_format": "parquet"}, GHLConfigError, "format"),
+        ({"file_format": "xml"}, GHLConfigError, "format"),
     ],
 )
 def test_bad_input_fails_before_anything_is_written(

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from airflow_provider_ghl.sandbox.testing import SandboxServer
+from tests.dag_run import run_dag_file
 
 DAGS = Path(__file__).with_name("dags")
 
@@ -22,25 +20,15 @@ def test_exports_run_in_airflow_and_emit_asset_events(sandbox: SandboxServer, ai
     changed = sandbox.touch_contacts(location["id"], count=12)
     now = datetime.now(UTC)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    conn = sandbox.airflow_connection(0)
-    env = {
-        **os.environ,
-        "AIRFLOW_CONN_GHL_AIRFLOW_EXPORT": json.dumps(conn),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "GHL_TEST_CONN": "ghl_airflow_export",
-        "GHL_TEST_OUTPUT": f"file://{tmp_path}",
-    }
     # A manual run's logical date ends its hourly data interval: [hour, hour + 1h) holds the changes just made.
     end = hour + timedelta(hours=1)
-    run = subprocess.run(
-        [sys.executable, str(DAGS / "ghl_export_in_airflow.py"), end.isoformat()],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
+    run_dag_file(
+        DAGS / "ghl_export_in_airflow.py",
+        "ghl_airflow_export",
+        sandbox.airflow_connection(0),
+        f"file://{tmp_path}",
+        end.isoformat(),
     )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0 and "DAGRUN_STATE success" in output, output[-4000:]
 
     full = tmp_path / "contacts" / "full" / end.strftime("%Y-%m-%d")
     manifest = json.loads((full / "_manifest.json").read_text())

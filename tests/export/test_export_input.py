@@ -4,6 +4,7 @@ request and before anything is written."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ SHARED: list[tuple[dict[str, Any], str]] = [
     ({"page_limit": "many"}, "page_limit"),
     ({"records_per_file": 0}, "records_per_file"),
     ({"progress_every": 0}, "progress_every"),
-    ({"file_format": "parquet"}, "file_format"),
+    ({"file_format": "xml"}, "file_format"),
     ({"compression": "zstd"}, "compression"),
     ({"output_path": "relative/dir"}, "output_path"),
     ({"output_path": "notaproto://bucket/x"}, "output_path"),
@@ -88,3 +89,21 @@ def test_a_connection_without_a_location_needs_location_id(
         operator.execute(context={})
     assert failure.value.field == "location_id"
     assert sandbox.stats()["requests_total"] == 0
+
+
+@pytest.mark.parametrize("operator_class", [GHLExportContactsOperator, GHLEnrichContactsOperator])
+def test_parquet_without_pyarrow_is_one_clear_error_before_any_request(
+    sandbox: SandboxServer, conn_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    operator_class: type[GHLBaseExportOperator],
+) -> None:  # fmt: skip
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # what importlib sees when the package is not installed
+    out = tmp_path / "out"
+    arguments = {"output_path": f"file://{out}", **(WINDOW if operator_class is GHLEnrichContactsOperator else {})}
+    operator = operator_class(task_id="parquet", ghl_conn_id=conn_id, file_format="parquet", **arguments)
+    sandbox.clear_stats()
+    with pytest.raises(GHLInputError) as failure:
+        operator.execute(context={})
+    assert failure.value.field == "file_format"
+    assert "airflow-provider-ghl[parquet]" in str(failure.value)
+    assert sandbox.stats()["requests_total"] == 0
+    assert not out.exists()

@@ -153,3 +153,21 @@ def test_always_searching_tasks_without_the_scope_is_a_clear_error(
     with pytest.raises(GHLScopeError, match="locations/tasks") as raised:
         _enrich(connections["readonly"], tmp_path / "always", since, until, task_search="always").execute(context={})
     assert raised.value.scope == "locations/tasks.readonly"
+
+
+def test_a_readonly_parquet_export_keeps_the_raw_custom_fields(
+    connections: dict[str, str], scoped_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from tests.export.parquet_support import pq
+
+    out = tmp_path / "parquet"
+    _export(connections["readonly"], out, file_format="parquet").execute(context={})
+    manifest = _manifest(out)
+    table = pq.read_table([out / name for name in manifest["datasets"]["contacts"]["files"]])
+    ids = table.column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == CONTACTS
+    assert "customFields" in table.column_names
+    assert not [c for c in table.column_names if c.startswith("contact.")]  # no typed columns without names
+    # No definitions were read: no schema to record, nothing to call drift.
+    assert manifest["custom_fields"] is None and manifest["schema_drift"] is None
+    assert [d["operation"] for d in manifest["degraded"]] == ["get_custom_fields"]

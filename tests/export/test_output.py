@@ -67,7 +67,7 @@ def test_unusable_output_uri_is_refused_naming_the_field(uri: str, message: str)
 
 def test_bad_format_and_compression_are_refused(tmp_path: Path) -> None:
     with pytest.raises(GHLConfigError, match="format"):
-        _output(tmp_path, fmt="parquet")
+        _output(tmp_path, fmt="xml")
     with pytest.raises(GHLConfigError, match="compression"):
         _output(tmp_path, compression="zstd")
 
@@ -143,3 +143,23 @@ def test_resume_leaves_other_files_alone_and_refuses_a_different_export(tmp_path
     out.write_manifest(summary)
     assert _read_ids(out) == [c["id"] for c in contacts]
     assert (out.root / "README.jsonl").read_text() == (out.root / "contacts-final.jsonl").read_text() == "mine\n"
+
+
+def test_json_lines_encoder_keeps_what_orjson_refuses(tmp_path: Path) -> None:
+    # orjson is the fast path; an integer beyond 64 bits goes through json instead of failing the export.
+    out = _output(tmp_path)
+    part = out.open_part("contacts", 1)
+    part.write({"id": "é", "big": 2**70, "n": 1.5})
+    part.write({"id": "x", "tags": ["a"]})
+    part.publish()
+    lines = (out.root / "contacts-00001.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [{"id": "é", "big": 2**70, "n": 1.5}, {"id": "x", "tags": ["a"]}]
+    assert lines[0] == '{"id":"é","big":1180591620717411303424,"n":1.5}'
+
+
+def test_export_hands_the_frozen_heap_back(tmp_path: Path) -> None:
+    import gc
+
+    before = gc.get_freeze_count()
+    export_contacts(_pager(_contacts(10), 5), _output(tmp_path), custom_fields={})
+    assert gc.get_freeze_count() == before

@@ -4,10 +4,7 @@ XCom between tasks, the "GHL contact" extra link stored for the UI."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import pytest
 from airflow_provider_ghl.exceptions import GHLNotFoundError
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.sandbox.testing import SandboxServer
+from tests.dag_run import run_dag_file
 
 DAGS = Path(__file__).with_name("dags")
 
@@ -23,22 +21,8 @@ def test_operators_chain_in_airflow(
     ops_sandbox: SandboxServer, airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     location = ops_sandbox.info["locations"][0]
-    env = {
-        **os.environ,
-        "AIRFLOW_CONN_GHL_OPERATORS_RUN": json.dumps(ops_sandbox.airflow_connection(0)),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "GHL_TEST_CONN": "ghl_operators_run",
-        "GHL_TEST_OUTPUT": f"file://{tmp_path}",
-    }
-    run = subprocess.run(
-        [sys.executable, str(DAGS / "ghl_operators_in_airflow.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0 and "DAGRUN_STATE success" in output, output[-4000:]
+    conn = ops_sandbox.airflow_connection(0)
+    run_dag_file(DAGS / "ghl_operators_in_airflow.py", "ghl_operators_run", conn, f"file://{tmp_path}")
 
     with sqlite3.connect(airflow_db) as con:
         rows = con.execute(
@@ -60,6 +44,6 @@ def test_operators_chain_in_airflow(
     bodies = [json.loads(line)["body"] for line in notes_file.read_text().splitlines()]
     assert "Seen by ghl_operators_in_airflow" in bodies
     assert xcoms[("notes", "return_value")]["output_path"] == f"file://{notes_file}"
-    monkeypatch.setenv("AIRFLOW_CONN_GHL_OPERATORS_RUN", env["AIRFLOW_CONN_GHL_OPERATORS_RUN"])
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_OPERATORS_RUN", json.dumps(conn))
     with pytest.raises(GHLNotFoundError):
         GHLHook("ghl_operators_run").get_contact(contact_id)

@@ -1,0 +1,41 @@
+"""Run a test DAG file's ``dag.test()`` in a fresh interpreter, with a GHL connection and an output root."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def run_dag_file(
+    dag_file: Path, conn_id: str, conn: dict[str, Any], output_uri: str, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``dag_file`` (its ``__main__`` calls ``dag.test()`` and prints ``DAGRUN_STATE``); assert success.
+
+    :param dag_file: the DAG file, in the DAGs folder it is run from.
+    :param conn_id: the connection id the DAG reads (``GHL_TEST_CONN``).
+    :param conn: the connection (``AIRFLOW_CONN_<ID>``).
+    :param output_uri: the output root (``GHL_TEST_OUTPUT``).
+    :param args: the file's arguments (e.g. a logical date).
+    :param env: further environment variables (e.g. Airflow configuration).
+    """
+    run = subprocess.run(
+        [sys.executable, str(dag_file), *args],
+        env={
+            **os.environ,
+            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dag_file.parent),
+            "GHL_TEST_CONN": conn_id,
+            "GHL_TEST_OUTPUT": output_uri,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0 and "DAGRUN_STATE success" in output, output[-4000:]
+    return run
