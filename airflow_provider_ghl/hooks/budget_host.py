@@ -34,6 +34,9 @@ SHARED_FIELDS = (
     "_daily_seen_at",
     "_calibrated",
     "_probe_until",
+    # The machine's share when spenders outside this backend show up in the headers.
+    "_share",
+    "_share_cut_at",
 )
 
 

@@ -69,6 +69,8 @@ class RateLimiter:
         # far above the real one (a 25/10 s trial token), and a first burst would only collect 429s.
         self._calibrated = False
         self._probe_until = 0.0  # while in the future, the probe is out
+        self._share = 1.0  # of the window; lowered while others are seen spending the budget too
+        self._share_cut_at = 0.0
         self._rtts: deque[float] = deque(maxlen=64)  # recent round trips; their minimum is the usual delay
 
     # -- introspection --------------------------------------------------------------------------------------
@@ -121,7 +123,8 @@ class RateLimiter:
             if not self._calibrated and now < self._probe_until:
                 return 0.02, None
             self._prune(now)
-            if self._in_window(now) < self._max:
+            cap = self._cap
+            if self._in_window(now) < cap:
                 self._log.append(now)
                 self._sends.append(now)
                 self._probe_until = 0.0 if self._calibrated else now + PROBE_LEASE
@@ -129,7 +132,7 @@ class RateLimiter:
                     self._daily_remaining -= 1
                 return 0.0, now
             # The slot of the oldest request in the window frees when it leaves the window.
-            return max(self._log[len(self._log) - self._max] + self._interval + self._margin - now, 0.001), None
+            return max(self._log[len(self._log) - cap] + self._interval + self._margin - now, 0.001), None
 
     def reserve(self, daily_reserve: int = 0) -> float:
         """Take a slot and return 0, or take nothing and return how long to wait before asking again.
@@ -193,7 +196,29 @@ class RateLimiter:
                 if foreign > 0:
                     at = bisect.bisect_right(self._log, sent_at)
                     self._log[at:at] = [sent_at] * foreign
+                self._adapt_share(foreign > 0, remaining, now)
             self._restamp(sent_at, now)
+
+    @property
+    def _cap(self) -> int:
+        """Slots of the window this limiter may fill: all of them, until others were seen filling it too."""
+        return max(1, round(self._max * self._share))
+
+    def _adapt_share(self, others_seen: bool, remaining: int, now: float) -> None:
+        """Additive increase, multiplicative decrease of our share of the window, from GHL's ``Remaining``.
+
+        Logging others' requests only accounts for the past: their next burst lands in the slots our log
+        shows free, the window overflows and every spender meets 429s at once, again after each pause. So when
+        others are seen and the window is all but full, halve our share (once per half window); while a
+        third of it stays free, grow by one slot per answer. Spenders that do this converge on sharing the
+        window instead of storming it; one alone is back at the whole window within a window's answers.
+        """
+        if others_seen and remaining <= max(1, self._max // 10):
+            if now - self._share_cut_at > self._interval / 4:
+                self._share = max(self._share / 2, 1 / self._max)
+                self._share_cut_at = now
+        elif remaining * 3 > self._max:
+            self._share = min(1.0, self._share + 1 / self._max)
 
     def _restamp(self, sent_at: float, received_at: float, *, record: bool = True) -> None:
         """Move a request's stamp later by how much slower than usual its round trip was.
