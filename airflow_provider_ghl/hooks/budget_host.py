@@ -117,6 +117,10 @@ class HostRateLimiter(RateLimiter):
         with self._shared():
             super().pause(seconds)
 
+    def forget_daily_figure(self) -> None:
+        with self._shared():
+            super().forget_daily_figure()
+
     def forget(self) -> None:
         with self._file_mutex, contextlib.suppress(FileNotFoundError):
             self.path.unlink()

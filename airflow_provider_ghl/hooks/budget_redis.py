@@ -145,13 +145,16 @@ class RedisRateLimiter(RateLimiter):
         self._members: dict[float, str] = {}  # local send stamp -> the request's member in the server's log
         self._run("pause", 0)  # fail now, before any request, when the server cannot be reached
 
+    def _error(self, err: redis.RedisError) -> GHLBudgetBackendError:
+        return GHLBudgetBackendError(
+            "redis", self.conn_id, f"Redis connection {self.redis_conn_id!r}: {type(err).__name__}: {err}"
+        )
+
     def _run(self, script: str, *args: Any) -> Any:
         try:
             return self._scripts[script](keys=self._keys, args=list(args))
         except redis.RedisError as err:
-            raise GHLBudgetBackendError(
-                "redis", self.conn_id, f"Redis connection {self.redis_conn_id!r}: {type(err).__name__}: {err}"
-            ) from None
+            raise self._error(err) from None
 
     def _take(self, daily_reserve: int) -> tuple[float, float | None]:
         reply = [_text(v) for v in self._run("take", daily_reserve, self._max, self._interval,
@@ -196,6 +199,13 @@ class RedisRateLimiter(RateLimiter):
 
     def pause(self, seconds: float) -> None:
         self._run("pause", seconds)
+
+    def forget_daily_figure(self) -> None:
+        self._daily_remaining = None
+        try:
+            self._client.hdel(self._keys[0], "daily_remaining")  # one command: atomic on the server
+        except redis.RedisError as err:
+            raise self._error(err) from None
 
     def forget(self) -> None:
         with contextlib.suppress(redis.RedisError):  # best effort: the keys expire anyway

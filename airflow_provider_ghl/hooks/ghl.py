@@ -218,6 +218,13 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
     def _limiter(self, location_id: str | None) -> RateLimiter:
         return budget_limiter(self.config, self.auth.rate_key(location_id))
 
+    def forget_daily_figure(self, location_id: str | None = None) -> None:
+        """After the daily reset: let the next request learn today's budget instead of trusting yesterday's.
+
+        :param location_id: the budget's location; default: the hook's / connection's.
+        """
+        self._limiter(location_id).forget_daily_figure()
+
     def resolve(self, call: Call[Any]) -> Resolved:
         """``call`` resolved against the endpoint table and this hook's connection (path, query, body)."""
         return resolve(call, self.config)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import datetime as dt
 import threading
 import time
 from collections import deque
@@ -26,6 +27,9 @@ from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted
 #: How long a daily-budget figure is trusted without a fresh response. GHL does not document when the daily
 #: budget resets; after this long one request may go out to learn the new figure instead of stopping forever.
 DAILY_FIGURE_TTL = 600.0
+#: GHL does not document when the daily budget resets; the sandbox resets it at midnight UTC. A task waiting
+#: for the reset resumes this long after midnight, so that clocks a little apart still agree it is a new day.
+DAILY_RESET_SLACK = dt.timedelta(minutes=1)
 #: How long the one probe request may stay unanswered before another caller may probe (its process may have
 #: died: with a shared window, nobody else would ever clear it).
 PROBE_LEASE = 60.0
@@ -261,8 +265,23 @@ class RateLimiter:
         with self._lock:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
+    def forget_daily_figure(self) -> None:
+        """Stop trusting the daily figure (the day has turned): the next request goes out and learns today's."""
+        with self._lock:
+            self._daily_remaining = None
+
     def forget(self) -> None:
         """Drop what this limiter shares with others (nothing for a per-process limiter)."""
+
+
+def next_daily_reset(now: dt.datetime | None = None) -> dt.datetime:
+    """When a task stopped by the daily reserve should try again: the next midnight UTC, plus the slack.
+
+    :param now: the current time (aware); default: now.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    midnight = dt.datetime.combine(now.astimezone(dt.UTC).date() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return midnight + DAILY_RESET_SLACK
 
 
 _LIMITERS: dict[Hashable, RateLimiter] = {}
