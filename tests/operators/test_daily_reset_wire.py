@@ -15,25 +15,37 @@ from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted, GHLInputErr
 from airflow_provider_ghl.hooks.ratelimit import DAILY_RESET_SLACK, next_daily_reset
 from airflow_provider_ghl.operators.contacts import GHLGetContactOperator
 from airflow_provider_ghl.sandbox.testing import SandboxServer
+from tests.operators.conftest import RecordingTaskInstance
 
 
-def _spend_to_the_reserve(sandbox: SandboxServer, operator: GHLGetContactOperator, run: Callable) -> None:
-    sandbox.reset(max_requests=5000, interval_ms=1000, daily_limit=52)  # the default reserve is 50
-    for _ in range(2):
-        run(operator)
-
-
-def test_the_reserve_defers_until_the_daily_reset_then_runs_again(
+@pytest.fixture
+def at_reserve(
     ops_sandbox: SandboxServer,
     location: dict[str, Any],
     ghl_conn: str,
     run_operator: Callable[[Any], tuple[Any, dict[str, Any]]],
+) -> Callable[[bool], GHLGetContactOperator]:
+    """A get-contact operator that has spent the daily budget down to the (default, 50) reserve."""
+
+    def make(wait_for_daily_reset: bool) -> GHLGetContactOperator:
+        contact_id = ops_sandbox.contact_ids(location["id"])[0]
+        operator = GHLGetContactOperator(
+            task_id="get", ghl_conn_id=ghl_conn, contact_id=contact_id, wait_for_daily_reset=wait_for_daily_reset
+        )
+        ops_sandbox.reset(max_requests=5000, interval_ms=1000, daily_limit=52)
+        for _ in range(2):
+            run_operator(operator)
+        return operator
+
+    return make
+
+
+def test_the_reserve_defers_until_the_daily_reset_then_runs_again(
+    ops_sandbox: SandboxServer,
+    at_reserve: Callable[[bool], GHLGetContactOperator],
+    run_operator: Callable[[Any], tuple[Any, dict[str, Any]]],
 ) -> None:
-    contact_id = ops_sandbox.contact_ids(location["id"])[0]
-    operator = GHLGetContactOperator(
-        task_id="get", ghl_conn_id=ghl_conn, contact_id=contact_id, wait_for_daily_reset=True
-    )
-    _spend_to_the_reserve(ops_sandbox, operator, run_operator)
+    operator = at_reserve(True)
     before = ops_sandbox.stats()["requests_total"]
     with pytest.raises(TaskDeferred) as deferred:
         run_operator(operator)
@@ -45,26 +57,17 @@ def test_the_reserve_defers_until_the_daily_reset_then_runs_again(
     assert deferred.value.method_name == "resume_after_daily_reset"
 
     ops_sandbox.reset(max_requests=5000, interval_ms=1000)  # the new day: the daily budget is back
-    ti_xcom: dict[str, Any] = {}
-
-    class TaskInstance:
-        def xcom_push(self, key: str, value: Any) -> None:
-            ti_xcom[key] = value
-
-    resumed = getattr(operator, deferred.value.method_name)({"ti": TaskInstance()}, event=trigger.moment)
-    assert resumed["id"] == contact_id
-    assert ti_xcom  # the contact link, as in a first run
+    ti = RecordingTaskInstance()
+    resumed = getattr(operator, deferred.value.method_name)({"ti": ti}, event=trigger.moment)
+    assert resumed["id"] == operator.contact_id
+    assert ti.xcom  # the contact link, as in a first run
 
 
 def test_without_the_option_the_reserve_fails_the_task(
-    ops_sandbox: SandboxServer,
-    location: dict[str, Any],
-    ghl_conn: str,
+    at_reserve: Callable[[bool], GHLGetContactOperator],
     run_operator: Callable[[Any], tuple[Any, dict[str, Any]]],
 ) -> None:
-    contact_id = ops_sandbox.contact_ids(location["id"])[0]
-    operator = GHLGetContactOperator(task_id="get", ghl_conn_id=ghl_conn, contact_id=contact_id)
-    _spend_to_the_reserve(ops_sandbox, operator, run_operator)
+    operator = at_reserve(False)
     with pytest.raises(GHLDailyBudgetExhausted):
         run_operator(operator)
 
