@@ -7,6 +7,8 @@
   (:mod:`~airflow_provider_ghl.hooks.budget_redis`).
 
 Whatever the backend, the window follows GHL's ``X-RateLimit-*`` headers and a 429 pauses every sharer.
+In the triggerer a step runs on the event loop without an executor: a file lock held for microseconds, or
+one Redis round trip bounded by :data:`REDIS_TIMEOUT`, is cheaper than a thread hop per request.
 """
 
 from __future__ import annotations

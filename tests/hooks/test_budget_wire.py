@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 import time
@@ -146,8 +147,6 @@ def test_daily_reserve_across_processes(shared: Shared) -> None:
 
 
 def _drain_with_reserve(shared: Shared, reserve: int) -> dict[str, Any]:
-    import os
-
     conn = json.loads(os.environ[f"AIRFLOW_CONN_{shared.conn_id.upper()}"])
     conn["extra"]["daily_reserve"] = reserve
     os.environ[f"AIRFLOW_CONN_{shared.conn_id.upper()}"] = json.dumps(conn)  # restored by monkeypatch
