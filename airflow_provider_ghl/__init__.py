@@ -115,6 +115,23 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Stop (GHLDailyBudgetExhausted) when fewer daily requests remain (default 50).",
                         "schema": {"type": ["integer", "null"], "minimum": 0},
                     },
+                    "budget_backend": {
+                        "label": "Rate budget shared by",
+                        "description": "host (default): every process of this machine; redis: every machine, "
+                        "through budget_redis_conn_id; process: each process alone.",
+                        "schema": {"type": ["string", "null"], "enum": ["host", "redis", "process", None]},
+                    },
+                    "budget_dir": {
+                        "label": "Budget directory (host backend)",
+                        "description": "Where the host backend keeps its budget files (default: a directory in "
+                        "the system temp dir).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "budget_redis_conn_id": {
+                        "label": "Redis connection (redis backend)",
+                        "description": "An Airflow redis connection (apache-airflow-providers-redis).",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "connect_timeout": {
                         "label": "Connect timeout (s)",
                         "schema": {"type": ["number", "null"], "minimum": 0},

@@ -197,3 +197,19 @@ class GHLDailyBudgetExhausted(GHLError):
         self.remaining = remaining
         self.reserve = reserve
         super().__init__(message)
+
+
+class GHLBudgetBackendError(GHLError):
+    """The shared rate budget cannot be reached (Redis down, budget directory not writable).
+
+    Raised instead of waiting or falling back to a per-process budget, which would storm the shared one.
+
+    :param backend: the connection's ``budget_backend``.
+    :param conn_id: the ``ghl`` connection.
+    :param detail: what failed.
+    """
+
+    def __init__(self, backend: str, conn_id: str, detail: str) -> None:
+        self.backend = backend
+        self.conn_id = conn_id
+        super().__init__(f"GHL rate budget backend {backend!r} of connection {conn_id!r} failed: {detail}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import tempfile
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,6 +29,12 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_DAILY_RESERVE = 50
+#: Who shares a rate budget: one process, every process of the machine, or every machine through Redis.
+BUDGET_BACKENDS = ("process", "host", "redis")
+# A plain install runs every task on one machine: sharing there needs nothing else, and stops the 429 storm
+# of several tasks on one location (see the README).
+DEFAULT_BUDGET_BACKEND = "host"
+DEFAULT_BUDGET_DIR = os.path.join(tempfile.gettempdir(), f"airflow-provider-ghl-budgets-{os.getuid()}")
 
 
 def normalize_base_url(host: str | None, port: int | None = None, *, field: str = "host") -> str:
@@ -103,6 +111,9 @@ class GHLConnectionConfig:
     :param max_retries: retries after the first attempt.
     :param daily_reserve: daily requests left untouched; below it the hook stops.
     :param app_url: the GHL web app's base URL (for "GHL contact" links).
+    :param budget_backend: who shares the rate budget: ``process``, ``host`` (default) or ``redis``.
+    :param budget_dir: where the ``host`` backend keeps its budget files.
+    :param budget_redis_conn_id: the Airflow ``redis`` connection of the ``redis`` backend.
     """
 
     conn_id: str
@@ -123,6 +134,9 @@ class GHLConnectionConfig:
     max_retries: int = DEFAULT_MAX_RETRIES
     daily_reserve: int = DEFAULT_DAILY_RESERVE
     app_url: str = DEFAULT_APP_URL
+    budget_backend: str = DEFAULT_BUDGET_BACKEND
+    budget_dir: str = DEFAULT_BUDGET_DIR
+    budget_redis_conn_id: str | None = None
 
     @property
     def is_oauth(self) -> bool:
@@ -181,6 +195,21 @@ class GHLConnectionConfig:
                 f"Connection {conn_id!r}: an agency (Company) token needs company_id to mint location tokens."
             )
 
+        budget_backend = str(_extra(extras, "budget_backend") or DEFAULT_BUDGET_BACKEND).strip().lower()
+        if budget_backend not in BUDGET_BACKENDS:
+            raise GHLConfigError(
+                f"Connection {conn_id!r}: budget_backend must be one of {', '.join(BUDGET_BACKENDS)}, "
+                f"got {budget_backend!r}."
+            )
+        budget_redis_conn_id = str(_extra(extras, "budget_redis_conn_id") or "").strip() or None
+        if budget_backend == "redis" and not budget_redis_conn_id:
+            raise GHLConfigError(
+                f"Connection {conn_id!r}: budget_backend=redis needs budget_redis_conn_id, an Airflow redis connection."
+            )
+        budget_dir = os.path.expanduser(str(_extra(extras, "budget_dir") or DEFAULT_BUDGET_DIR).strip())
+        if not os.path.isabs(budget_dir):
+            raise GHLConfigError(f"Connection {conn_id!r}: budget_dir must be an absolute path, got {budget_dir!r}.")
+
         values: dict[str, Any] = {
             "max_requests": _number(extras, "max_requests", int, 1),
             "interval_ms": _number(extras, "interval_ms", int, 1),
@@ -203,5 +232,8 @@ class GHLConnectionConfig:
             refresh_token=_extra(extras, "refresh_token"),
             token_variable=str(_extra(extras, "token_variable") or f"ghl_oauth_{conn_id}"),
             app_url=normalize_base_url(_extra(extras, "app_url") or DEFAULT_APP_URL, field="app_url"),
+            budget_backend=budget_backend,
+            budget_dir=budget_dir,
+            budget_redis_conn_id=budget_redis_conn_id,
             **{k: v for k, v in values.items() if v is not None},
         )

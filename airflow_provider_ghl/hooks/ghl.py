@@ -36,12 +36,13 @@ from airflow_provider_ghl.hooks.auth import (
     TokenStore,
     VariableTokenStore,
 )
+from airflow_provider_ghl.hooks.budget import budget_limiter
 from airflow_provider_ghl.hooks.calls import Call, DateLike, Resolved, async_operation, iso_utc, operation, resolve
 from airflow_provider_ghl.hooks.config import GHLConnectionConfig
 from airflow_provider_ghl.hooks.fanout import CHILD_KINDS, ContactChildren, GHLFanoutMixin
 from airflow_provider_ghl.hooks.operations import SEARCH_MAX_PAGE_LIMIT
 from airflow_provider_ghl.hooks.paging import ContactPage, GHLPagingMixin
-from airflow_provider_ghl.hooks.ratelimit import RateLimiter, limiter_for
+from airflow_provider_ghl.hooks.ratelimit import RateLimiter
 from airflow_provider_ghl.hooks.responses import extract_result
 from airflow_provider_ghl.hooks.scopes import OPTIONAL_READS, operation_scope
 from airflow_provider_ghl.hooks.transport import (
@@ -216,8 +217,14 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
     # The request funnel
     # ------------------------------------------------------------------------------------------------------
     def _limiter(self, location_id: str | None) -> RateLimiter:
-        config = self.config
-        return limiter_for(self.auth.rate_key(location_id), config.max_requests, config.interval_ms)
+        return budget_limiter(self.config, self.auth.rate_key(location_id))
+
+    def forget_daily_figure(self, location_id: str | None = None) -> None:
+        """After the daily reset: let the next request learn today's budget instead of trusting yesterday's.
+
+        :param location_id: the budget's location; default: the hook's / connection's.
+        """
+        self._limiter(location_id).forget_daily_figure()
 
     def resolve(self, call: Call[Any]) -> Resolved:
         """``call`` resolved against the endpoint table and this hook's connection (path, query, body)."""

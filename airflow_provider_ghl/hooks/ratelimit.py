@@ -3,25 +3,36 @@
 GHL budgets requests per app (or Private Integration Token) and location: a burst of ``X-RateLimit-Max``
 requests per ``X-RateLimit-Interval-Milliseconds`` and a daily allowance. One :class:`RateLimiter` per budget
 is shared by every thread and every hook instance of the process (:func:`limiter_for`), so parallel work
-stays inside the budget instead of discovering it through 429s. No rate-limit library fits: the budget is not
-configured but learnt from responses, and other processes spending the same budget only show up in
+stays inside the budget instead of discovering it through 429s. No rate-limit library fits (``limits`` and
+``pyrate-limiter`` take a fixed rate at construction): the budget is not configured but learnt from responses,
+its size and length change at run time, and other processes spending the same budget only show up in
 ``X-RateLimit-Remaining``.
+
+This is the ``process`` budget backend; :mod:`~airflow_provider_ghl.hooks.budget` shares the same window
+between processes (``host``: a locked state file; ``redis``: a script on a Redis server).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import datetime as dt
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 
 from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted
 
 #: How long a daily-budget figure is trusted without a fresh response. GHL does not document when the daily
 #: budget resets; after this long one request may go out to learn the new figure instead of stopping forever.
 DAILY_FIGURE_TTL = 600.0
+#: GHL does not document when the daily budget resets; the sandbox resets it at midnight UTC. A task waiting
+#: for the reset resumes this long after midnight, so that clocks a little apart still agree it is a new day.
+DAILY_RESET_SLACK = dt.timedelta(minutes=1)
+#: How long the one probe request may stay unanswered before another caller may probe (its process may have
+#: died: with a shared window, nobody else would ever clear it).
+PROBE_LEASE = 60.0
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -61,7 +72,9 @@ class RateLimiter:
         # Until a response has described the budget, one request at a time: the configured budget may be
         # far above the real one (a 25/10 s trial token), and a first burst would only collect 429s.
         self._calibrated = False
-        self._probe_out = False
+        self._probe_until = 0.0  # while in the future, the probe is out
+        self._share = 1.0  # of the window; lowered while others are seen spending the budget too
+        self._share_cut_at = 0.0
         self._rtts: deque[float] = deque(maxlen=64)  # recent round trips; their minimum is the usual delay
 
     # -- introspection --------------------------------------------------------------------------------------
@@ -111,18 +124,19 @@ class RateLimiter:
                 )
             if now < self._paused_until:
                 return self._paused_until - now, None
-            if not self._calibrated and self._probe_out:
+            if not self._calibrated and now < self._probe_until:
                 return 0.02, None
             self._prune(now)
-            if self._in_window(now) < self._max:
+            cap = self._cap
+            if self._in_window(now) < cap:
                 self._log.append(now)
                 self._sends.append(now)
-                self._probe_out = not self._calibrated
+                self._probe_until = 0.0 if self._calibrated else now + PROBE_LEASE
                 if self._daily_remaining is not None:
                     self._daily_remaining -= 1
                 return 0.0, now
             # The slot of the oldest request in the window frees when it leaves the window.
-            return max(self._log[len(self._log) - self._max] + self._interval + self._margin - now, 0.001), None
+            return max(self._log[len(self._log) - cap] + self._interval + self._margin - now, 0.001), None
 
     def reserve(self, daily_reserve: int = 0) -> float:
         """Take a slot and return 0, or take nothing and return how long to wait before asking again.
@@ -162,7 +176,7 @@ class RateLimiter:
         daily_limit = _header_int(headers, "X-RateLimit-Limit-Daily")
         with self._lock:
             now = time.monotonic()
-            self._probe_out = False
+            self._probe_until = 0.0
             if max_requests is not None:
                 self._calibrated = True
             if max_requests and max_requests > 0:
@@ -186,7 +200,29 @@ class RateLimiter:
                 if foreign > 0:
                     at = bisect.bisect_right(self._log, sent_at)
                     self._log[at:at] = [sent_at] * foreign
+                self._adapt_share(foreign > 0, remaining, now)
             self._restamp(sent_at, now)
+
+    @property
+    def _cap(self) -> int:
+        """Slots of the window this limiter may fill: all of them, until others were seen filling it too."""
+        return max(1, round(self._max * self._share))
+
+    def _adapt_share(self, others_seen: bool, remaining: int, now: float) -> None:
+        """Additive increase, multiplicative decrease of our share of the window, from GHL's ``Remaining``.
+
+        Logging others' requests only accounts for the past: their next burst lands in the slots our log
+        shows free, the window overflows and every spender meets 429s at once, again after each pause. So when
+        others are seen and the window is all but full, halve our share (once per half window); while a
+        third of it stays free, grow by one slot per answer. Spenders that do this converge on sharing the
+        window instead of storming it; one alone is back at the whole window within a window's answers.
+        """
+        if others_seen and remaining <= max(1, self._max // 10):
+            if now - self._share_cut_at > self._interval / 4:
+                self._share = max(self._share / 2, 1 / self._max)
+                self._share_cut_at = now
+        elif remaining * 3 > self._max:
+            self._share = min(1.0, self._share + 1 / self._max)
 
     def _restamp(self, sent_at: float, received_at: float, *, record: bool = True) -> None:
         """Move a request's stamp later by how much slower than usual its round trip was.
@@ -196,18 +232,23 @@ class RateLimiter:
         have been spent before GHL counted the request (queueing, a busy host), so the slot is held that much
         longer: conservative exactly when delays vary.
         """
+        excess = self._excess(sent_at, received_at, record=record)
+        if excess <= 0:
+            return
+        i = bisect.bisect_left(self._log, sent_at)
+        if i < len(self._log) and self._log[i] == sent_at:
+            del self._log[i]
+            bisect.insort(self._log, sent_at + excess)
+
+    def _excess(self, sent_at: float, received_at: float, *, record: bool = True) -> float:
+        """How much slower than the usual (minimum) round trip this one was; 0 when within 5 ms of it."""
         rtt = received_at - sent_at
         # With no usual round trip known yet (the first answer, often slowed by connection set-up), assume
         # the whole trip may have passed before GHL counted the request.
         excess = rtt - min(self._rtts, default=0.0)
         if record:  # failures do not teach the usual round trip
             self._rtts.append(rtt)
-        if excess <= 0.005:
-            return
-        i = bisect.bisect_left(self._log, sent_at)
-        if i < len(self._log) and self._log[i] == sent_at:
-            del self._log[i]
-            bisect.insort(self._log, sent_at + excess)
+        return excess if excess > 0.005 else 0.0
 
     def release(self, sent_at: float) -> None:
         """The request got no response (dropped connection, timeout): free the probe, and hold its slot as
@@ -216,7 +257,7 @@ class RateLimiter:
         :param sent_at: the stamp :meth:`acquire` returned for this request.
         """
         with self._lock:
-            self._probe_out = False
+            self._probe_until = 0.0
             self._restamp(sent_at, time.monotonic(), record=False)
 
     def pause(self, seconds: float) -> None:
@@ -224,26 +265,49 @@ class RateLimiter:
         with self._lock:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
+    def forget_daily_figure(self) -> None:
+        """Stop trusting the daily figure (the day has turned): the next request goes out and learns today's."""
+        with self._lock:
+            self._daily_remaining = None
+
+    def forget(self) -> None:
+        """Drop what this limiter shares with others (nothing for a per-process limiter)."""
+
+
+def next_daily_reset(now: dt.datetime | None = None) -> dt.datetime:
+    """When a task stopped by the daily reserve should try again: the next midnight UTC, plus the slack.
+
+    :param now: the current time (aware); default: now.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    midnight = dt.datetime.combine(now.astimezone(dt.UTC).date() + dt.timedelta(days=1), dt.time(), dt.UTC)
+    return midnight + DAILY_RESET_SLACK
+
 
 _LIMITERS: dict[Hashable, RateLimiter] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
-def limiter_for(key: Hashable, max_requests: int, interval_ms: int) -> RateLimiter:
+def limiter_for(
+    key: Hashable, max_requests: int, interval_ms: int, *, make: Callable[[], RateLimiter] | None = None
+) -> RateLimiter:
     """The process-wide limiter of one budget (token principal + location), created on first use.
 
     :param key: identifies the budget; never the raw token (use a digest).
     :param max_requests: starting budget when the limiter is new; later values come from headers.
     :param interval_ms: starting window when the limiter is new.
+    :param make: builds a new limiter (a shared backend's); default: a per-process :class:`RateLimiter`.
     """
     with _LIMITERS_LOCK:
         limiter = _LIMITERS.get(key)
         if limiter is None:
-            limiter = _LIMITERS[key] = RateLimiter(max_requests, interval_ms)
+            limiter = _LIMITERS[key] = make() if make else RateLimiter(max_requests, interval_ms)
         return limiter
 
 
 def reset_limiters() -> None:
-    """Forget every limiter of the process (tests, or after a token was rotated by hand)."""
+    """Forget every limiter of the process and what they share (tests, or after a token was rotated by hand)."""
     with _LIMITERS_LOCK:
+        for limiter in _LIMITERS.values():
+            limiter.forget()
         _LIMITERS.clear()

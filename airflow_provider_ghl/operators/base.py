@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import BaseOperator, BaseOperatorLink, ObjectStoragePath
 
-from airflow_provider_ghl.exceptions import GHLNotFoundError
+from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted, GHLNotFoundError
 from airflow_provider_ghl.export.output import write_records_file
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.mixin import GHLHookMixin
+from airflow_provider_ghl.hooks.ratelimit import next_daily_reset
 from airflow_provider_ghl.links import CONTACT_URL_XCOM_KEY, GHLContactLink, contact_url
 from airflow_provider_ghl.validation import optional_id, optional_output_location, require_bool, require_id
 
@@ -33,13 +35,21 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
     :param location_id: location (sub-account); default: the connection's ``location_id``. (templated)
     :param hook_params: extra keyword arguments for :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`; they win
         over what the operator derives (see :func:`~airflow_provider_ghl.hooks.mixin.hook_kwargs`).
+    :param wait_for_daily_reset: when the daily budget is down to the reserve
+        (:class:`~airflow_provider_ghl.exceptions.GHLDailyBudgetExhausted`), defer until the daily budget
+        resets and run again, holding no worker slot meanwhile, instead of failing.
     """
 
     template_fields_renderers: ClassVar[dict[str, str]] = {}
     operator_extra_links: Collection[BaseOperatorLink] = (GHLContactLink(),)
 
+    def __init__(self, *, wait_for_daily_reset: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.wait_for_daily_reset = wait_for_daily_reset
+
     def validate(self, context: Context) -> dict[str, Any]:
         """Check the (rendered) arguments; return them normalised. Raises ``GHLInputError`` naming the field."""
+        require_bool("wait_for_daily_reset", self.wait_for_daily_reset)
         return {"location_id": optional_id("location_id", self.location_id)}
 
     def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> Any:
@@ -52,7 +62,14 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         args = self.validate(context)
-        result = self.call(self.hook, args, context)
+        try:
+            result = self.call(self.hook, args, context)
+        except GHLDailyBudgetExhausted as err:
+            if not self.wait_for_daily_reset:
+                raise
+            moment = next_daily_reset()
+            self.log.warning("%s Deferring until %s (wait_for_daily_reset).", err, moment.isoformat())
+            self.defer(trigger=DateTimeTrigger(moment=moment), method_name="resume_after_daily_reset")
         contact_id = self.linked_contact(args, result)
         if contact_id:
             location = args.get("location_id") or self.hook.config.location_id
@@ -62,6 +79,16 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
                 url = contact_url(self.hook.config.app_url, location, contact_id)
                 context["ti"].xcom_push(key=CONTACT_URL_XCOM_KEY, value=url)
         return result
+
+    def resume_after_daily_reset(self, context: Context, event: Any = None) -> Any:
+        """Run again after the deferred wait for the daily reset (the trigger's ``method_name``).
+
+        :param context: the task's context.
+        :param event: the trigger's event (the moment it fired); unused.
+        """
+        # The figure that stopped the task was yesterday's: let a request learn today's.
+        self.hook.forget_daily_figure(self.location_id)
+        return self.execute(context)
 
 
 class GHLContactOperator(GHLBaseOperator):

@@ -20,6 +20,16 @@ _FLAGS = {
 }  # fmt: skip
 
 
+def stop_child(process: subprocess.Popen[Any] | None) -> None:
+    """End a server child process: terminate, and kill it if it has not gone within 10 s."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 class SandboxError(RuntimeError):
     """The sandbox process failed to start or an admin call was refused."""
 
@@ -80,12 +90,7 @@ class SandboxServer:
         return self
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_child(self.process)
         self._session.close()
 
     def __enter__(self) -> SandboxServer:

@@ -1,0 +1,94 @@
+"""Which limiter spends a budget: the connection's ``budget_backend`` picks who shares it.
+
+* ``process``: one :class:`~airflow_provider_ghl.hooks.ratelimit.RateLimiter` per process (threads share it);
+* ``host``: every process of the machine, through a locked file in ``budget_dir``
+  (:mod:`~airflow_provider_ghl.hooks.budget_host`);
+* ``redis``: every process of every machine, through scripts on a Redis server
+  (:mod:`~airflow_provider_ghl.hooks.budget_redis`).
+
+Whatever the backend, the window follows GHL's ``X-RateLimit-*`` headers and a 429 pauses every sharer.
+In the triggerer a step runs on the event loop without an executor: a file lock held for microseconds, or
+one Redis round trip bounded by :data:`REDIS_TIMEOUT`, is cheaper than a thread hop per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_ghl.exceptions import GHLConfigError
+from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.ratelimit import RateLimiter, limiter_for
+
+#: Seconds a Redis command may take before the backend counts as down (a hang would hold every task).
+REDIS_TIMEOUT = 5.0
+
+
+def budget_id(*parts: object) -> str:
+    """A stable name for one budget from what identifies it (its parts are digests, never a token)."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+def budget_limiter(config: GHLConnectionConfig, key: Hashable) -> RateLimiter:
+    """The limiter of budget ``key`` (token principal and location) under ``config``'s backend.
+
+    :param config: the ``ghl`` connection: backend, its settings, the starting budget.
+    :param key: the token provider's rate key (never the raw token).
+    """
+    backend = config.budget_backend
+    if backend == "process":
+        return limiter_for(key, config.max_requests, config.interval_ms)
+    # Another server (a sandbox, a proxy) is another budget, even for the same token.
+    name = budget_id(config.base_url, key)
+    if backend == "host":
+        from airflow_provider_ghl.hooks.budget_host import HostRateLimiter
+
+        path = Path(config.budget_dir) / f"{name}.json"
+        return limiter_for(
+            ("host", str(path)),
+            config.max_requests,
+            config.interval_ms,
+            make=lambda: HostRateLimiter(config.max_requests, config.interval_ms, path=path, conn_id=config.conn_id),
+        )
+    redis_conn_id = config.budget_redis_conn_id or ""
+    return limiter_for(
+        ("redis", redis_conn_id, name),
+        config.max_requests,
+        config.interval_ms,
+        make=lambda: _redis_limiter(config, name, redis_conn_id),
+    )
+
+
+def _redis_limiter(config: GHLConnectionConfig, name: str, redis_conn_id: str) -> RateLimiter:
+    try:
+        from airflow.providers.redis.hooks.redis import RedisHook
+
+        from airflow_provider_ghl.hooks.budget_redis import RedisRateLimiter
+    except ImportError:
+        raise GHLConfigError(
+            f"Connection {config.conn_id!r}: budget_backend=redis needs apache-airflow-providers-redis "
+            "(pip install 'airflow-provider-ghl[redis]')."
+        ) from None
+    from airflow.exceptions import AirflowNotFoundException
+
+    try:
+        client: Any = RedisHook(redis_conn_id=redis_conn_id).get_conn()
+    except AirflowNotFoundException:
+        raise GHLConfigError(
+            f"Connection {config.conn_id!r}: budget_redis_conn_id {redis_conn_id!r} is not an Airflow connection."
+        ) from None
+    pool_kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if isinstance(pool_kwargs, dict):  # RedisHook sets no timeouts: a silent server would hang every task
+        for option in ("socket_timeout", "socket_connect_timeout"):
+            if pool_kwargs.get(option) is None:
+                pool_kwargs[option] = REDIS_TIMEOUT
+    return RedisRateLimiter(
+        config.max_requests,
+        config.interval_ms,
+        client=client,
+        budget_id=name,
+        conn_id=config.conn_id,
+        redis_conn_id=redis_conn_id,
+    )

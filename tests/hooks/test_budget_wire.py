@@ -1,0 +1,219 @@
+"""One rate budget shared by several processes, over the wire: the ``host`` and ``redis`` budget backends.
+
+Worker processes (``_budget_worker.py``) and the test share a budget through a real file or a real
+``redis-server`` while talking HTTP to the sandbox; the sandbox's own counters are the judge.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from airflow_provider_ghl.exceptions import (
+    GHLBudgetBackendError,
+    GHLConfigError,
+    GHLDailyBudgetExhausted,
+    GHLRateLimitError,
+)
+from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.sandbox.redis_server import RedisServer
+from airflow_provider_ghl.sandbox.testing import SandboxServer
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_CONN_ID = "ghl_test_redis"
+
+
+@dataclasses.dataclass
+class Shared:
+    """A ``ghl`` connection on a shared backend, and what its tests need."""
+
+    backend: str
+    conn_id: str
+    sandbox: SandboxServer
+    contact_id: str
+
+    def hook(self, **kwargs: Any) -> GHLHook:
+        return GHLHook(self.conn_id, retry_backoff=0.05, **kwargs)
+
+    def worker(self, mode: str, *args: str) -> subprocess.Popen[str]:
+        cmd = [sys.executable, "-m", "tests.hooks._budget_worker", mode, self.conn_id, *args]
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def run_worker(self, mode: str, *args: str) -> dict[str, Any]:
+        return result(self.worker(mode, *args))
+
+
+def result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(params=["host", "redis"])
+def shared(
+    request: pytest.FixtureRequest,
+    fast_sandbox: SandboxServer,
+    conn_factory: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Shared:
+    backend = request.param
+    extra: dict[str, Any] = {"budget_backend": backend, "budget_dir": str(tmp_path / "budgets")}
+    if backend == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        redis.Redis(port=server.port).flushall()  # no window left over from an earlier test
+        monkeypatch.setenv(f"AIRFLOW_CONN_{REDIS_CONN_ID.upper()}", json.dumps(server.airflow_connection()))
+        extra["budget_redis_conn_id"] = REDIS_CONN_ID
+    loc = fast_sandbox.info["locations"][0]
+    conn_id = conn_factory(host=fast_sandbox.base_url, password=loc["private_token"], location_id=loc["id"], **extra)
+    contact_id = fast_sandbox.contact_ids(loc["id"])[0]
+    return Shared(backend, conn_id, fast_sandbox, contact_id)
+
+
+def test_processes_share_one_window(shared: Shared, tmp_path: Path) -> None:
+    shared.sandbox.reset(max_requests=8, interval_ms=1000)
+    go = tmp_path / "go"
+    readies = [tmp_path / f"ready-{i}" for i in range(3)]
+    procs = [shared.worker("fetch", str(ready), str(go), "12", shared.contact_id) for ready in readies]
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in readies) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    go.touch()
+    reports = [result(proc) for proc in procs]
+    stats = shared.sandbox.stats()
+    # 36 reads by three processes through an 8-per-second window: not one answer was a 429.
+    assert [r["requests"] for r in reports] == [12, 12, 12]
+    assert [r["max_requests"] for r in reports] == [8, 8, 8]  # every one of them learnt the budget
+    assert stats["responses_429"] == 0
+    assert stats["requests_total"] == 36
+
+
+def test_headers_resize_the_shared_window(shared: Shared) -> None:
+    shared.sandbox.reset(max_requests=7, interval_ms=1500)
+    hook = shared.hook()
+    hook.get_contact(shared.contact_id)
+    seen = shared.run_worker("inspect")  # a process that has sent nothing knows the budget already
+    assert (seen["max_requests"], seen["interval"], seen["wait"]) == (7, 1.5, 0.0)
+
+    shared.sandbox.set_limits(max_requests=3, interval_ms=30_000)
+    hook.get_contact(shared.contact_id)
+    seen = shared.run_worker("inspect")
+    # Our two reads and the inspector's slot fill the new, smaller and longer window: it must wait.
+    assert (seen["max_requests"], seen["interval"]) == (3, 30.0)
+    assert seen["wait"] > 10.0
+    hook.close()
+
+
+def test_a_429_pauses_every_sharer(shared: Shared) -> None:
+    sandbox = shared.sandbox
+    sandbox.reset(max_requests=3, interval_ms=30_000)
+    with requests.Session() as other_client:  # someone outside the budget backend spends the window
+        for _ in range(3):
+            other_client.get(f"{sandbox.base_url}/contacts/{shared.contact_id}", headers=sandbox.headers(0))
+    hook = shared.hook(retry_max_seconds=0)
+    with pytest.raises(GHLRateLimitError):
+        hook.get_contact(shared.contact_id)
+    seen = shared.run_worker("inspect")
+    assert seen["wait"] > 10.0  # the other process is held for the window too
+    hook.close()
+
+
+def test_daily_reserve_across_processes(shared: Shared) -> None:
+    sandbox = shared.sandbox
+    sandbox.reset(daily_limit=30)
+    hook = shared.hook(daily_reserve=20)
+    for _ in range(4):
+        hook.get_contact(shared.contact_id)
+    assert hook._limiter(None).daily_remaining == 26
+    # The worker's connection keeps the default reserve (50); give it the same reserve as this hook.
+    drained = _drain_with_reserve(shared, 20)
+    assert drained == {"sent": 6, "remaining": 20}  # together the processes stopped at the reserve
+    with pytest.raises(GHLDailyBudgetExhausted):
+        hook.get_contact(shared.contact_id)
+    assert sandbox.stats()["requests_total"] == 10  # the last call sent nothing
+    hook.close()
+
+
+def _drain_with_reserve(shared: Shared, reserve: int) -> dict[str, Any]:
+    conn = json.loads(os.environ[f"AIRFLOW_CONN_{shared.conn_id.upper()}"])
+    conn["extra"]["daily_reserve"] = reserve
+    os.environ[f"AIRFLOW_CONN_{shared.conn_id.upper()}"] = json.dumps(conn)  # restored by monkeypatch
+    return shared.run_worker("drain", shared.contact_id)
+
+
+# -- the backend down -----------------------------------------------------------------------------------------
+def test_an_unusable_budget_dir_is_one_clear_error(
+    fast_sandbox: SandboxServer, conn_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    loc = fast_sandbox.info["locations"][0]
+    conn_id = conn_factory(host=fast_sandbox.base_url, password=loc["private_token"], location_id=loc["id"],
+                           budget_backend="host", budget_dir=str(tmp_path / "a-file" / "budgets"))  # fmt: skip
+    fast_sandbox.clear_stats()
+    with pytest.raises(GHLBudgetBackendError, match=f"backend 'host' of connection '{conn_id}'.*budget_dir"):
+        GHLHook(conn_id).get_contact(fast_sandbox.contact_ids(loc["id"])[0])
+    assert fast_sandbox.stats()["requests_total"] == 0
+
+
+def test_redis_down_is_one_clear_error(
+    redis_server: RedisServer,
+    fast_sandbox: SandboxServer,
+    conn_factory: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    own = RedisServer().start()  # a server of this test alone, to stop halfway
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_TEST_OWN_REDIS", json.dumps(own.airflow_connection()))
+    loc = fast_sandbox.info["locations"][0]
+    conn_id = conn_factory(host=fast_sandbox.base_url, password=loc["private_token"], location_id=loc["id"],
+                           budget_backend="redis", budget_redis_conn_id="ghl_test_own_redis")  # fmt: skip
+    contact_id = fast_sandbox.contact_ids(loc["id"])[0]
+    hook = GHLHook(conn_id)
+    try:
+        hook.get_contact(contact_id)
+    finally:
+        own.stop()
+    fast_sandbox.clear_stats()
+    message = f"backend 'redis' of connection '{conn_id}' failed: Redis connection 'ghl_test_own_redis'"
+    with pytest.raises(GHLBudgetBackendError, match=message):
+        hook.get_contact(contact_id)  # the server died under a running hook
+    with pytest.raises(GHLBudgetBackendError, match=message):
+        GHLHook(conn_id).get_contact(contact_id)  # and a new hook fails as plainly, before sending
+    assert fast_sandbox.stats()["requests_total"] == 0
+    hook.close()
+
+
+# -- configuration ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"budget_backend": "memcached"}, "budget_backend"),
+        ({"budget_backend": "redis"}, "budget_redis_conn_id"),
+        ({"budget_dir": "relative/dir"}, "budget_dir"),
+    ],
+)
+def test_budget_extras_are_validated(extra: dict[str, str], field: str) -> None:
+    from airflow.sdk import Connection
+
+    conn = Connection(conn_id="c", conn_type="ghl", password="pit-x", extra=json.dumps(extra))
+    with pytest.raises(GHLConfigError, match=field):
+        GHLConnectionConfig.from_connection(conn)
+
+
+def test_the_default_backend_is_host() -> None:
+    from airflow.sdk import Connection
+
+    config = GHLConnectionConfig.from_connection(Connection(conn_id="c", conn_type="ghl", password="pit-x"))
+    assert config.budget_backend == "host"
+    assert Path(config.budget_dir).is_absolute()
