@@ -44,18 +44,10 @@ from airflow_provider_ghl.hooks.operations import SEARCH_MAX_PAGE_LIMIT
 from airflow_provider_ghl.hooks.paging import ContactPage, GHLPagingMixin
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
 from airflow_provider_ghl.hooks.responses import extract_result
+from airflow_provider_ghl.hooks.retry import RetryPolicy
 from airflow_provider_ghl.hooks.scopes import OPTIONAL_READS, operation_scope
-from airflow_provider_ghl.hooks.transport import (
-    Exchange,
-    HttpxSender,
-    RequestsSender,
-    RequestStats,
-    RetryPolicy,
-    attempt,
-    post_form,
-    run_sync,
-    shared_ssl_context,
-)
+from airflow_provider_ghl.hooks.senders import HttpxSender, RequestsSender, post_form, shared_ssl_context
+from airflow_provider_ghl.hooks.transport import Exchange, RequestStats, attempt, run_sync
 from airflow_provider_ghl.hooks.watchdog import DeadlineAdapter
 from airflow_provider_ghl.validation import require_int
 

@@ -4,7 +4,7 @@
 one header line every second would hold a request for as long as it likes. :class:`DeadlineAdapter` makes the
 session's connections register their socket with one process-wide :class:`Watchdog` while they wait for the
 headers; at the attempt's deadline the watchdog shuts the socket down, which ends the blocked read at once.
-The body is bounded by the reading loop of :func:`~airflow_provider_ghl.hooks.transport.request_reply`, the
+The body is bounded by the reading loop of :func:`~airflow_provider_ghl.hooks.senders.request_reply`, the
 async path by ``asyncio.timeout``.
 """
 

@@ -26,7 +26,7 @@ from airflow_provider_ghl.exceptions import (
     GHLServerError,
     GHLUnexpectedResponseError,
 )
-from airflow_provider_ghl.hooks import transport
+from airflow_provider_ghl.hooks import senders, transport
 from airflow_provider_ghl.hooks.auth import TokenSet
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from tests.hooks.conftest import remember_secret
@@ -371,7 +371,7 @@ def test_declared_length_over_the_cap_fails_before_reading(ghl: HostileServer, m
     ghl.script = lambda request: Answer(200, {"Content-Type": "application/json"}, [], length=10**9)
     hook = make_hook(max_retries=2)
     for err in _both(hook, lambda h: h.get_contact("c1"), lambda h: h.aget_contact("c1")):
-        assert isinstance(err, GHLResponseTooLargeError) and err.limit == transport.MAX_RESPONSE_BYTES
+        assert isinstance(err, GHLResponseTooLargeError) and err.limit == senders.MAX_RESPONSE_BYTES
         assert "GET /contacts/c1" in str(err) and not err.transient
     assert len(ghl.received) == 2  # a repeat would be as large: not retried
 
@@ -379,7 +379,7 @@ def test_declared_length_over_the_cap_fails_before_reading(ghl: HostileServer, m
 def test_endless_body_is_cut_at_the_cap_with_memory_bounded(
     ghl: HostileServer, make_hook: MakeHook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transport, "MAX_RESPONSE_BYTES", 1024 * 1024)
+    monkeypatch.setattr(senders, "MAX_RESPONSE_BYTES", 1024 * 1024)
     ghl.script = lambda request: endless()
     hook = make_hook(max_retries=0)
     tracemalloc.start()
