@@ -66,42 +66,30 @@ def test_full_export_dag_with_a_readonly_token(sandbox: SandboxServer, airflow_d
     assert output.count(CUSTOM_FIELDS_WARNING) == 1, output[-4000:]
 
 
-def test_incremental_enrichment_dag_with_a_readonly_token(
-    sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
-) -> None:
+def _enrichment_run(sandbox: SandboxServer, tmp_path: Path, dag_id: str, touch: int, **env: str) -> None:
+    """Run an enrichment DAG with a readonly token over the current hour, in which ``touch`` contacts change."""
     quiet_sandbox(sandbox)
     try:
         location = sandbox.location_ids[0]
         hour = current_hour()
         end = hour + timedelta(hours=1)
-        touched = sandbox.touch_contacts(location, count=8)
-        output = _dags_test(sandbox, tmp_path, "ghl_incremental_enrichment", end, conn=_readonly_connection(sandbox))
+        touched = sandbox.touch_contacts(location, count=touch)
+        output = _dags_test(sandbox, tmp_path, dag_id, end, conn=_readonly_connection(sandbox), **env)
         out = tmp_path / location / "enrichment" / f"{hour:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
         _assert_enriched(sandbox, out, touched)
         assert output.count(TASK_SEARCH_WARNING) == 1, output[-4000:]
     finally:
         sandbox.reset()
+
+
+def test_incremental_enrichment_dag_with_a_readonly_token(
+    sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
+) -> None:
+    _enrichment_run(sandbox, tmp_path, "ghl_incremental_enrichment", touch=8)
 
 
 def test_enrichment_on_change_dag_with_a_readonly_token(
     sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
 ) -> None:
-    quiet_sandbox(sandbox)
-    try:
-        location = sandbox.location_ids[0]
-        hour = current_hour()
-        end = hour + timedelta(hours=1)
-        touched = sandbox.touch_contacts(location, count=6)
-        output = _dags_test(
-            sandbox,
-            tmp_path,
-            "ghl_enrichment_on_change",
-            end,
-            conn=_readonly_connection(sandbox),
-            AIRFLOW_VAR_GHL_SENSOR_POKE_INTERVAL="1",
-        )
-        out = tmp_path / location / "enrichment" / f"{hour:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
-        _assert_enriched(sandbox, out, touched)
-        assert output.count(TASK_SEARCH_WARNING) == 1, output[-4000:]
-    finally:
-        sandbox.reset()
+    # The contacts changed before the run: the sensor's first check (one search) finds them.
+    _enrichment_run(sandbox, tmp_path, "ghl_enrichment_on_change", touch=6, AIRFLOW_VAR_GHL_SENSOR_POKE_INTERVAL="1")
