@@ -10,6 +10,8 @@ answer. Each scenario sends the same ``GET /contacts/{id}`` and one-page ``POST 
 
 Reported: client CPU microseconds per request (``time.process_time`` of this process; the sandbox runs in its
 own) and the ratio to bare ``requests``. Target: the sync hook at most ``--target`` x the bare client.
+The connection takes the default budget backend (``host``: two locked state-file steps per request); set
+``GHL_BENCH_EXTRA='{"budget_backend": "process"}'`` (any connection extras, as JSON) to measure another.
 Exit status 0 when the target is met. Writes ``benchmarks/results/hook_overhead.json``.
 """
 
@@ -31,6 +33,7 @@ from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+EXTRA = json.loads(os.environ.get("GHL_BENCH_EXTRA", "{}"))
 
 
 def cpu_per_request(run: Callable[[], int]) -> tuple[float, int]:
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         location = sandbox.location_ids[0]
         ids = (sandbox.contact_ids(location) * (calls // 10 + 1))[:calls]
         conn = {"conn_type": "ghl", "host": sandbox.base_url, "password": sandbox.token(0),
-                "extra": {"location_id": location}}  # fmt: skip
+                "extra": {"location_id": location, **EXTRA}}  # fmt: skip
         os.environ["AIRFLOW_CONN_GHL_OVERHEAD"] = json.dumps(conn)
         hook = GHLHook("ghl_overhead")
         hook_sync(hook, ids[:20])  # warm: connection, config, limiter, imports

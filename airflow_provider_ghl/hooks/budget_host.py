@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from airflow_provider_ghl.exceptions import GHLBudgetBackendError
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
@@ -82,7 +83,8 @@ class HostRateLimiter(RateLimiter):
                 try:
                     yield
                 finally:
-                    data = json.dumps({name: getattr(self, name) for name in SHARED_FIELDS}).encode()
+                    # orjson: this runs twice per request, and the window's log can hold many stamps.
+                    data = orjson.dumps({name: getattr(self, name) for name in SHARED_FIELDS})
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, data, 0)
             except OSError as err:
@@ -95,7 +97,7 @@ class HostRateLimiter(RateLimiter):
         if raw:
             # A process killed mid-write leaves a torn file: start the window afresh rather than fail forever.
             with contextlib.suppress(ValueError):
-                loaded = json.loads(raw)
+                loaded = orjson.loads(raw)
                 state = loaded if isinstance(loaded, dict) else {}
         for name in SHARED_FIELDS:
             setattr(self, name, state.get(name, self._initial[name]))
