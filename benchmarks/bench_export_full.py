@@ -86,7 +86,9 @@ def child_baseline(args: argparse.Namespace) -> dict[str, Any]:
 def child_export(args: argparse.Namespace) -> dict[str, Any]:
     """GHLExportContactsOperator.execute, as a worker would run it (connection from AIRFLOW_CONN_*); the
     ``parquet`` child writes typed Parquet instead of JSON Lines."""
-    conn = {"conn_type": "ghl", "host": args.base_url, "password": args.token, "extra": {"location_id": args.location}}
+    # More connection extras (e.g. {"budget_backend": "process"}) from GHL_BENCH_EXTRA, as bench_hook_overhead.
+    extra = {"location_id": args.location, **json.loads(os.environ.get("GHL_BENCH_EXTRA", "{}"))}
+    conn = {"conn_type": "ghl", "host": args.base_url, "password": args.token, "extra": extra}
     os.environ["AIRFLOW_CONN_GHL_BENCH"] = json.dumps(conn)
     from airflow_provider_ghl.operators.export import GHLExportContactsOperator
 
