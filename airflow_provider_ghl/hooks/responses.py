@@ -204,22 +204,25 @@ def parse_response(
     raise GHLApiError(**where)
 
 
-def as_auth_error(err: GHLApiError, message: str | None = None) -> GHLAuthError:
-    """``err`` as a :class:`GHLAuthError` with the same request facts (and ``message`` instead of its own)."""
-    return GHLAuthError(
-        message,
-        method=err.method,
-        path=err.path,
-        status=err.status,
-        ghl_message=err.ghl_message,
-        ghl_error=err.ghl_error,
-        trace_id=err.trace_id,
-    )
+def as_auth_error(
+    err: GHLApiError, message: str | None = None, *, scope_refused: bool = False, scope: str | None = None
+) -> GHLAuthError:
+    """``err`` as a :class:`GHLAuthError` with the same request facts (and ``message`` instead of its own), or
+    with ``scope_refused`` as a :class:`GHLScopeError` naming ``scope``, the scope the call needed."""
+    facts: dict[str, Any] = {
+        "method": err.method,
+        "path": err.path,
+        "status": err.status,
+        "ghl_message": err.ghl_message,
+        "ghl_error": err.ghl_error,
+        "trace_id": err.trace_id,
+    }
+    return GHLScopeError(message, scope=scope, **facts) if scope_refused else GHLAuthError(message, **facts)
 
 
 def refuses_scope(status: int, headers: Mapping[str, str], content: bytes) -> bool:
     """Whether an answer is GHL's scope refusal: a 401 that a fresh token cannot cure."""
-    return status == 401 and is_scope_refusal(status, _error_fields(_decode(content), headers, ())["ghl_message"])
+    return is_scope_refusal(status, _error_fields(_decode(content), headers, ())["ghl_message"])
 
 
 def _found(value: Any) -> str:

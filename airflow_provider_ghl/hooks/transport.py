@@ -220,16 +220,11 @@ def _parsed(exchange: Exchange, reply: Reply, limiter: RateLimiter, secrets: tup
         raise
     except GHLScopeError as err:
         scope = exchange.scope or "a scope"
-        raise GHLScopeError(
+        message = (
             f"{method} {path} needs the scope {scope}, which the token does not have (HTTP 401: {err.ghl_message}). "
-            f"Make the Private Integration Token (or authorize the app) with {scope}.",
-            scope=exchange.scope,
-            method=method,
-            path=path,
-            status=reply.status,
-            ghl_message=err.ghl_message,
-            trace_id=err.trace_id,
-        ) from None
+            f"Make the Private Integration Token (or authorize the app) with {scope}."
+        )
+        raise as_auth_error(err, message, scope_refused=True, scope=exchange.scope) from None
     except GHLAuthError as err:
         if isinstance(err, GHLForbiddenError):
             raise
