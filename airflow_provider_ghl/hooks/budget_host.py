@@ -79,14 +79,19 @@ class HostRateLimiter(RateLimiter):
                 raise self._error(err) from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                self._load(_read_all(fd))
+                raw = _read_all(fd)
+                self._load(raw)
                 try:
                     yield
                 finally:
                     # orjson: this runs twice per request, and the window's log can hold many stamps.
                     data = orjson.dumps({name: getattr(self, name) for name in SHARED_FIELDS})
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, data, 0)
+                    # Write only a change, in place, and cut the file only when it shrank: truncating to 0
+                    # first cost more than all the rest of the step (it makes the filesystem free the blocks).
+                    if data != raw:
+                        os.pwrite(fd, data, 0)
+                        if len(data) < len(raw):
+                            os.ftruncate(fd, len(data))
             except OSError as err:
                 raise self._error(err) from None
             finally:

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 import requests
 import urllib3
 
@@ -128,6 +129,12 @@ def _decode(content: bytes) -> Any:
     if not content or not content.strip():
         return None
     try:
+        # orjson: parsing the answer is most of a search page's client CPU, and orjson does it 2-3 x faster.
+        return orjson.loads(content)
+    except ValueError:
+        pass
+    try:
+        # What orjson refuses and the standard library reads (NaN, integers over 64 bits).
         return json.loads(content)
     except ValueError:
         return content.decode("utf-8", "replace")

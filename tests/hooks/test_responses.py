@@ -34,6 +34,13 @@ def test_success_returns_the_body() -> None:
     assert _parse(201, b"") is None
 
 
+def test_json_the_fast_parser_refuses_is_still_read() -> None:
+    # orjson parses answers; what it refuses and the standard library reads must come out the same.
+    body = _parse(200, b'{"contact": {"id": "c1", "score": NaN, "big": 123456789012345678901234567890}}')
+    assert body["contact"]["big"] == 123456789012345678901234567890
+    assert body["contact"]["score"] != body["contact"]["score"]  # NaN
+
+
 def test_truncated_success_body_is_transient() -> None:
     with pytest.raises(GHLServerError) as info:
         _parse(200, b'{"contacts": [')
