@@ -140,12 +140,17 @@ class WebhookDelivery:
         self.configure(settings)
 
     def configure(self, settings: WebhookSettings) -> None:
-        """Replace the settings; queued deliveries keep going, to their URLs, under the new faults and timings.
+        """Replace the settings. Queued deliveries to URLs still subscribed go on under the new faults and timings;
+        those to URLs no longer subscribed are dropped (counted in ``unsubscribed``), as GHL stops sending.
 
         :param settings: the new settings (faults not named are off).
         """
         self.settings = settings
         self._slots = asyncio.Semaphore(settings.max_in_flight)
+        for key in [key for key in self._streams if key[0] not in settings.urls]:
+            self.counts["unsubscribed"] += len(self._streams.pop(key))
+            if (task := self._tasks.pop(key, None)) is not None:
+                task.cancel()
 
     def view(self) -> dict[str, Any]:
         """``GET /_sandbox/webhooks``: the settings, the public keys and the counters."""
@@ -160,7 +165,7 @@ class WebhookDelivery:
         """Counters since start or reset; ``queued`` counts deliveries not yet accepted or given up."""
         names = (
             "events", "deliveries", "delivered", "attempts", "failed_attempts", "redelivered", "given_up",
-            "duplicates_sent", "reordered", "delayed", "bad_signatures_sent", "bad_signatures_accepted",
+            "duplicates_sent", "reordered", "delayed", "bad_signatures_sent", "bad_signatures_accepted", "unsubscribed",
         )  # fmt: skip
         return {
             **{name: self.counts[name] for name in names},
@@ -239,6 +244,7 @@ class WebhookDelivery:
 
     # -- delivering -------------------------------------------------------------------------------------------
     async def _drain(self, key: tuple[str, str]) -> None:
+        """Deliver the queue of one (URL, location) stream in order until it is empty."""
         queue = self._streams[key]
         try:
             while queue:
@@ -280,10 +286,12 @@ class WebhookDelivery:
         settings = self.settings
         # The first attempt only: the retry a refusing receiver causes is signed right.
         corrupt = delivery.attempts == 0 and not delivery.duplicate and self.rng.random() < settings.bad_signature_rate
-        headers = {
-            "Content-Type": "application/json",
-            **self.signer.headers(delivery.body, legacy=settings.legacy_signature, corrupt=corrupt),
-        }
+        if settings.legacy_signature:
+            # An RSA signature takes a millisecond or two: off the loop, so API requests do not wait for it.
+            signatures = await asyncio.to_thread(self.signer.headers, delivery.body, legacy=True, corrupt=corrupt)
+        else:
+            signatures = self.signer.headers(delivery.body, legacy=False, corrupt=corrupt)
+        headers = {"Content-Type": "application/json", **signatures}
         delivery.attempts += 1
         self.counts["attempts"] += 1
         if delivery.attempts > 1:
