@@ -38,6 +38,14 @@ class Delivery:
         self.event: dict[str, Any] = json.loads(body)
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A sender that hangs up mid-answer (a reset, a timeout) is expected here, not an error to print.
+        pass
+
+
 class Receiver:
     """A tiny webhook receiver in a thread: records every POST (raw body, headers) and answers as told.
 
@@ -72,8 +80,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = QuietServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/ghl/webhooks"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
