@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from airflow_provider_ghl.sandbox.config import WebhookSettings
+from airflow_provider_ghl.sandbox.data import iso
 from airflow_provider_ghl.sandbox.events import payload
 
 # Events remembered for GET /_sandbox/webhooks/events (id, type, record): enough for a test's burst.
@@ -117,6 +118,8 @@ class WebhookDelivery:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Not zeroed by a reset: deliveries cancelled by it still leave the count on their way out.
         self.in_flight = 0
+        # The last event time per location, kept across resets: event times only go forward.
+        self._last_ms: dict[str, int] = {}
         self.reset(settings, seed)
 
     # -- settings and state -----------------------------------------------------------------------------------
@@ -218,10 +221,20 @@ class WebhookDelivery:
         :param at_ms: when the change happened.
         """
         webhook_id = str(uuid.uuid4())
+        # Strictly increasing per location: changes in the same millisecond (a burst, or the two events of one
+        # write) are stamped 1 ms apart, so the last writer by timestamp is always well defined.
+        at_ms = max(at_ms, self._last_ms.get(location_id, 0) + 1)
+        self._last_ms[location_id] = at_ms
         self.counts["events"] += 1
         self.by_type[event_type] += 1
         self.recent.append(
-            {"webhookId": webhook_id, "type": event_type, "locationId": location_id, "id": str(record.get("id"))}
+            {
+                "webhookId": webhook_id,
+                "type": event_type,
+                "locationId": location_id,
+                "id": str(record.get("id")),
+                "timestamp": iso(at_ms),
+            }
         )
         if not self.settings.urls:
             return
