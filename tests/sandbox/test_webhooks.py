@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -31,6 +35,8 @@ ENVELOPE = {"type", "locationId", "webhookId", "timestamp"}
 
 
 class Delivery:
+    """One POST the receiver got; ``status`` is its answer (0: answered only after a stall)."""
+
     def __init__(self, headers: dict[str, str], body: bytes, status: int) -> None:
         self.headers = headers
         self.body = body
@@ -554,3 +560,29 @@ def test_start_up_urls_from_the_cli_flag(receiver: Receiver) -> None:
         # A reset returns to the start-up subscriptions.
         sb.set_webhooks([])
         assert sb.reset()["webhooks"]["urls"] == [receiver.url]
+
+
+def test_cli_prints_the_webhook_key_and_refuses_a_bad_url(receiver: Receiver) -> None:
+    cli = [sys.executable, "-m", "airflow_provider_ghl.sandbox.cli", "--port", "0", "--contacts", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*cli, "--webhook-url", receiver.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "admin:" in line:
+                break
+        text = "".join(lines)
+        base_url = re.search(r"listening on (http://127\.0\.0\.1:\d+)\n", text)
+        key = re.search(r"webhook public key\s*: (\S+) \(Ed25519, X-GHL-Signature\)", text)
+        assert base_url and key and f"webhooks to         : {receiver.url}" in text, text
+        info = requests.get(f"{base_url[1]}/_sandbox/info", timeout=10).json()
+        assert info["webhooks"]["public_key"] == key[1]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    bad = subprocess.run([*cli, "--webhook-url", "ftp://x"], capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode != 0 and "--webhook-url" in bad.stderr and "Traceback" not in bad.stderr
