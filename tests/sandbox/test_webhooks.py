@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -586,3 +587,19 @@ def test_cli_prints_the_webhook_key_and_refuses_a_bad_url(receiver: Receiver) ->
         proc.wait(10)
     bad = subprocess.run([*cli, "--webhook-url", "ftp://x"], capture_output=True, text=True, timeout=60, env=env)
     assert bad.returncode != 0 and "--webhook-url" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_routes_change_data_only_through_the_reporting_methods() -> None:
+    """A route that stamped a contact or stored a child itself would change data without its webhook."""
+    routes = Path(__file__).resolve().parents[2] / "airflow_provider_ghl" / "sandbox" / "routes"
+    bypasses = re.compile(
+        r"\.touch\(|\.changed\(\)|\bloc\.(add|remove)\(|\.(tasks|notes|events)\[|\.data\[[^\]]+\]\s*=[^=]|"
+        r"\.data\.(update|setdefault|pop)\("
+    )
+    found = [
+        f"{path.name}:{n}: {line.strip()}"
+        for path in sorted(routes.glob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if bypasses.search(line)
+    ]
+    assert found == []
