@@ -76,6 +76,8 @@ def _new_contact(sb: Sandbox, loc: Location, fields: dict[str, Any]) -> Contact:
     cid = new_id(sb.store.rng)
     contact = Contact({"id": cid, "locationId": loc.id, "dateAdded": iso(now), "dateUpdated": iso(now)}, now, now)
     contact.data.update(tags=[], customFields=[], followers=[], additionalEmails=[], dnd=False, type="lead")
+    # A contact made through the API has no tasks, notes or appointments yet (only seeded ones get generated).
+    contact.tasks, contact.notes, contact.events = {}, {}, {}
     _apply_contact_fields(sb, loc, contact, {k: v for k, v in fields.items() if k != "locationId"})
     contact.added_ms = contact.updated_ms
     contact.data["dateAdded"] = contact.data["dateUpdated"]
