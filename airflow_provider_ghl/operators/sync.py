@@ -192,17 +192,17 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         if ratio > allowed:
             raise GHLSyncRowsFailed(
                 f"{counts['failed']} of {counts['rows']} rows failed ({ratio:.2%}, more than max_failed_ratio "
-                f"{allowed:.2%}); they are in {', '.join(manifest['dead_letter'])} under {output.root}.",
+                f"{allowed:.2%}); they are in the dead_letter files under {output.root}.",
                 counts=counts,
                 ratio=ratio,
                 allowed=allowed,
             )
         if counts["failed"]:
             self.log.warning(
-                "%d rows failed (%.2f%%, within max_failed_ratio); they are in %s under %s.",
+                "%d rows failed (%.2f%%, within max_failed_ratio); they are in the %d dead_letter files under %s.",
                 counts["failed"],
                 100 * ratio,
-                ", ".join(manifest["dead_letter"]),
+                len(manifest["dead_letter"]),
                 output.root,
             )
         return {**counts, "dry_run": manifest["dry_run"], "manifest": str(output.root / MANIFEST)}

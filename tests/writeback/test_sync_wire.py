@@ -26,12 +26,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _operator(conn_id: str, input_path: Path, results: Path, **kwargs: Any) -> GHLSyncContactsOperator:
     kwargs.setdefault("max_failed_ratio", 0.05)
+    kwargs.setdefault("rows_per_file", 250)
     return GHLSyncContactsOperator(
         task_id="sync",
         ghl_conn_id=conn_id,
         input_path=f"file://{input_path}",
         results_path=f"file://{results}",
-        rows_per_file=250,
         retry_backoff=0.01,
         hook_params={"retry_backoff": 0.01, "max_retries": 8},
         **kwargs,
@@ -160,3 +160,45 @@ def test_two_thousand_records_under_faults_then_a_second_run_writes_nothing(
     assert sync_sandbox.stats()["writes"] == 0
     assert again["writes"] == 0 and again["create"] == again["update"] == 0
     assert again["skip"] == len(data.applied) + len(data.unchanged)
+
+
+def test_a_worker_killed_mid_run_and_run_again_ends_in_the_same_state(
+    sync_conn: str, sync_sandbox: SandboxServer, data: SyncDataset, tmp_path: Path
+) -> None:
+    input_path = tmp_path / "contacts.jsonl"
+    input_path.write_bytes(data.jsonl())
+    results = tmp_path / "results"
+    before = _snapshot(sync_conn)
+    sync_sandbox.clear_stats()
+    sync_sandbox.set_faults(latency_ms=3, **FAULTS)  # slow enough to be caught mid-run
+
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("sync_child.py")), f"file://{input_path}", f"file://{results}"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (results / "_checkpoint.json").exists():
+            assert child.poll() is None, "the worker ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.3)  # rows are in flight, some writes sent and unanswered
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(30)
+    killed_at = json.loads((results / "_checkpoint.json").read_text())["datasets"]["results"]["cursor"][0]
+    assert 0 < killed_at < len(data.records)
+    assert not (results / "_manifest.json").exists()
+
+    counts = _operator(sync_conn, input_path, results, rows_per_file=100).execute(context={})
+    sync_sandbox.set_faults()
+
+    manifest = json.loads((results / "_manifest.json").read_text())
+    assert manifest["resumed_from_row"] >= killed_at
+    assert counts["rows"] == len(data.records) and counts["error"] == 0
+    assert [r["action"] for r in _results(results) if r["action"] == "reject"] == ["reject"] * len(data.bad_rows)
+    _assert_final_state(sync_conn, data, before)  # no duplicate contact, task or note
+    # The two workers together applied each needed write once.
+    assert sync_sandbox.stats()["writes"] == data.writes
