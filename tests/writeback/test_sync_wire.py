@@ -17,8 +17,7 @@ import pytest
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
 from airflow_provider_ghl.sandbox.testing import SandboxServer
-from tests.writeback.conftest import CONN_ID
-from tests.writeback.dataset import NEW_TASK, REFERRAL, RENEWAL_TASK, SCORE, SyncDataset, build
+from tests.writeback.dataset import SyncDataset, build
 
 FAULTS = {"error_rate": 0.04, "drop_rate": 0.03, "storm_rate": 0.03}
 ROOT = Path(__file__).resolve().parents[2]
