@@ -6,7 +6,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperatorLink
+from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
 from airflow_provider_ghl import __version__
 from airflow_provider_ghl.exceptions import GHLSyncRowsFailed
@@ -38,6 +38,9 @@ from airflow_provider_ghl.writeback.run import custom_field_definitions, sync_ro
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+#: Asset alias each run attaches its results directory to (the plan of a dry run, the results of a real one).
+SYNC_ASSET_ALIAS = "ghl_contacts_sync"
+
 
 class GHLSyncContactsOperator(GHLBaseOperator):
     """Apply a file of contact records to a GHL location: create the new, update only what changed, skip the rest.
@@ -60,7 +63,9 @@ class GHLSyncContactsOperator(GHLBaseOperator):
     Needs ``contacts.write`` (and ``contacts.readonly``). Without ``locations/customFields.readonly`` custom
     fields named by key are written as given, uncompared (warned once, recorded in the manifest's ``degraded``).
 
-    Returns the counts: rows, create, update, skip, reject, error, failed, writes (and ``manifest``).
+    Returns the counts: rows, create, update, skip, reject, error, failed, writes (and ``manifest``), and
+    attaches an Asset for ``results_path`` to the ``ghl_contacts_sync`` asset alias (the plan of a dry run or
+    the results of a real one, ``dry_run`` in its extra).
 
     :param input_path: the input file: an Airflow object-storage URI or absolute path. (templated)
     :param results_path: directory for results, dead letters, checkpoint and manifest. (templated)
@@ -94,6 +99,8 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         retry_backoff: float = 0.5,
         **kwargs: Any,
     ) -> None:
+        # Declared here, not at run time, so the scheduler knows the task emits to the alias.
+        kwargs.setdefault("outlets", [AssetAlias(SYNC_ASSET_ALIAS)])
         super().__init__(**kwargs)
         self.input_path = input_path
         self.results_path = results_path
@@ -141,6 +148,10 @@ class GHLSyncContactsOperator(GHLBaseOperator):
             self.log.info("%s already holds a complete run (manifest found); nothing to do.", output.root)
         else:
             manifest = self._run(hook, args, output, identity)
+            outlet_events = context.get("outlet_events")
+            if outlet_events is not None:
+                extra = {"location_id": location, "dry_run": args["dry_run"], **manifest["counts"]}
+                outlet_events[AssetAlias(SYNC_ASSET_ALIAS)].add(Asset(uri=str(output.root)), extra=extra)
         return self._judge(output, manifest, args["max_failed_ratio"])
 
     def _run(self, hook: GHLHook, args: dict[str, Any], output: SyncOutput, identity: dict[str, Any]) -> dict[str, Any]:
