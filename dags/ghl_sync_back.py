@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, task_group
@@ -44,7 +45,7 @@ its last committed row and writes nothing twice; applying the same file again wr
 @task_group
 def sync_location(location_id: str, ghl_conn_id: str) -> None:
     """Plan, then apply, one location's file."""
-    common = {
+    common: dict[str, Any] = {
         "location_id": location_id,
         "ghl_conn_id": ghl_conn_id,
         "input_path": f"{SYNC_INBOX.template()}/{INPUT_FILE}",
