@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
 from airflow_provider_ghl import __version__
-from airflow_provider_ghl.exceptions import GHLSyncRowsFailed
+from airflow_provider_ghl.exceptions import GHLConfigError, GHLSyncRowsFailed
 from airflow_provider_ghl.export.contacts import utcnow_iso
 from airflow_provider_ghl.export.lineage import writeback_lineage
 from airflow_provider_ghl.export.output import MANIFEST
@@ -77,7 +77,7 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         writing the results (default 0: any failed row fails it). At or below it the task succeeds and logs how
         many rows failed.
     :param rows_per_file: rows per results file; also how many rows a killed task compares again.
-    :param max_workers: rows in flight at once; default the hook's ``max_workers``.
+    :param max_workers: rows in flight at once (also the hook's pool size, unless ``hook_params`` say otherwise).
     :param retry_backoff: scale in seconds of the wait before GHL is read again after a failed write.
     """
 
@@ -95,7 +95,7 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         dry_run: bool = False,
         max_failed_ratio: float = 0.0,
         rows_per_file: int = 1000,
-        max_workers: int | None = None,
+        max_workers: int = 8,
         retry_backoff: float = 0.5,
         **kwargs: Any,
     ) -> None:
@@ -113,7 +113,13 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         self.max_workers = max_workers
         self.retry_backoff = retry_backoff
 
+    def _hook_kwargs(self) -> dict[str, Any]:
+        # Rows in flight are capped at the hook's pool size: size the pool for max_workers (hook_params still win).
+        return {"max_workers": self.max_workers, **super()._hook_kwargs()}
+
     def validate(self, context: Context) -> dict[str, Any]:
+        # First: max_workers sizes the hook, which the shared checks build to read the connection.
+        max_workers = require_int("max_workers", self.max_workers, minimum=1)
         args = super().validate(context)
         input_path = input_location("input_path", self.input_path)
         fmt, gzipped = input_format("input_path", input_path)
@@ -126,7 +132,7 @@ class GHLSyncContactsOperator(GHLBaseOperator):
             max_failed_ratio=require_ratio("max_failed_ratio", self.max_failed_ratio),
             rows_per_file=require_int("rows_per_file", self.rows_per_file, minimum=1),
             retry_backoff=require_timedelta("retry_backoff", self.retry_backoff).total_seconds(),
-            workers=require_int("max_workers", self.max_workers or self.hook.max_workers, minimum=1),
+            workers=min(max_workers, self.hook.max_workers),
         )
         args["location_id"] = location_or_default("location_id", args["location_id"], self.hook.config.location_id)
         return args
@@ -145,6 +151,12 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         output = SyncOutput(args["results_root"], input_file, rows_per_file=args["rows_per_file"], identity=identity)
         manifest = output.read_manifest()
         if manifest is not None:
+            done = {key: manifest.get(key) for key in identity}
+            if done != identity:
+                raise GHLConfigError(
+                    f"results_path {str(output.root)!r} holds a finished run of something else ({done}); this run "
+                    f"is {identity}. Use another results_path (a dry run and its apply need one each)."
+                )
             self.log.info("%s already holds a complete run (manifest found); nothing to do.", output.root)
         else:
             manifest = self._run(hook, args, output, identity)

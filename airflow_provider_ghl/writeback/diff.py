@@ -11,6 +11,7 @@ given, by key: correct, though not minimal.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ from airflow_provider_ghl.writeback.records import CustomFieldValue, RowRejected
 TAGS_MODES = SYNC_TAGS_MODES
 #: Fields that identify a child record (a task or note with the same ones already exists: not created again).
 CHILD_IDENTITY = {"tasks": ("title", "dueDate", "body"), "notes": ("body", "title")}
+#: An ISO date-time at midnight UTC, kept to its day (``1990-01-02T00:00:00.000Z`` -> ``1990-01-02``).
+_ISO_DAY = re.compile(r"^(\d{4}-\d{2}-\d{2})T00:00:00(?:\.0+)?(?:Z|\+00:00)?$")
 
 
 class CustomFieldRefs:
@@ -114,6 +117,9 @@ def _canonical(value: Any) -> str:
 def _same_field(name: str, wanted: Any, current: Any) -> bool:
     if name == "email" and isinstance(wanted, str) and isinstance(current, str):
         return wanted.strip().lower() == current.strip().lower()  # one address whatever its case
+    if name == "dateOfBirth" and isinstance(wanted, str) and isinstance(current, str):
+        # GHL may answer a date written as 1990-01-02 with its midnight: the same day.
+        wanted, current = (_ISO_DAY.sub(r"\1", v.strip()) for v in (wanted, current))
     if isinstance(wanted, Mapping):
         return isinstance(current, Mapping) and _canonical(dict(wanted)) == _canonical(dict(current))
     return same_value(wanted, current)

@@ -47,7 +47,7 @@ IGNORED_FIELDS = frozenset(
     }
 )  # fmt: skip
 #: Input file formats, by the file name's ending (before any ``.gz``).
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 CUSTOM_FIELD_COLUMN = "customFields."
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: E.164: what GHL stores and matches duplicates on.
@@ -118,7 +118,7 @@ class InputRow:
 
 
 def input_format(field_name: str, path: ObjectStoragePath) -> tuple[str, bool]:
-    """``(format, gzipped)`` of an input file by its name: ``.jsonl`` / ``.ndjson`` / ``.json`` or ``.csv``,
+    """``(format, gzipped)`` of an input file by its name: ``.jsonl`` / ``.ndjson`` or ``.csv``,
     optionally ``.gz``; :class:`GHLInputError` naming ``field_name`` otherwise."""
     name = path.name.lower()
     gzipped = name.endswith(".gz")
@@ -126,7 +126,7 @@ def input_format(field_name: str, path: ObjectStoragePath) -> tuple[str, bool]:
     for ending, fmt in FORMATS.items():
         if stem.endswith(ending):
             return fmt, gzipped
-    raise GHLInputError(field_name, f"{path.name!r}: name it .jsonl, .ndjson, .json or .csv (optionally .gz)")
+    raise GHLInputError(field_name, f"{path.name!r}: name it .jsonl, .ndjson or .csv (optionally .gz)")
 
 
 class InputFile:

@@ -122,6 +122,13 @@ def test_diff_writes_only_what_changed() -> None:
         diff(parse_record({"customFields": {"nope": 1}}), contact, refs, "add")
 
 
+def test_a_birthday_and_its_midnight_are_the_same_day() -> None:
+    record = parse_record({"dateOfBirth": "1990-01-02"})
+    refs = CustomFieldRefs(DEFINITIONS)
+    assert diff(record, {"dateOfBirth": "1990-01-02T00:00:00.000Z"}, refs, "add").empty
+    assert diff(record, {"dateOfBirth": "1990-01-03"}, refs, "add").changed == ["dateOfBirth"]
+
+
 def test_without_definitions_keys_are_sent_by_key_and_ids_still_compared() -> None:
     refs = CustomFieldRefs(None)
     contact = {"id": "c1", "customFields": [{"id": "cf1", "value": "pro"}]}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ghl.exceptions import GHLInputError, GHLSyncRowsFailed
+from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError, GHLSyncRowsFailed
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
 from airflow_provider_ghl.sandbox.testing import SandboxServer
@@ -126,6 +126,8 @@ def test_without_the_custom_field_scope_values_by_key_are_written_uncompared(
         ({"rows_per_file": 0}, "rows_per_file"),
         ({"dry_run": "maybe"}, "dry_run"),
         ({"results_path": "nowhere"}, "results_path"),
+        ({"max_workers": 0}, "max_workers"),
+        ({"retry_backoff": -1}, "retry_backoff"),
     ],
 )
 def test_bad_arguments_fail_naming_the_field_before_any_request(
@@ -191,3 +193,12 @@ def test_children_are_created_once_and_an_unknown_id_is_rejected(
     assert again["skip"] == 1 and clean_sandbox.stats()["writes"] == 0
     tasks = [t for t in GHLHook(conn).get_tasks(existing["id"]) if t["title"] == "Sync check"]
     assert len(tasks) == 1 and tasks[0]["dueDate"] == "2027-02-01T07:00:00.000Z"
+
+
+def test_a_finished_dry_run_is_not_taken_for_the_apply(conn: str, clean_sandbox: SandboxServer, tmp_path: Path) -> None:
+    source = _write(tmp_path / "in.jsonl", [{"email": "planned.only@sync.example.com"}])
+    assert _sync(conn, source, tmp_path / "out", dry_run=True)["create"] == 1
+    clean_sandbox.clear_stats()
+    with pytest.raises(GHLConfigError, match="finished run of something else"):
+        _sync(conn, source, tmp_path / "out")
+    assert clean_sandbox.stats()["writes"] == 0
