@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError, GHLSyncRowsFailed
+from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError, GHLScopeError, GHLSyncRowsFailed
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
 from airflow_provider_ghl.sandbox.testing import SandboxServer
@@ -202,3 +202,21 @@ def test_a_finished_dry_run_is_not_taken_for_the_apply(conn: str, clean_sandbox:
     with pytest.raises(GHLConfigError, match="finished run of something else"):
         _sync(conn, source, tmp_path / "out")
     assert clean_sandbox.stats()["writes"] == 0
+
+
+def test_a_read_only_token_can_plan_but_not_apply(
+    clean_sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = clean_sandbox.issue_token(0, scopes=["contacts.readonly", "locations/customFields.readonly"])
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(clean_sandbox.airflow_connection(0, private_token=token))
+    )
+    existing = _contact(CONN_ID)
+    source = _write(tmp_path / "in.jsonl", [{"id": existing["id"], "firstName": "Planned"}])
+    plan = _sync(CONN_ID, source, tmp_path / "plan", dry_run=True)
+    assert plan["update"] == 1 and _rows(tmp_path / "plan")[0]["changed"] == ["firstName"]
+    # Applying needs contacts.write: the task fails (a row cannot fix a token), nothing is written.
+    with pytest.raises(GHLScopeError):
+        _sync(CONN_ID, source, tmp_path / "apply")
+    assert clean_sandbox.stats()["writes"] == 0
+    assert not (tmp_path / "apply" / "_manifest.json").exists()
