@@ -55,7 +55,8 @@ class RowResult:
     :param contact_id: the contact written (None for a planned create, a reject, an error before matching).
     :param matched_by: the key that found the contact (``id``, ``email``, ``email+phone``...), None for a create.
     :param changed: what was (or would be) written: field names, ``customFields.<key>``, ``tags``, ``tasks``.
-    :param writes: the writes by kind (:data:`WRITE_KINDS`).
+    :param writes: the writes by kind (:data:`WRITE_KINDS`); of an ``error`` row, those it needed (some may not
+        have been made: feeding the row again writes only what is missing).
     :param children: fingerprints of the tasks / notes created, by kind.
     :param error: why the row was rejected or failed.
     """
@@ -241,14 +242,14 @@ class RowApplier:
             if self.settings.dry_run:
                 continue
             assert result.contact_id is not None
-            for fingerprint, child in missing:
-                self._create_child(kind, result.contact_id, fingerprint, child)
+            for _, child in missing:
+                self._create_child(kind, result.contact_id, child)
 
     def _list(self, kind: str, contact_id: str) -> list[dict[str, Any]]:
         call = ops.get_tasks(contact_id) if kind == "tasks" else ops.get_notes(contact_id)
         return self.hook.run(call)
 
-    def _create_child(self, kind: str, contact_id: str, fingerprint: str, child: Mapping[str, Any]) -> None:
+    def _create_child(self, kind: str, contact_id: str, child: Mapping[str, Any]) -> None:
         call: Call[dict[str, Any]]
         if kind == "tasks":
             call = ops.create_task(
