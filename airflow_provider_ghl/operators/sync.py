@@ -123,8 +123,10 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         args = super().validate(context)
         input_path = input_location("input_path", self.input_path)
         fmt, gzipped = input_format("input_path", input_path)
+        input_file = InputFile(input_path, fmt, gzipped)
+        input_file.check_header("input_path")
         args.update(
-            input_file=InputFile(input_path, fmt, gzipped),
+            input_file=input_file,
             results_root=output_location("results_path", self.results_path),
             match_on=require_choices("match_on", self.match_on, SYNC_MATCH_KEYS, allow_empty=False),
             tags_mode=require_choice("tags_mode", self.tags_mode, SYNC_TAGS_MODES),

@@ -152,6 +152,28 @@ class InputFile:
             else:
                 yield from self._csv_rows(io.TextIOWrapper(binary, encoding="utf-8-sig", newline=""))
 
+    def check_header(self, field_name: str) -> None:
+        """A CSV whose header names no usable column fails here, before any request (every row would be
+        rejected for it); :class:`GHLInputError` naming ``field_name`` and the column."""
+        if self.fmt != "csv":
+            return
+        with self.path.open("rb") as raw:
+            binary: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if self.gzipped else raw  # type: ignore[assignment]
+            try:
+                header = next(csv.reader(io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")), None)
+            except (UnicodeDecodeError, OSError, csv.Error) as err:
+                raise GHLInputError(field_name, f"{self.path.name!r} is not a readable UTF-8 CSV: {err}") from err
+        if not header:
+            raise GHLInputError(field_name, f"{self.path.name!r} has no header line")
+        columns = [c.strip() for c in header]
+        known = {*CONTACT_FIELDS, *IGNORED_FIELDS, "id", "tags", "customFields", "tasks", "notes"}
+        for column in columns:
+            if columns.count(column) > 1:
+                raise GHLInputError(field_name, f"column {column!r} appears twice in the header")
+            if column not in known and not column.startswith(CUSTOM_FIELD_COLUMN):
+                usable = ", ".join([*CONTACT_FIELDS, "id", "tags", "customFields.<id or key>", "tasks", "notes"])
+                raise GHLInputError(field_name, f"column {column!r} is not a contact field; use {usable}")
+
     @staticmethod
     def _json_rows(binary: IO[bytes]) -> Iterator[InputRow]:
         number = 0

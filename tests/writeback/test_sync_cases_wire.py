@@ -144,10 +144,24 @@ def test_bad_arguments_fail_naming_the_field_before_any_request(
     assert not (tmp_path / "out").exists()
 
 
-def test_an_input_file_named_like_nothing_known_is_refused(conn: str, tmp_path: Path) -> None:
-    (tmp_path / "in.xlsx").write_bytes(b"x")
-    with pytest.raises(GHLInputError, match="input_path"):
-        _sync(conn, tmp_path / "in.xlsx", tmp_path / "out")
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("in.xlsx", b"x", "name it .jsonl, .ndjson or .csv"),
+        ("in.csv", b"email,favourite\na@b.co,x\n", "column 'favourite' is not a contact field"),
+        ("in.csv", b"email,email\na@b.co,a@b.co\n", "column 'email' appears twice"),
+        ("in.csv", b"", "no header line"),
+    ],
+)
+def test_an_unusable_input_file_is_refused_before_any_request(
+    conn: str, clean_sandbox: SandboxServer, tmp_path: Path, name: str, content: bytes, problem: str
+) -> None:
+    (tmp_path / name).write_bytes(content)
+    clean_sandbox.clear_stats()
+    with pytest.raises(GHLInputError, match="input_path") as info:
+        _sync(conn, tmp_path / name, tmp_path / "out")
+    assert problem in str(info.value)
+    assert clean_sandbox.stats()["requests_total"] == 0
 
 
 def test_over_max_failed_ratio_the_task_fails_after_writing_the_results(
