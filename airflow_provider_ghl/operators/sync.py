@@ -170,6 +170,7 @@ class GHLSyncContactsOperator(GHLBaseOperator):
 
     def _run(self, hook: GHLHook, args: dict[str, Any], output: SyncOutput, identity: dict[str, Any]) -> dict[str, Any]:
         started, started_at = time.monotonic(), utcnow_iso()
+        output.resume()  # an unfinished run of something else is refused before any request
         degradations = ScopeDegradations(self.log)
         definitions = custom_field_definitions(hook, args["location_id"], degradations)
         settings = SyncSettings(

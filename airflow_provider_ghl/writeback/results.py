@@ -23,6 +23,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.export.output import Checkpoint, ExportOutput
 from airflow_provider_ghl.writeback.engine import ACTIONS, RowResult
 from airflow_provider_ghl.writeback.records import InputFile, InputRow
@@ -65,7 +66,13 @@ class SyncOutput:
 
     def resume(self) -> int:
         """Restore an earlier attempt's progress and drop what it did not commit; the last committed row."""
-        checkpoints = self.output.read_checkpoints(self.identity)
+        try:
+            checkpoints = self.output.read_checkpoints(self.identity)
+        except GHLConfigError:
+            raise GHLConfigError(
+                f"results_path {str(self.root)!r} holds an unfinished run of something else; this run is "
+                f"{self.identity}. Use another results_path or delete that directory."
+            ) from None
         self.results = checkpoints.get(RESULTS, Checkpoint())
         self.dead_letters = checkpoints.get(DEAD_LETTER, Checkpoint())
         self.output.discard_unpublished({RESULTS: self.results})

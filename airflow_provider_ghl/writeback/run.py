@@ -46,12 +46,12 @@ def sync_rows(
     a manifest here).
 
     :param input_file: the rows.
-    :param output: results, dead letters and checkpoint.
+    :param output: results, dead letters and checkpoint, already resumed (:meth:`SyncOutput.resume`).
     :param applier: plans and applies one row.
     :param match_on: the keys rows are matched on (rows sharing one are rejected, the later ones).
     :param workers: rows in flight at once.
     """
-    resumed = output.resume()
+    resumed = output.resumed_from_row
     if resumed:
         log.info("Resuming after row %d (committed by an earlier attempt).", resumed)
     keys = InFileKeys(match_on)

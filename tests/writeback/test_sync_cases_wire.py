@@ -234,3 +234,20 @@ def test_a_read_only_token_can_plan_but_not_apply(
         _sync(CONN_ID, source, tmp_path / "apply")
     assert clean_sandbox.stats()["writes"] == 0
     assert not (tmp_path / "apply" / "_manifest.json").exists()
+
+
+def test_an_unfinished_run_of_another_file_is_not_continued(
+    conn: str, clean_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    first = _write(tmp_path / "first.jsonl", [{"email": "first@sync.example.com"}])
+    other = _write(tmp_path / "other.jsonl", [{"email": "other@sync.example.com"}])
+    out = tmp_path / "out"
+    _sync(conn, first, out)
+    (out / "_manifest.json").unlink()  # as if the first run had been killed before its manifest
+    (out / "_checkpoint.json").write_text(
+        json.dumps({"identity": {"input_path": str(first)}, "datasets": {"results": {"cursor": [1]}}})
+    )
+    clean_sandbox.clear_stats()
+    with pytest.raises(GHLConfigError, match="unfinished run of something else"):
+        _sync(conn, other, out)
+    assert clean_sandbox.stats()["requests_total"] == 0
