@@ -398,6 +398,8 @@ def _absent(value: Any) -> bool:
 SYNC_MATCH_KEYS = ("id", "email", "phone")
 #: How a write-back treats tags: ``add`` the record's, or ``replace`` the contact's with them.
 SYNC_TAGS_MODES = ("add", "replace")
+#: A write-back's input formats, by the file name's ending (before any ``.gz``).
+SYNC_INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
 
 def input_location(field: str, value: Any) -> ObjectStoragePath:
@@ -410,6 +412,16 @@ def input_location(field: str, value: Any) -> ObjectStoragePath:
     if not is_file:
         raise GHLInputError(field, f"{str(path)!r} is not a file")
     return path
+
+
+def input_file_format(field: str, path: ObjectStoragePath) -> tuple[str, bool]:
+    """``(format, gzipped)`` of a write-back's input by its name (:data:`SYNC_INPUT_FORMATS`, optionally ``.gz``)."""
+    name = path.name.lower()
+    stem = name.removesuffix(".gz")
+    for ending, fmt in SYNC_INPUT_FORMATS.items():
+        if stem.endswith(ending):
+            return fmt, name.endswith(".gz")
+    raise GHLInputError(field, f"{path.name!r}: name it .jsonl, .ndjson or .csv (optionally .gz)")
 
 
 def require_ratio(field: str, value: Any) -> float:

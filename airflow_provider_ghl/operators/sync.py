@@ -19,6 +19,7 @@ from airflow_provider_ghl.operators.base import GHLBaseOperator
 from airflow_provider_ghl.validation import (
     SYNC_MATCH_KEYS,
     SYNC_TAGS_MODES,
+    input_file_format,
     input_location,
     location_or_default,
     output_location,
@@ -31,7 +32,7 @@ from airflow_provider_ghl.validation import (
 )
 from airflow_provider_ghl.writeback.diff import CustomFieldRefs
 from airflow_provider_ghl.writeback.engine import RowApplier, SyncSettings
-from airflow_provider_ghl.writeback.records import InputFile, input_format
+from airflow_provider_ghl.writeback.records import InputFile
 from airflow_provider_ghl.writeback.results import SyncOutput
 from airflow_provider_ghl.writeback.run import custom_field_definitions, sync_rows
 
@@ -122,7 +123,7 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         max_workers = require_int("max_workers", self.max_workers, minimum=1)
         args = super().validate(context)
         input_path = input_location("input_path", self.input_path)
-        fmt, gzipped = input_format("input_path", input_path)
+        fmt, gzipped = input_file_format("input_path", input_path)
         input_file = InputFile(input_path, fmt, gzipped)
         input_file.check_header("input_path")
         args.update(

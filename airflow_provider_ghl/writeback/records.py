@@ -46,8 +46,6 @@ IGNORED_FIELDS = frozenset(
         "attributionSource", "lastAttributionSource", "customFieldsByKey", "lastActivity", "attachments",
     }
 )  # fmt: skip
-#: Input file formats, by the file name's ending (before any ``.gz``).
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 CUSTOM_FIELD_COLUMN = "customFields."
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: E.164: what GHL stores and matches duplicates on.
@@ -115,18 +113,6 @@ class InputRow:
     raw: bytes
     record: SyncRecord | None = None
     problem: str | None = None
-
-
-def input_format(field_name: str, path: ObjectStoragePath) -> tuple[str, bool]:
-    """``(format, gzipped)`` of an input file by its name: ``.jsonl`` / ``.ndjson`` or ``.csv``,
-    optionally ``.gz``; :class:`GHLInputError` naming ``field_name`` otherwise."""
-    name = path.name.lower()
-    gzipped = name.endswith(".gz")
-    stem = name.removesuffix(".gz")
-    for ending, fmt in FORMATS.items():
-        if stem.endswith(ending):
-            return fmt, gzipped
-    raise GHLInputError(field_name, f"{path.name!r}: name it .jsonl, .ndjson or .csv (optionally .gz)")
 
 
 class InputFile:
