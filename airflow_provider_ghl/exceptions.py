@@ -213,3 +213,21 @@ class GHLBudgetBackendError(GHLError):
         self.backend = backend
         self.conn_id = conn_id
         super().__init__(f"GHL rate budget backend {backend!r} of connection {conn_id!r} failed: {detail}")
+
+
+class GHLSyncRowsFailed(GHLError, AirflowFailException):
+    """A write-back ended with more failed rows (rejected or refused) than ``max_failed_ratio`` allows.
+
+    The results and the dead-letter file are written before this is raised; a retry would fail the same way,
+    so the task is not retried: fix the dead-letter rows and feed them again.
+
+    :param counts: the run's counts (rows per action, failed, writes).
+    :param ratio: the failed share of the rows.
+    :param allowed: ``max_failed_ratio``.
+    """
+
+    def __init__(self, message: str, *, counts: dict[str, int], ratio: float, allowed: float) -> None:
+        self.counts = counts
+        self.ratio = ratio
+        self.allowed = allowed
+        super().__init__(message)

@@ -186,3 +186,8 @@ FULL_EXPORT = OutputLayout("contacts/full/{ds}", (DS,))
 ENRICHMENT = OutputLayout(
     "enrichment/{data_interval_start}__{data_interval_end}", (DATA_INTERVAL_START, DATA_INTERVAL_END)
 )
+#: A write-back's input: the file of records a DAG applies to the location (``contacts.csv`` in it).
+SYNC_INBOX = OutputLayout("sync/inbox", ())
+#: A write-back's dry-run plan, and the results of applying it, one directory each per logical date.
+SYNC_PLAN = OutputLayout("sync/plan/{ds}", (DS,))
+SYNC_RESULTS = OutputLayout("sync/results/{ds}", (DS,))

@@ -389,3 +389,48 @@ def _known_fields(field: str, value: Any, known: Sequence[str], what: str) -> di
 def _absent(value: Any) -> bool:
     # Templates render a missing optional argument as None or as "".
     return value is None or (isinstance(value, str) and value == "")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Write-back (GHLSyncContactsOperator)
+# ----------------------------------------------------------------------------------------------------------
+#: The keys a write-back matches records on, in the default order.
+SYNC_MATCH_KEYS = ("id", "email", "phone")
+#: How a write-back treats tags: ``add`` the record's, or ``replace`` the contact's with them.
+SYNC_TAGS_MODES = ("add", "replace")
+#: A write-back's input formats, by the file name's ending (before any ``.gz``).
+SYNC_INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+def input_location(field: str, value: Any) -> ObjectStoragePath:
+    """An existing file to read: :func:`output_location`, and the file must be there."""
+    path = output_location(field, value)
+    try:
+        is_file = path.is_file()
+    except Exception as exc:  # the backend's own error (permissions, network) says more than "missing"
+        raise GHLInputError(field, f"{str(path)!r} cannot be read: {exc}") from exc
+    if not is_file:
+        raise GHLInputError(field, f"{str(path)!r} is not a file")
+    return path
+
+
+def input_file_format(field: str, path: ObjectStoragePath) -> tuple[str, bool]:
+    """``(format, gzipped)`` of a write-back's input by its name (:data:`SYNC_INPUT_FORMATS`, optionally ``.gz``)."""
+    name = path.name.lower()
+    stem = name.removesuffix(".gz")
+    for ending, fmt in SYNC_INPUT_FORMATS.items():
+        if stem.endswith(ending):
+            return fmt, name.endswith(".gz")
+    raise GHLInputError(field, f"{path.name!r}: name it .jsonl, .ndjson or .csv (optionally .gz)")
+
+
+def require_ratio(field: str, value: Any) -> float:
+    """A fraction from 0 to 1 (a templated number string is accepted)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise GHLInputError(field, f"expected a number from 0 to 1, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise GHLInputError(field, f"expected a number from 0 to 1, got {value!r}")
+    return float(value)

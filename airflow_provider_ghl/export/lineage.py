@@ -48,3 +48,17 @@ def operator_lineage(location_id: str, resources: Sequence[str], output_uri: str
 
     inputs = [Dataset(*ghl_dataset_name(location_id, r)) for r in resources]
     return OperatorLineage(inputs=inputs, outputs=[Dataset(*storage_dataset_name(output_uri))])
+
+
+def writeback_lineage(input_uri: str, location_id: str, resources: Sequence[str]) -> Any:
+    """The ``OperatorLineage`` of a write-back: the input file read, each GHL resource written.
+
+    :param input_uri: the input file (``str`` of its ``ObjectStoragePath``).
+    :param location_id: the location written.
+    :param resources: the GHL resources written (``contacts``, and ``tasks`` / ``notes`` when records have them).
+    """
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    outputs = [Dataset(*ghl_dataset_name(location_id, r)) for r in resources]
+    return OperatorLineage(inputs=[Dataset(*storage_dataset_name(input_uri))], outputs=outputs)

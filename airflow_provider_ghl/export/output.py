@@ -170,6 +170,16 @@ class ExportOutput:
             if part.match(name) and (is_temp or name not in committed):
                 child.unlink()
 
+    def publish_file(self, name: str, data: bytes, records: int) -> PartInfo:
+        """Write ``data`` as the file ``name`` of the directory, published whole (temp file, then rename).
+
+        :param name: the file name.
+        :param data: its bytes (already encoded, e.g. rows copied as they came).
+        :param records: how many records it holds.
+        """
+        self._write_atomically(self.root / name, data)
+        return PartInfo(name, records, len(data))
+
     def _write_atomically(self, path: ObjectStoragePath, data: bytes) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{path.name}.inprogress"

@@ -72,20 +72,22 @@ class ScopeDegradations:
         """Whether this task already met the scope refusal of ``operation`` (so it need not ask again)."""
         return operation in self._missing
 
-    def without(self, operation: str, err: GHLScopeError) -> None:
+    def without(self, operation: str, err: GHLScopeError, *, lost: str | None = None) -> None:
         """Go on without the optional read ``operation``, which ``err`` refused: warn the first time.
 
         :param operation: one of :data:`OPTIONAL_READS`.
         :param err: the refusal.
+        :param lost: what this task loses, when it is not what :data:`OPTIONAL_READS` says (an export's loss).
         """
         if operation in self._missing:
             return
         scope = err.scope or operation_scope(operation)
-        self._missing[operation] = {"operation": operation, "missing_scope": scope, "lost": OPTIONAL_READS[operation]}
+        lost = lost or OPTIONAL_READS[operation]
+        self._missing[operation] = {"operation": operation, "missing_scope": scope, "lost": lost}
         self.log.warning(
             "The token lacks the scope %s; going on without %s. Add the scope to the token (or the app) to get it.",
             scope,
-            OPTIONAL_READS[operation],
+            lost,
         )
 
     def as_manifest(self) -> list[dict[str, str]]:

@@ -101,6 +101,8 @@ def create_contact(sb: Sandbox, loc: Location, fields: dict[str, Any]) -> Contac
     now = loc.clock()
     contact = Contact({"id": new_id(sb.store.rng), "locationId": loc.id}, now, now)
     contact.data.update(tags=[], customFields=[], followers=[], additionalEmails=[], dnd=False, type="lead")
+    # A contact made through the API has no tasks, notes or appointments yet (only seeded ones get generated).
+    contact.tasks, contact.notes, contact.events = {}, {}, {}
     _write_fields(loc, contact, {k: v for k, v in fields.items() if k != "locationId"})
     contact.touch(now)
     contact.data["dateAdded"] = contact.data["dateUpdated"]

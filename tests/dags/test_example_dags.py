@@ -19,7 +19,13 @@ from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-DAG_IDS = {"ghl_full_export", "ghl_incremental_enrichment", "ghl_enrichment_on_change", "ghl_token_refresh"}
+DAG_IDS = {
+    "ghl_full_export",
+    "ghl_incremental_enrichment",
+    "ghl_enrichment_on_change",
+    "ghl_token_refresh",
+    "ghl_sync_back",
+}
 
 
 def test_dagbag_imports_without_network_or_variables(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,3 +179,27 @@ def test_token_refresh_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_pa
     assert sandbox.stats()["refresh_tokens_reused"] == 0
     with sqlite3.connect(airflow_db) as con:
         assert con.execute("select count(*) from variable where key = ?", (variable,)).fetchone() == (1,)
+
+
+def test_sync_back_dag_plans_then_applies_the_csv(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
+    sandbox.reset()
+    location = sandbox.location_ids[0]
+    existing = sorted(sandbox.contact_ids(location))[0]
+    inbox = tmp_path / location / "sync" / "inbox"
+    inbox.mkdir(parents=True)
+    (inbox / "contacts.csv").write_text(
+        "id,email,firstName,tags,customFields.contact.referral_code\n"
+        f"{existing},,Renamed,synced|vip,REF-77\n"
+        ",new.person@sync.example.com,New,sync-new,REF-78\n"
+    )
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+    sandbox.clear_stats()
+
+    _dags_test(sandbox, tmp_path, "ghl_sync_back", day)
+
+    plan = json.loads((tmp_path / location / "sync" / "plan" / "2026-12-01" / "_manifest.json").read_text())
+    results = json.loads((tmp_path / location / "sync" / "results" / "2026-12-01" / "_manifest.json").read_text())
+    assert plan["dry_run"] is True and results["dry_run"] is False
+    assert plan["counts"] == results["counts"]
+    assert (results["counts"]["create"], results["counts"]["update"]) == (1, 1)
+    assert sandbox.stats()["writes"] == results["counts"]["writes"]  # the plan wrote nothing

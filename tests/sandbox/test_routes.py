@@ -48,6 +48,13 @@ def test_create_get_update_delete_contact(api: Api) -> None:
     assert created["id"] not in api.server.contact_ids(api.location_id)
 
 
+def test_a_created_contact_has_no_tasks_notes_or_appointments(api: Api) -> None:
+    resp = api.post("/contacts/", json={"locationId": api.location_id, "email": "fresh.children@example.org"})
+    contact_id = resp.json()["contact"]["id"]
+    for path, key in (("tasks", "tasks"), ("notes", "notes"), ("appointments", "events")):
+        assert api.get(f"/contacts/{contact_id}/{path}").json() == {key: []}
+
+
 def test_upsert_creates_then_updates(api: Api) -> None:
     body = {"locationId": api.location_id, "email": "upsert@example.org", "firstName": "Up"}
     first = api.post("/contacts/upsert", json=body)
