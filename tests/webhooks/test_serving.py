@@ -1,0 +1,175 @@
+"""The two ways the receiver is served: the Airflow plugin (mounted by Airflow's own code) and
+``ghl-webhooks serve``; and a receiver killed mid-burst and restarted loses nothing, stores nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airflow_provider_ghl import get_provider_info
+from airflow_provider_ghl.webhooks.config import WebhookSettings
+from airflow_provider_ghl.webhooks.inbox import open_inbox
+from tests.webhooks.serving import ROOT, ReceiverProcess, free_port, settings_env
+from tests.webhooks.signing import Signer, event
+
+PLUGIN_CLASS = "airflow_provider_ghl.webhooks.plugin.GHLWebhooksPlugin"
+
+
+def _settings(signer: Signer, tmp_path: Path) -> WebhookSettings:
+    return WebhookSettings(
+        inbox=f"sqlite:///{tmp_path}/ghl_webhooks.db",
+        public_key=signer.public_key,
+        legacy_public_key=signer.legacy_public_key,
+    )
+
+
+def test_the_plugin_is_registered_and_declares_its_app_at_ghl() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    module, _, name = PLUGIN_CLASS.rpartition(".")
+    assert pyproject["project"]["entry-points"]["airflow.plugins"] == {"ghl_webhooks": f"{module}:{name}"}
+    assert pyproject["project"]["scripts"]["ghl-webhooks"] == "airflow_provider_ghl.webhooks.cli:main"
+    assert {"name": "ghl-webhooks", "plugin-class": PLUGIN_CLASS} in get_provider_info()["plugins"]
+
+    from fastapi import FastAPI
+
+    from airflow_provider_ghl.webhooks.plugin import GHLWebhooksPlugin
+
+    [entry] = GHLWebhooksPlugin.fastapi_apps
+    assert (entry["url_prefix"], entry["name"]) == ("/ghl", "ghl-webhooks")
+    assert isinstance(entry["app"], FastAPI)
+
+
+def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer, tmp_path: Path) -> None:
+    """Airflow finds the plugin (``airflow plugins``), and its api-server mounting code serves POST /ghl/webhooks."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    module, _, name = PLUGIN_CLASS.rpartition(".")
+    (plugins / "ghl_webhooks_plugin.py").write_text(f"from {module} import {name}\n")
+    settings = _settings(signer, tmp_path)
+    env = {
+        **os.environ,
+        **settings_env(settings),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    listing = subprocess.run(
+        [sys.executable, "-m", "airflow", "plugins", "--output", "json"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    [plugin] = [p for p in json.loads(listing.stdout) if p["name"] == "ghl-webhooks"]
+    assert "/ghl" in json.dumps(plugin["fastapi_apps"])
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.webhooks._airflow_mounted", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "mounts: /ghl"
+        url = f"http://127.0.0.1:{port}/ghl"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "the mounted app did not answer"
+                time.sleep(0.05)
+        # No Airflow token anywhere: the signature alone decides.
+        answer = httpx.post(f"{url}/webhooks", content=(d := signer.delivery(event("loc1")))[0], headers=d[1])
+        assert (answer.status_code, answer.json()) == (200, {"stored": True})
+        assert httpx.post(f"{url}/webhooks", content=d[0], headers={}).status_code == 401
+    finally:
+        server.terminate()
+        server.wait(10)
+    inbox = open_inbox(settings.inbox)
+    assert inbox.pending() == {"loc1": 1}
+    inbox.close()
+
+
+def test_ghl_webhooks_serve_answers_with_the_airflow_config(signer: Signer, tmp_path: Path) -> None:
+    settings = _settings(signer, tmp_path)
+    server = ReceiverProcess(settings, free_port()).start()
+    try:
+        assert server.banner == (
+            f"ghl-webhooks: POST http://127.0.0.1:{server.port}/ghl/webhooks -> inbox {settings.inbox}"
+        )
+        for scheme in ("ed25519", "rsa"):
+            body, headers = signer.delivery(event("loc1"), scheme=scheme)
+            assert httpx.post(f"{server.base_url}/webhooks", content=body, headers=headers).status_code == 200
+        stats = httpx.get(f"{server.base_url}/stats").json()
+        assert stats["stored"] == 2
+    finally:
+        server.stop()
+
+
+def test_ghl_webhooks_serve_refuses_a_bad_config(signer: Signer, tmp_path: Path) -> None:
+    env = {**ReceiverProcess(_settings(signer, tmp_path), 0).env, "AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS": "soon"}
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_ghl.webhooks.cli", "serve"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "[ghl_webhooks] max_age_seconds: must be an integer, got 'soon'" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_receiver_killed_mid_burst_and_restarted_loses_nothing_and_stores_nothing_twice(
+    signer: Signer, tmp_path: Path
+) -> None:
+    settings = _settings(signer, tmp_path)
+    port = free_port()
+    server = ReceiverProcess(settings, port).start()
+    payloads = [event(f"loc{n % 2}", id=f"c{n}") for n in range(300)]
+    answers: dict[str, dict[str, bool]] = {}
+    failures: list[str] = []
+
+    def sender() -> None:
+        """Like GHL (and the sandbox): each event until it gets a 200, whatever happens to the receiver."""
+        with httpx.Client(timeout=10) as client:
+            for payload in payloads:
+                body, headers = signer.delivery(payload)
+                for _ in range(1200):
+                    try:
+                        answer = client.post(f"{server.base_url}/webhooks", content=body, headers=headers)
+                        if answer.status_code == 200:
+                            answers[payload["webhookId"]] = answer.json()
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.025)
+                else:
+                    failures.append(payload["webhookId"])
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    inbox = open_inbox(settings.inbox)
+    try:
+        while sum(inbox.pending().values()) < 100:
+            assert thread.is_alive(), "the sender finished before the kill"
+            time.sleep(0.01)
+        server.kill()  # mid-burst: no shutdown, requests in flight are cut
+        killed_at = sum(inbox.pending().values())
+        server = ReceiverProcess(settings, port).start()
+        thread.join(300)
+    finally:
+        server.stop()
+    assert not failures and len(answers) == 300
+    assert killed_at < 300  # the kill did fall inside the burst
+    pending = inbox.pending()
+    assert pending == {"loc0": 150, "loc1": 150}
+    for location in ("loc0", "loc1"):
+        stored = inbox.events(inbox.claim(location))
+        assert [e.seq for e in stored] == list(range(1, 151))
+        assert [e.webhook_id for e in stored] == [p["webhookId"] for p in payloads if p["locationId"] == location]
+    inbox.close()
