@@ -208,6 +208,9 @@ class SQLiteInbox:
         self.retention_seconds = retention_seconds
         self._local = threading.local()
         self._lock = threading.Lock()
+        # This process's writers queue here, in turn; SQLite's busy handler (sleep and poll) is left to
+        # writers of other processes, and a burst of threads does not starve one of them for seconds.
+        self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +259,7 @@ class SQLiteInbox:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
-        with self._errors():
+        with self._write_lock, self._errors():
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
