@@ -208,8 +208,9 @@ def build_receiver_app(settings: WebhookSettings) -> FastAPI:
     async def health() -> JSONResponse:
         try:
             await anyio.to_thread.run_sync(inbox.get, limiter=store_threads)
-        except Exception as err:
-            return JSONResponse({"status": "error", "detail": str(err)}, status_code=503)
+        except Exception as err:  # the route is public: the detail goes to the log, not the answer
+            log.error("GHL webhook inbox %s cannot be opened: %s", settings.inbox, err)
+            return JSONResponse({"status": "error", "detail": type(err).__name__}, status_code=503)
         return JSONResponse({"status": "ok", "inbox": settings.inbox.split("://")[0]})
 
     @app.get("/stats")

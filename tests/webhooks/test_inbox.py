@@ -11,6 +11,7 @@ import pytest
 
 from airflow_provider_ghl.exceptions import GHLInboxError
 from airflow_provider_ghl.webhooks.inbox import Batch, Inbox, SQLiteInbox, open_inbox
+from tests.webhooks.signing import claimed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +28,7 @@ def test_store_dedupes_and_numbers_events_per_location_in_arrival_order(inbox: I
     assert _store(inbox, "loc1", "a", id="other") is False  # a redelivery: stored once, first body kept
     assert inbox.pending() == {"loc1": 2, "loc2": 1}
 
-    batch = inbox.claim("loc1")
+    batch = claimed(inbox, "loc1")
     assert batch == Batch("loc1", 1, 2, "000000000001-000000000002")
     events = inbox.events(batch)
     assert [(e.seq, e.webhook_id, e.type) for e in events] == [(1, "a", "ContactUpdate"), (2, "c", "ContactDelete")]
@@ -45,7 +46,7 @@ def test_claim_reclaims_the_open_batch_until_it_is_acked(inbox: Inbox) -> None:
     assert inbox.claim("loc1") is None
     for n in range(5):
         _store(inbox, "loc1", f"w{n}")
-    first = inbox.claim("loc1", limit=3)
+    first = claimed(inbox, "loc1", limit=3)
     assert (first.first_seq, first.last_seq) == (1, 3)
     _store(inbox, "loc1", "w5")
     # A killed task runs again: the same batch, however many events arrived since and whatever the limit.
@@ -56,7 +57,7 @@ def test_claim_reclaims_the_open_batch_until_it_is_acked(inbox: Inbox) -> None:
 
     inbox.ack(first, {("contacts", "c1"): "2026-12-02T05:40:00.000Z"})
     inbox.ack(first, {("contacts", "c1"): "2026-12-02T05:40:00.000Z"})  # a second ack changes nothing
-    second = inbox.claim("loc1")
+    second = claimed(inbox, "loc1")
     assert (second.first_seq, second.last_seq, second.batch_id) == (4, 6, "000000000004-000000000006")
     assert [e.webhook_id for e in inbox.events(second)] == ["w3", "w4", "w5"]
     inbox.ack(second, {})
@@ -72,7 +73,7 @@ def test_ack_commits_versions_last_writer_wins_and_refuses_a_batch_that_is_not_o
     for n in range(4):
         _store(inbox, "loc1", f"w{n}")
     _store(inbox, "loc2", "other")
-    batch = inbox.claim("loc1", limit=2)
+    batch = claimed(inbox, "loc1", limit=2)
     stale = Batch.of("loc1", 1, 4)
     with pytest.raises(GHLInboxError, match="not the open batch"):
         inbox.ack(stale, {("contacts", "c1"): "2026-12-02T05:40:09.000Z"})
@@ -82,7 +83,7 @@ def test_ack_commits_versions_last_writer_wins_and_refuses_a_batch_that_is_not_o
     assert inbox.claim("loc1") == batch
 
     inbox.ack(batch, {("contacts", "c1"): "2026-12-02T05:40:01.000Z", ("tasks", "t1"): "2026-12-02T05:40:02.000Z"})
-    later = inbox.claim("loc1")
+    later = claimed(inbox, "loc1")
     inbox.ack(later, {("contacts", "c1"): "2026-12-02T05:40:03.000Z", ("notes", "n1"): "2026-12-02T05:40:04.000Z"})
     keys = [("contacts", "c1"), ("tasks", "t1"), ("notes", "n1"), ("appointments", "a1"), ("contacts", "c2")]
     assert inbox.versions("loc1", keys) == {
@@ -97,7 +98,7 @@ def test_ack_commits_versions_last_writer_wins_and_refuses_a_batch_that_is_not_o
 def test_a_second_opening_sees_the_same_inbox(inbox_url: str) -> None:
     first = open_inbox(inbox_url)
     _store(first, "loc1", "a")
-    batch = first.claim("loc1")
+    batch = claimed(first, "loc1")
     first.close()
     again = open_inbox(inbox_url)
     assert again.pending() == {"loc1": 1}
@@ -120,7 +121,7 @@ def test_two_processes_store_into_one_inbox_at_once(inbox_url: str) -> None:
     inbox = open_inbox(inbox_url)
     assert inbox.pending() == {"loc-a": 225, "loc-b": 225}
     for location in ("loc-a", "loc-b"):
-        events = inbox.events(inbox.claim(location))
+        events = inbox.events(claimed(inbox, location))
         assert [e.seq for e in events] == list(range(1, 226))
         ids = [e.webhook_id for e in events]
         assert len(set(ids)) == 225

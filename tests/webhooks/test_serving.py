@@ -19,7 +19,7 @@ from airflow_provider_ghl import get_provider_info
 from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.inbox import open_inbox
 from tests.webhooks.serving import ROOT, ReceiverProcess, free_port, settings_env
-from tests.webhooks.signing import Signer, event
+from tests.webhooks.signing import Signer, claimed, event
 
 PLUGIN_CLASS = "airflow_provider_ghl.webhooks.plugin.GHLWebhooksPlugin"
 
@@ -169,7 +169,7 @@ def test_a_receiver_killed_mid_burst_and_restarted_loses_nothing_and_stores_noth
     pending = inbox.pending()
     assert pending == {"loc0": 150, "loc1": 150}
     for location in ("loc0", "loc1"):
-        stored = inbox.events(inbox.claim(location))
+        stored = inbox.events(claimed(inbox, location))
         assert [e.seq for e in stored] == list(range(1, 151))
         assert [e.webhook_id for e in stored] == [p["webhookId"] for p in payloads if p["locationId"] == location]
     inbox.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_ghl.triggers.webhooks import STATE_KEY, GHLWebhookInboxTrigger
 from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
+from tests.webhooks.signing import claimed
 
 
 class FakeStateStore:
@@ -79,7 +80,7 @@ def _trigger(inbox_url: str, **kwargs: Any) -> GHLWebhookInboxTrigger:
     return GHLWebhookInboxTrigger(inbox=inbox_url, poll_interval=0.01, **kwargs)
 
 
-def run(test: Callable[[], Awaitable[None]]) -> None:
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(test())
 
 
@@ -114,7 +115,7 @@ def test_yields_when_the_high_water_advances_and_not_again_for_the_same(inbox_ur
             await runner.until(lambda: all(e in runner.payloads for e in expected), "marks 3 and 1")
             assert sorted(runner.payloads[rung:], key=str) == expected
             rung = len(runner.payloads)
-            batch = inbox.claim("loc1")
+            batch = claimed(inbox, "loc1")
             inbox.ack(batch, {})
             await runner.polls(5)
             assert len(runner.payloads) == rung  # draining rings nothing either
