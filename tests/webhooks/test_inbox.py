@@ -160,3 +160,34 @@ def test_open_inbox_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     with pytest.raises(GHLConfigError, match="redis connection 'no_such_conn' is not an Airflow connection"):
         open_inbox("redis://no_such_conn")
+
+
+def test_batches_are_drained_while_another_process_stores(inbox_url: str) -> None:
+    """The apply side claims and acks while the receiver side (another process) stores: every event lands in
+    exactly one batch, in order, and nothing is left behind."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.webhooks._store_worker", inbox_url, "0", "400"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    inbox = open_inbox(inbox_url)
+    drained: dict[str, list[int]] = {"loc-a": [], "loc-b": []}
+
+    def drain() -> None:
+        for location, seqs in drained.items():
+            batch = inbox.claim(location, limit=25)
+            if batch is not None:
+                seqs.extend(e.seq for e in inbox.events(batch))
+                inbox.ack(batch, {("contacts", f"last-{location}"): str(batch.last_seq)})
+
+    while writer.poll() is None:
+        drain()
+    assert writer.returncode == 0 and int(writer.communicate()[0]) == 400
+    drain_rounds = 0
+    while inbox.pending():
+        drain()
+        drain_rounds += 1
+        assert drain_rounds < 100
+    assert drained == {"loc-a": list(range(1, 201)), "loc-b": list(range(1, 201))}
+    assert inbox.versions("loc-a", [("contacts", "last-loc-a")]) == {("contacts", "last-loc-a"): "200"}
+    inbox.close()
