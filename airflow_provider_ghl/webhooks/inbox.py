@@ -388,6 +388,8 @@ class SQLiteInbox:
 # ----------------------------------------------------------------------------------------------------------
 # Redis streams
 # ----------------------------------------------------------------------------------------------------------
+#: An unacked event's ``webhookId`` key lives this many retention periods (then the TTL restarts at the ack).
+UNACKED_ID_FACTOR = 4
 #: The set of locations that ever stored an event (``pending`` reads their meta hashes).
 LOCATIONS_KEY = "ghl:webhooks:locations"
 
@@ -445,7 +447,8 @@ class RedisStreamInbox:
 
     :param client: a ``redis.Redis`` client.
     :param url: the inbox URL, named in errors.
-    :param retention_seconds: TTL of a ``webhookId`` key after the ack (and after the store, until then).
+    :param retention_seconds: TTL of a ``webhookId`` key from the ack; from the store it is
+        :data:`UNACKED_ID_FACTOR` times that (the guard of an event waiting for a paused DAG).
     """
 
     def __init__(self, client: Any, *, url: str, retention_seconds: float = RETENTION_SECONDS) -> None:
@@ -490,7 +493,7 @@ class RedisStreamInbox:
             pipe.sadd(LOCATIONS_KEY, location_id)
             self._store(
                 keys=[stream, meta, id_prefix + webhook_id],
-                args=[self.retention_seconds, webhook_id, type, timestamp, orjson.dumps(body)],
+                args=[self.retention_seconds * UNACKED_ID_FACTOR, webhook_id, type, timestamp, orjson.dumps(body)],
                 client=pipe,
             )
             _, seq = pipe.execute()

@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_provider_ghl.exceptions import GHLInboxError
+from airflow_provider_ghl.sandbox.redis_server import RedisServer
 from airflow_provider_ghl.webhooks.inbox import Batch, Inbox, SQLiteInbox, open_inbox
 from tests.webhooks.signing import claimed
 
@@ -190,4 +192,25 @@ def test_batches_are_drained_while_another_process_stores(inbox_url: str) -> Non
         assert drain_rounds < 100
     assert drained == {"loc-a": list(range(1, 201)), "loc-b": list(range(1, 201))}
     assert inbox.versions("loc-a", [("contacts", "last-loc-a")]) == {("contacts", "last-loc-a"): "200"}
+    inbox.close()
+
+
+def test_redis_keys_expire_from_the_ack_and_acked_entries_leave_the_stream(
+    redis_inbox_url: str, redis_server: RedisServer
+) -> None:
+    import redis
+
+    from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS
+
+    raw: Any = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    inbox = open_inbox(redis_inbox_url)
+    _store(inbox, "loc1", "a")
+    _store(inbox, "loc1", "b")
+    id_key = "ghl:webhooks:{loc1}:id:a"
+    assert raw.ttl(id_key) > RETENTION_SECONDS  # unacked: kept longer than the retention
+    batch = claimed(inbox, "loc1", limit=1)
+    inbox.ack(batch, {})
+    assert 0 < raw.ttl(id_key) <= RETENTION_SECONDS  # the retention counts from the ack
+    assert raw.ttl("ghl:webhooks:{loc1}:id:b") > RETENTION_SECONDS
+    assert [entry_id for entry_id, _ in raw.xrange("ghl:webhooks:{loc1}")] == [b"0-2"]
     inbox.close()
