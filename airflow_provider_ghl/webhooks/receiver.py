@@ -28,6 +28,7 @@ import anyio
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
@@ -111,10 +112,13 @@ async def read_capped(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise Refused(413, "too_large", f"body of {declared} bytes is over the {limit}-byte limit")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, "too_large", f"body is over the {limit}-byte limit")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Refused(413, "too_large", f"body is over the {limit}-byte limit")
+    except ClientDisconnect:
+        raise Refused(400, "disconnected", "the sender left before the whole body arrived") from None
     return bytes(body)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -205,3 +207,18 @@ def test_an_inbox_that_cannot_store_answers_429_so_ghl_retries(signer: Signer, t
         assert answer.status_code == 429 and answer.headers["Retry-After"] == "60"
         assert server.stats()["store_failures"] == 1
         assert httpx.get(f"{server.base_url}/health").status_code == 503
+
+
+def test_a_sender_that_leaves_mid_body_is_counted_and_stores_nothing(
+    receiver: ReceiverThread, signer: Signer, inbox: Inbox
+) -> None:
+    body, headers = signer.delivery(event("loc1"))
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", receiver.port)) as sock:
+        sock.sendall(f"POST /ghl/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode())
+        sock.sendall(body[:10])
+    deadline = time.monotonic() + 30
+    while receiver.stats()["refused"] != {"disconnected": 1}:
+        assert time.monotonic() < deadline, receiver.stats()
+        time.sleep(0.02)
+    assert inbox.pending() == {}
