@@ -36,8 +36,6 @@ from airflow_provider_ghl.webhooks.signatures import SignatureRefused
 
 log = logging.getLogger(__name__)
 
-#: Where the receiver is mounted, on the api-server (the plugin) and on its own (the CLI) alike.
-URL_PREFIX = "/ghl"
 #: The fields every delivery must carry (strings), in the order they are checked.
 REQUIRED_FIELDS = ("type", "locationId", "webhookId", "timestamp")
 #: How far ahead of this machine's clock a ``timestamp`` may be (clock skew), in seconds.
@@ -149,7 +147,7 @@ def _check_timestamp(value: str, max_age: int, now: datetime) -> None:
 
 
 def build_receiver_app(settings: WebhookSettings) -> FastAPI:
-    """The receiver app: ``POST /webhooks``, ``GET /health``, ``GET /stats`` (mount it at ``/ghl``).
+    """The receiver app: ``POST /webhooks``, ``GET /health``, ``GET /stats``; mount it at ``/ghl``.
 
     :param settings: keys, limits and the inbox URL (``WebhookSettings.load()`` reads Airflow's config).
     """

@@ -18,7 +18,7 @@ import pytest
 from airflow_provider_ghl import get_provider_info
 from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.inbox import open_inbox
-from tests.webhooks.serving import ROOT, ReceiverProcess, free_port, settings_env
+from tests.webhooks.serving import ROOT, ReceiverProcess, ReceiverThread, free_port, settings_env
 from tests.webhooks.signing import Signer, claimed, event
 
 PLUGIN_CLASS = "airflow_provider_ghl.webhooks.plugin.GHLWebhooksPlugin"
@@ -41,11 +41,44 @@ def test_the_plugin_is_registered_and_declares_its_app_at_ghl() -> None:
 
     from fastapi import FastAPI
 
-    from airflow_provider_ghl.webhooks.plugin import GHLWebhooksPlugin
+    from airflow_provider_ghl.webhooks.plugin import GHLWebhooksPlugin, LazyReceiverApp
 
     [entry] = GHLWebhooksPlugin.fastapi_apps
     assert (entry["url_prefix"], entry["name"]) == ("/ghl", "ghl-webhooks")
-    assert isinstance(entry["app"], FastAPI)
+    assert isinstance(entry["app"], LazyReceiverApp) and isinstance(entry["app"].app(), FastAPI)
+
+
+def test_importing_the_plugin_builds_nothing() -> None:
+    """Every task process imports the plugins: the plugin imports no web framework and reads no settings."""
+    code = (
+        "import sys, airflow_provider_ghl.webhooks.plugin as p; "
+        "print(sorted(m for m in ('fastapi', 'airflow_provider_ghl.webhooks.receiver') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env["AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS"] = "not checked at import"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
+def test_the_plugin_answers_429_until_its_settings_validate(
+    signer: Signer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi import FastAPI
+
+    from airflow_provider_ghl.webhooks.plugin import LazyReceiverApp
+
+    for name, value in settings_env(_settings(signer, tmp_path)).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS", "soon")
+    root = FastAPI()
+    root.mount("/ghl", LazyReceiverApp())  # as Airflow's init_plugins mounts it
+    with ReceiverThread(app=root) as server:
+        body, headers = signer.delivery(event("loc1"))
+        refused = httpx.post(f"{server.base_url}/webhooks", content=body, headers=headers)
+        assert (refused.status_code, refused.json()) == (429, {"error": "receiver_misconfigured"})
+        monkeypatch.setenv("AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS", "300")  # fixed: the next request builds it
+        answer = httpx.post(f"{server.base_url}/webhooks", content=body, headers=headers)
+        assert (answer.status_code, answer.json()) == (200, {"stored": True})
 
 
 def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer, tmp_path: Path) -> None:
