@@ -206,3 +206,55 @@ def test_a_receiver_killed_mid_burst_and_restarted_loses_nothing_and_stores_noth
         assert [e.seq for e in stored] == list(range(1, 151))
         assert [e.webhook_id for e in stored] == [p["webhookId"] for p in payloads if p["locationId"] == location]
     inbox.close()
+
+
+@pytest.mark.slow
+def test_the_real_api_server_serves_the_receiver_at_ghl_webhooks(signer: Signer, tmp_path: Path) -> None:
+    """``airflow api-server`` itself, the plugin found by Airflow: deliveries need no Airflow login, its API does."""
+    home = tmp_path / "airflow-home"
+    plugins = home / "plugins"
+    plugins.mkdir(parents=True)
+    module, _, name = PLUGIN_CLASS.rpartition(".")
+    (plugins / "ghl_webhooks_plugin.py").write_text(f"from {module} import {name}\n")
+    settings = _settings(signer, tmp_path)
+    port = free_port()
+    env = {
+        **os.environ,
+        **settings_env(settings),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True,
+                   timeout=300)  # fmt: skip
+    with open(tmp_path / "api-server.log", "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "airflow", "api-server"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{url}/ghl/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "api-server.log").read_text()
+            time.sleep(0.2)
+        body, headers = signer.delivery(event("loc1"))
+        answer = httpx.post(f"{url}/ghl/webhooks", content=body, headers=headers)
+        assert (answer.status_code, answer.json()) == (200, {"stored": True})
+        assert httpx.post(f"{url}/ghl/webhooks", content=body, headers={}).status_code == 401
+        assert httpx.get(f"{url}/api/v2/assets").status_code == 401  # Airflow's own API still wants a login
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(30)
+    inbox = open_inbox(settings.inbox)
+    assert inbox.pending() == {"loc1": 1}
+    inbox.close()
