@@ -22,8 +22,9 @@ Two engines behind one protocol, chosen by URL (:func:`open_inbox`):
   committed with the acknowledgement. Redis keeps what its persistence keeps: run it with
   ``appendonly yes`` (``appendfsync always`` for the same guarantee as SQLite's FULL) or replicas.
 
-Sequence numbers start at 1 and are contiguous per location; an acked event's ``webhookId`` is remembered
-for :data:`RETENTION_SECONDS` after the ack, so a late redelivery is still recognised.
+Sequence numbers start at 1 and are contiguous per location. A ``webhookId`` is recognised within its
+location (GHL's are unique per event, and an event belongs to one location), for :data:`RETENTION_SECONDS`
+after its ack, so a late redelivery is still a duplicate.
 """
 
 from __future__ import annotations
@@ -167,13 +168,14 @@ CREATE TABLE IF NOT EXISTS locations (
 CREATE TABLE IF NOT EXISTS events (
     location_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
-    webhook_id TEXT NOT NULL UNIQUE,
+    webhook_id TEXT NOT NULL,
     type TEXT NOT NULL,
     ts TEXT NOT NULL,
     body BLOB NOT NULL,
     stored_at REAL NOT NULL,
     applied_at REAL,
-    PRIMARY KEY (location_id, seq)
+    PRIMARY KEY (location_id, seq),
+    UNIQUE (location_id, webhook_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_applied_at ON events (applied_at) WHERE applied_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS versions (
@@ -272,7 +274,8 @@ class SQLiteInbox:
     def store(self, location_id: str, webhook_id: str, type: str, timestamp: str, body: dict[str, Any]) -> bool:
         data = orjson.dumps(body)
         with self._write() as conn:
-            if conn.execute("SELECT 1 FROM events WHERE webhook_id = ?", (webhook_id,)).fetchone():
+            seen = "SELECT 1 FROM events WHERE location_id = ? AND webhook_id = ?"
+            if conn.execute(seen, (location_id, webhook_id)).fetchone():
                 return False
             conn.execute("INSERT INTO locations (location_id) VALUES (?) ON CONFLICT DO NOTHING", (location_id,))
             (seq,) = conn.execute(

@@ -44,6 +44,13 @@ def test_store_dedupes_and_numbers_events_per_location_in_arrival_order(inbox: I
     assert events[0].location_id == "loc1" and events[0].timestamp == "2026-12-02T05:40:01.000Z"
 
 
+def test_a_webhook_id_is_recognised_within_its_location(inbox: Inbox) -> None:
+    assert _store(inbox, "loc1", "same") is True
+    assert _store(inbox, "loc2", "same") is True
+    assert _store(inbox, "loc2", "same") is False
+    assert inbox.pending() == {"loc1": 1, "loc2": 1}
+
+
 def test_claim_reclaims_the_open_batch_until_it_is_acked(inbox: Inbox) -> None:
     assert inbox.claim("loc1") is None
     for n in range(5):
