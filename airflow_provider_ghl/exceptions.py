@@ -231,3 +231,16 @@ class GHLSyncRowsFailed(GHLError, AirflowFailException):
         self.ratio = ratio
         self.allowed = allowed
         super().__init__(message)
+
+
+class GHLInboxError(GHLError):
+    """The webhook inbox cannot be opened or used (bad URL, unreachable Redis, a batch that is not the open one).
+
+    :param inbox: the inbox URL (``sqlite:///<path>`` or ``redis://<conn_id>``; no secret in either).
+    :param detail: what failed.
+    """
+
+    def __init__(self, inbox: str, detail: str) -> None:
+        self.inbox = inbox
+        self.detail = detail
+        super().__init__(f"GHL webhook inbox {inbox!r}: {detail}")
