@@ -83,10 +83,9 @@ def test_the_plugin_answers_429_until_its_settings_validate(
 
 def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer, tmp_path: Path) -> None:
     """Airflow finds the plugin (``airflow plugins``), and its api-server mounting code serves POST /ghl/webhooks."""
+    # An empty plugins folder: Airflow must find the plugin through the package's entry point alone.
     plugins = tmp_path / "plugins"
     plugins.mkdir()
-    module, _, name = PLUGIN_CLASS.rpartition(".")
-    (plugins / "ghl_webhooks_plugin.py").write_text(f"from {module} import {name}\n")
     settings = _settings(signer, tmp_path)
     env = {
         **os.environ,
@@ -212,10 +211,8 @@ def test_a_receiver_killed_mid_burst_and_restarted_loses_nothing_and_stores_noth
 def test_the_real_api_server_serves_the_receiver_at_ghl_webhooks(signer: Signer, tmp_path: Path) -> None:
     """``airflow api-server`` itself, the plugin found by Airflow: deliveries need no Airflow login, its API does."""
     home = tmp_path / "airflow-home"
-    plugins = home / "plugins"
+    plugins = home / "plugins"  # empty: the entry point alone registers the plugin
     plugins.mkdir(parents=True)
-    module, _, name = PLUGIN_CLASS.rpartition(".")
-    (plugins / "ghl_webhooks_plugin.py").write_text(f"from {module} import {name}\n")
     settings = _settings(signer, tmp_path)
     port = free_port()
     env = {
