@@ -51,3 +51,11 @@ def isolated_airflow_home(prefix: str) -> tuple[Path, dict[str, str]]:
     settings = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
     os.environ.update(settings)
     return work, {**os.environ, **settings, "PYTHONUNBUFFERED": "1"}
+
+
+def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
+    """Print ``title`` and one aligned ``name  value`` line per row."""
+    width = max(len(name) for name, _ in rows)
+    print(title)
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")

@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _measure import isolated_airflow_home
+from _measure import isolated_airflow_home, print_rows
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 KINDS = ("tasks", "notes", "appointments")
@@ -208,13 +208,6 @@ def part_b(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict[st
         )
     pages = len(ids) // args.page_limit + 1
     return {"changed": len(ids), "changed_ids": ids, "pages": pages, "floor": pages + len(ids) * len(KINDS), "run": run}
-
-
-def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
-    width = max(len(name) for name, _ in rows)
-    print(title)
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from _measure import isolated_airflow_home
+from _measure import isolated_airflow_home, print_rows
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -130,13 +130,6 @@ def run_child(sandbox: Any, args: argparse.Namespace, env: dict[str, str], work:
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["stats"] = sandbox.stats()
     return result
-
-
-def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
-    width = max(len(name) for name, _ in rows)
-    print(title)
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
 
 
 def main(argv: list[str] | None = None) -> int:

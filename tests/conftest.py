@@ -19,6 +19,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # A Fernet key makes Variables (the OAuth token store) encrypted at rest, as the docs require of deployments.
 os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "hZ7cmn3PqWZ8vX3DhCqFZf1hx3Jq4pCw7Jc7a6b8Y2E=")
 
+from airflow_provider_ghl.sandbox.redis_server import REDIS_PACKAGE, RedisServer  # noqa: E402
 from airflow_provider_ghl.sandbox.testing import SandboxServer  # noqa: E402
 
 
@@ -57,3 +58,16 @@ def airflow_db() -> Path:
             timeout=300,
         )
     return db
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real ``redis-server`` on a free loopback port for the session. Without Debian's ``redis-server``
+    package the test skips, except in CI (``CI=true``), where the missing server fails it."""
+    if not RedisServer.available():
+        message = f"redis-server not found: install Debian's {REDIS_PACKAGE!r} package (apt-get install redis-server)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with RedisServer() as server:
+        yield server

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +15,6 @@ import pytest
 from airflow_provider_ghl.hooks import auth as auth_module
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.ratelimit import reset_limiters
-from airflow_provider_ghl.sandbox.redis_server import REDIS_PACKAGE, RedisServer
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 
 #: Secrets the current test handed to a connection; the leak check looks for each of them.
@@ -93,16 +91,3 @@ def pit_hook(fast_sandbox: SandboxServer, conn_factory: Callable[..., str]) -> I
     hook = GHLHook(conn_id, retry_backoff=0.05)
     yield hook
     hook.close()
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A real ``redis-server`` on a free loopback port for the session. Without Debian's ``redis-server``
-    package the test skips, except in CI (``CI=true``), where the missing server fails it."""
-    if not RedisServer.available():
-        message = f"redis-server not found: install Debian's {REDIS_PACKAGE!r} package (apt-get install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with RedisServer() as server:
-        yield server

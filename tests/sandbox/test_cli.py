@@ -2,55 +2,40 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
-import sys
 
 import pytest
 import requests
 
-CLI = [sys.executable, "-m", "airflow_provider_ghl.sandbox.cli"]
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+from tests.sandbox.cli_run import CLI, ENV, started_cli
 
 
 @pytest.mark.timeout(60)
 def test_cli_prints_base_url_location_and_credentials() -> None:
-    args = ["--port", "0", "--contacts", "5", "--locations", "1", "--error-rate", "1", "--max-requests", "9"]
-    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV)
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "admin:" in line:
-                break
-        text = "".join(lines)
-        base_url = re.search(r"listening on (http://127\.0\.0\.1:\d+)\n", text)
+    args = ["--contacts", "5", "--locations", "1", "--error-rate", "1", "--max-requests", "9"]
+    with started_cli(*args) as (text, base_url):
         location = re.search(r"location (\w{20}) \(Sandbox Location 1, 5 contacts\)", text)
         pit = re.search(r"private integration token: (pit-\w+)", text)
-        assert base_url and location and pit, text
+        assert location and pit, text
         for label in ("OAuth client id", "OAuth client secret", "agency refresh token", "OAuth refresh token"):
             assert re.search(rf"{label}\s*: \S+", text), label
         assert "9 requests / 10000 ms" in text
 
-        info = requests.get(f"{base_url[1]}/_sandbox/info", timeout=10).json()
+        info = requests.get(f"{base_url}/_sandbox/info", timeout=10).json()
         assert info["locations"][0]["id"] == location[1]
         assert info["locations"][0]["private_token"] == pit[1]
         assert info["oauth"]["client_secret"] in text
         # Faults given at start are on: the printed token authenticates, then the 5xx fault answers.
-        assert requests.get(f"{base_url[1]}/_sandbox/faults", timeout=10).json()["error_rate"] == 1
+        assert requests.get(f"{base_url}/_sandbox/faults", timeout=10).json()["error_rate"] == 1
         resp = requests.get(
-            f"{base_url[1]}/contacts/",
+            f"{base_url}/contacts/",
             params={"locationId": location[1]},
             headers={"Authorization": f"Bearer {pit[1]}", "Version": "2021-07-28"},
             timeout=10,
         )
         assert resp.status_code in (500, 502, 503)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 import requests
 
 from airflow_provider_ghl.sandbox.scopes import SCOPE_REFUSAL
+from tests.sandbox.cli_run import started_cli
 from tests.sandbox.conftest import Api
 
 REFUSED = {"statusCode": 401, "message": SCOPE_REFUSAL}
@@ -61,30 +61,16 @@ def test_unknown_scopes_are_refused_when_issuing(api: Api) -> None:
 
 @pytest.mark.timeout(60)
 def test_the_cli_issues_least_privilege_tokens() -> None:
-    args = ["--port", "0", "--contacts", "3", "--locations", "1", "--pit-scopes", "contacts.readonly"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "airflow_provider_ghl.sandbox.cli", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        assert proc.stdout is not None
-        text = ""
-        for line in proc.stdout:
-            text += line
-            if "admin:" in line:
-                break
-        base_url = re.search(r"listening on (http://127\.0\.0\.1:\d+)\n", text)
+    with started_cli("--contacts", "3", "--locations", "1", "--pit-scopes", "contacts.readonly") as (text, base_url):
         pit = re.search(r"private integration token: (pit-\w+) \(contacts\.readonly\)", text)
         location = re.search(r"location (\w{20}) ", text)
-        assert base_url and pit and location, text
+        assert pit and location, text
         headers = {"Authorization": f"Bearer {pit[1]}", "Version": "2021-07-28"}
-        url = f"{base_url[1]}/locations/{location[1]}/customFields"
+        url = f"{base_url}/locations/{location[1]}/customFields"
         resp = requests.get(url, headers=headers, timeout=10)
         assert (resp.status_code, resp.json()) == (401, REFUSED)
         body = {"locationId": location[1], "pageLimit": 1}
-        assert requests.post(f"{base_url[1]}/contacts/search", json=body, headers=headers, timeout=10).ok
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        assert requests.post(f"{base_url}/contacts/search", json=body, headers=headers, timeout=10).ok
 
 
 def test_a_bad_pit_scope_option_is_refused_naming_it() -> None:

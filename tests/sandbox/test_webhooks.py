@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from airflow_provider_ghl.sandbox.events import CONTACT_FIELDS, EVENT_TYPES, NOTE_FIELDS, TASK_FIELDS
 from airflow_provider_ghl.sandbox.testing import SandboxError, SandboxServer
 from airflow_provider_ghl.sandbox.webhooks import Signer
+from tests.sandbox.cli_run import CLI, ENV, started_cli
 from tests.sandbox.conftest import Api
 
 DUE = "2026-03-01T10:00:00.000Z"
@@ -564,28 +563,12 @@ def test_start_up_urls_from_the_cli_flag(receiver: Receiver) -> None:
 
 
 def test_cli_prints_the_webhook_key_and_refuses_a_bad_url(receiver: Receiver) -> None:
-    cli = [sys.executable, "-m", "airflow_provider_ghl.sandbox.cli", "--port", "0", "--contacts", "1"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [*cli, "--webhook-url", receiver.url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    try:
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "admin:" in line:
-                break
-        text = "".join(lines)
-        base_url = re.search(r"listening on (http://127\.0\.0\.1:\d+)\n", text)
+    with started_cli("--contacts", "1", "--webhook-url", receiver.url) as (text, base_url):
         key = re.search(r"webhook public key\s*: (\S+) \(Ed25519, X-GHL-Signature\)", text)
-        assert base_url and key and f"webhooks to         : {receiver.url}" in text, text
-        info = requests.get(f"{base_url[1]}/_sandbox/info", timeout=10).json()
+        assert key and f"webhooks to         : {receiver.url}" in text, text
+        info = requests.get(f"{base_url}/_sandbox/info", timeout=10).json()
         assert info["webhooks"]["public_key"] == key[1]
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    bad = subprocess.run([*cli, "--webhook-url", "ftp://x"], capture_output=True, text=True, timeout=60, env=env)
+    bad = subprocess.run([*CLI, "--webhook-url", "ftp://x"], capture_output=True, text=True, timeout=60, env=ENV)
     assert bad.returncode != 0 and "--webhook-url" in bad.stderr and "Traceback" not in bad.stderr
 
 

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_ghl.sandbox.redis_server import REDIS_PACKAGE, RedisServer
+from airflow_provider_ghl.sandbox.redis_server import RedisServer
 from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
 from tests.webhooks.signing import Signer
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A real ``redis-server`` on a free loopback port. Without Debian's package the test skips (fails in CI)."""
-    if not RedisServer.available():
-        message = f"redis-server not found: install Debian's {REDIS_PACKAGE!r} package (apt-get install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with RedisServer() as server:
-        yield server
 
 
 @pytest.fixture
