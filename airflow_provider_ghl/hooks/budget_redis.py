@@ -170,6 +170,9 @@ class RedisRateLimiter(RateLimiter):
     :param redis_conn_id: the ``redis`` connection, named in errors.
     """
 
+    #: Every step is a round trip to the server (up to ``REDIS_TIMEOUT``): off the event loop on the async path.
+    blocking_steps = True
+
     def __init__(
         self, max_requests: int, interval_ms: int, *, client: Any, budget_id: str, conn_id: str, redis_conn_id: str
     ) -> None:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
+from typing import ClassVar
 
 from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted
 
@@ -69,6 +70,10 @@ class RateLimiter:
     :param max_requests: starting burst budget.
     :param interval_ms: starting window length.
     """
+
+    #: Whether a step may wait on something outside the process (a file lock, a server's answer): the async
+    #: path then runs each step in a thread, off the event loop. This limiter's steps only take its own lock.
+    blocking_steps: ClassVar[bool] = False
 
     def __init__(self, max_requests: int, interval_ms: int) -> None:
         self._lock = threading.Lock()
@@ -166,9 +171,13 @@ class RateLimiter:
             time.sleep(min(wait, 1.0))  # re-check at least every second: a response may raise the budget
 
     async def acquire_async(self, daily_reserve: int = 0) -> float:
-        """:meth:`acquire` for the event loop: same slots, ``asyncio.sleep`` instead of ``time.sleep``."""
+        """:meth:`acquire` for the event loop: same slots, ``asyncio.sleep`` instead of ``time.sleep``, and
+        each try in a thread when the steps block (:attr:`blocking_steps`)."""
         while True:
-            wait, stamp = self._take(daily_reserve)
+            if self.blocking_steps:
+                wait, stamp = await asyncio.to_thread(self._take, daily_reserve)
+            else:
+                wait, stamp = self._take(daily_reserve)
             if stamp is not None:
                 return stamp
             await asyncio.sleep(min(wait, 1.0))
