@@ -7,8 +7,9 @@
   (:mod:`~airflow_provider_ghl.hooks.budget_redis`).
 
 Whatever the backend, the window follows GHL's ``X-RateLimit-*`` headers and a 429 pauses every sharer.
-In the triggerer a step runs on the event loop without an executor: a file lock held for microseconds, or
-one Redis round trip bounded by :data:`REDIS_TIMEOUT`, is cheaper than a thread hop per request.
+In the triggerer the process limiter's steps run on the event loop (they only take its own lock); the shared
+backends' steps (a file lock another process may hold, a Redis round trip bounded by :data:`REDIS_TIMEOUT`)
+say ``blocking_steps`` and run in a thread, so a slow backend never stalls the loop's other triggers.
 """
 
 from __future__ import annotations

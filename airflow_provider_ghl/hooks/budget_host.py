@@ -50,6 +50,9 @@ class HostRateLimiter(RateLimiter):
     :param conn_id: the ``ghl`` connection, named in errors.
     """
 
+    #: Every step waits for the file lock, which another process may hold: off the event loop on the async path.
+    blocking_steps = True
+
     def __init__(self, max_requests: int, interval_ms: int, *, path: Path, conn_id: str) -> None:
         super().__init__(max_requests, interval_ms)
         self.path = path

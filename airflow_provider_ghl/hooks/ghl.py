@@ -211,6 +211,13 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
     def _limiter(self, location_id: str | None) -> RateLimiter:
         return budget_limiter(self.config, self.auth.rate_key(location_id))
 
+    async def _alimiter(self, config: GHLConnectionConfig, location_id: str | None) -> RateLimiter:
+        """:meth:`_limiter` for the event loop."""
+        if config.budget_backend == "process":
+            return self._limiter(location_id)
+        # A shared backend's limiter checks its backend when it is made (a file lock, a Redis round trip).
+        return await asyncio.to_thread(self._limiter, location_id)
+
     def forget_daily_figure(self, location_id: str | None = None) -> None:
         """After the daily reset: let the next request learn today's budget instead of trusting yesterday's.
 
@@ -266,7 +273,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         async with httpx.AsyncClient(
             base_url=config.base_url, headers=self._base_headers(), timeout=timeout, verify=shared_ssl_context()
         ) as client:
-            sender = HttpxSender(client, config, auth, self._limiter(resolved.location_id))
+            sender = HttpxSender(client, config, auth, await self._alimiter(config, resolved.location_id))
             retry = self._retry.tenacity_kwargs(retry_safe=True, attempts=config.max_retries + 1)
             async for try_ in AsyncRetrying(**retry):  # re-raises the last failure
                 with try_:

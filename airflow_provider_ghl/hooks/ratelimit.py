@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Mapping
+from typing import ClassVar
 
 from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted
 
@@ -33,6 +34,17 @@ DAILY_RESET_SLACK = dt.timedelta(minutes=1)
 #: How long the one probe request may stay unanswered before another caller may probe (its process may have
 #: died: with a shared window, nobody else would ever clear it).
 PROBE_LEASE = 60.0
+#: GHL counts a request when it arrives, we when we send it: a stamp is held this long past the window, the
+#: larger of a fixed floor (s) and a part of the window.
+WINDOW_MARGIN_MIN = 0.05
+WINDOW_MARGIN_PART = 0.02
+#: Share of the window (see :meth:`RateLimiter._adapt_share`): with others seen and at most a
+#: 1/``SHARE_FULL_PART`` of the window left (at least one slot), the window is all but full and our share is
+#: halved, at most once per ``SHARE_CUT_SPACING`` of a window; while more than 1/``SHARE_ROOM_PART`` of it is
+#: left, each answer grows the share by one slot. The Redis backend's scripts are given these same values.
+SHARE_FULL_PART = 10
+SHARE_CUT_SPACING = 0.25
+SHARE_ROOM_PART = 3
 
 
 def _header_int(headers: Mapping[str, str], name: str) -> int | None:
@@ -58,6 +70,10 @@ class RateLimiter:
     :param max_requests: starting burst budget.
     :param interval_ms: starting window length.
     """
+
+    #: Whether a step may wait on something outside the process (a file lock, a server's answer): the async
+    #: path then runs each step in a thread, off the event loop. This limiter's steps only take its own lock.
+    blocking_steps: ClassVar[bool] = False
 
     def __init__(self, max_requests: int, interval_ms: int) -> None:
         self._lock = threading.Lock()
@@ -94,7 +110,7 @@ class RateLimiter:
 
     @property
     def _margin(self) -> float:
-        return max(0.05, 0.02 * self._interval)
+        return max(WINDOW_MARGIN_MIN, WINDOW_MARGIN_PART * self._interval)
 
     def _prune(self, now: float) -> None:
         # Keep two windows of history: a response describes the window as it was when its request arrived,
@@ -155,9 +171,13 @@ class RateLimiter:
             time.sleep(min(wait, 1.0))  # re-check at least every second: a response may raise the budget
 
     async def acquire_async(self, daily_reserve: int = 0) -> float:
-        """:meth:`acquire` for the event loop: same slots, ``asyncio.sleep`` instead of ``time.sleep``."""
+        """:meth:`acquire` for the event loop: same slots, ``asyncio.sleep`` instead of ``time.sleep``, and
+        each try in a thread when the steps block (:attr:`blocking_steps`)."""
         while True:
-            wait, stamp = self._take(daily_reserve)
+            if self.blocking_steps:
+                wait, stamp = await asyncio.to_thread(self._take, daily_reserve)
+            else:
+                wait, stamp = self._take(daily_reserve)
             if stamp is not None:
                 return stamp
             await asyncio.sleep(min(wait, 1.0))
@@ -213,15 +233,16 @@ class RateLimiter:
 
         Logging others' requests only accounts for the past: their next burst lands in the slots our log
         shows free, the window overflows and every spender meets 429s at once, again after each pause. So when
-        others are seen and the window is all but full, halve our share (once per half window); while a
+        others are seen and the window is all but full, halve our share (once per quarter window); while a
         third of it stays free, grow by one slot per answer. Spenders that do this converge on sharing the
         window instead of storming it; one alone is back at the whole window within a window's answers.
+        The constants are the ``SHARE_*`` ones; the Redis backend's Lua twin is given the same values.
         """
-        if others_seen and remaining <= max(1, self._max // 10):
-            if now - self._share_cut_at > self._interval / 4:
+        if others_seen and remaining <= max(1, self._max // SHARE_FULL_PART):
+            if now - self._share_cut_at > self._interval * SHARE_CUT_SPACING:
                 self._share = max(self._share / 2, 1 / self._max)
                 self._share_cut_at = now
-        elif remaining * 3 > self._max:
+        elif remaining * SHARE_ROOM_PART > self._max:
             self._share = min(1.0, self._share + 1 / self._max)
 
     def _restamp(self, sent_at: float, received_at: float, *, record: bool = True) -> None:

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -163,6 +163,15 @@ class RequestsSender:
     async def acquire(self) -> float:
         return self.limiter.acquire(self.config.daily_reserve)
 
+    async def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+        self.limiter.observe(headers, sent_at)
+
+    async def release(self, sent_at: float) -> None:
+        self.limiter.release(sent_at)
+
+    async def pause(self, seconds: float) -> None:
+        self.limiter.pause(seconds)
+
     async def send(self, exchange: Exchange, token: str, deadline: float) -> Reply | Exception:
         try:
             return request_reply(
@@ -190,7 +199,8 @@ def shared_ssl_context() -> ssl.SSLContext:
 
 
 class HttpxSender:
-    """The async steps: ``httpx.AsyncClient``, the limiter's async wait, token reads off the event loop."""
+    """The async steps: ``httpx.AsyncClient``, the limiter's async wait; token reads, and the limiter's steps
+    when they block (a shared budget's file lock or Redis round trip), off the event loop."""
 
     def __init__(
         self, client: httpx.AsyncClient, config: GHLConnectionConfig, auth: TokenProvider, limiter: RateLimiter
@@ -206,6 +216,22 @@ class HttpxSender:
 
     async def acquire(self) -> float:
         return await self.limiter.acquire_async(self.config.daily_reserve)
+
+    async def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+        await self._limiter_step(self.limiter.observe, headers, sent_at)
+
+    async def release(self, sent_at: float) -> None:
+        await self._limiter_step(self.limiter.release, sent_at)
+
+    async def pause(self, seconds: float) -> None:
+        await self._limiter_step(self.limiter.pause, seconds)
+
+    async def _limiter_step(self, step: Callable[..., None], *args: Any) -> None:
+        # The process limiter's steps take microseconds: a thread hop would cost more than it saves.
+        if self.limiter.blocking_steps:
+            await asyncio.to_thread(step, *args)
+        else:
+            step(*args)
 
     async def send(self, exchange: Exchange, token: str, deadline: float) -> Reply | Exception:
         seconds = deadline - time.monotonic()

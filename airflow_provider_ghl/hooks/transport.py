@@ -164,6 +164,12 @@ class Sender(Protocol):
 
     async def acquire(self) -> float: ...
 
+    async def observe(self, headers: Mapping[str, str], sent_at: float) -> None: ...
+
+    async def release(self, sent_at: float) -> None: ...
+
+    async def pause(self, seconds: float) -> None: ...
+
     async def send(self, exchange: Exchange, token: str, deadline: float) -> Reply | Exception: ...
 
     async def recover(self, token: str, location_id: str | None, *, allow_refresh: bool) -> bool: ...
@@ -176,11 +182,11 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
     sent_at = await sender.acquire()
     reply = await sender.send(exchange, token, attempt_deadline(sender.config, exchange.call_deadline))
     if isinstance(reply, Exception):
-        limiter.release(sent_at)
+        await sender.release(sent_at)
         stats.record(None)
         exchange.failed_before = True
         raise transport_error(exchange.method, exchange.path, reply) from reply
-    limiter.observe(reply.headers, sent_at)
+    await sender.observe(reply.headers, sent_at)
     stats.record(reply.status)
     # A 401 may only mean the token rotated or expired: recover once, then let it count. A scope refusal is
     # not cured by a fresh token (and must not spend a single-use refresh token).
@@ -204,6 +210,8 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
             return None
         raise
     except GHLApiError as err:
+        if isinstance(err, GHLRateLimitError) and err.retry_after is not None:
+            await sender.pause(err.retry_after)  # every thread on this budget waits for the window
         exchange.failed_before = exchange.failed_before or err.transient
         raise
 
@@ -214,10 +222,6 @@ def _parsed(exchange: Exchange, reply: Reply, limiter: RateLimiter, secrets: tup
         return parse_response(
             method, path, reply.status, reply.headers, reply.content, interval=limiter.interval, secrets=secrets
         )
-    except GHLRateLimitError as err:
-        if err.retry_after is not None:
-            limiter.pause(err.retry_after)  # every thread on this budget waits for the window
-        raise
     except GHLScopeError as err:
         scope = exchange.scope or "a scope"
         message = (

@@ -61,15 +61,15 @@ def result(proc: subprocess.Popen[str]) -> dict[str, Any]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.fixture(params=["host", "redis"])
-def shared(
+def shared_connection(
+    backend: str,
     request: pytest.FixtureRequest,
     fast_sandbox: SandboxServer,
     conn_factory: Callable[..., str],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Shared:
-    backend = request.param
+    """A ``ghl`` connection for location 0 of the sandbox on ``backend`` (a fresh window, whichever it is)."""
     extra: dict[str, Any] = {"budget_backend": backend, "budget_dir": str(tmp_path / "budgets")}
     if backend == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
@@ -80,6 +80,30 @@ def shared(
     conn_id = conn_factory(host=fast_sandbox.base_url, password=loc["private_token"], location_id=loc["id"], **extra)
     contact_id = fast_sandbox.contact_ids(loc["id"])[0]
     return Shared(backend, conn_id, fast_sandbox, contact_id)
+
+
+@pytest.fixture(params=["host", "redis"])
+def shared(
+    request: pytest.FixtureRequest,
+    fast_sandbox: SandboxServer,
+    conn_factory: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Shared:
+    """A connection on each backend shared between processes."""
+    return shared_connection(request.param, request, fast_sandbox, conn_factory, tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=["process", "host", "redis"])
+def any_backend(
+    request: pytest.FixtureRequest,
+    fast_sandbox: SandboxServer,
+    conn_factory: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Shared:
+    """A connection on each backend, the per-process limiter included."""
+    return shared_connection(request.param, request, fast_sandbox, conn_factory, tmp_path, monkeypatch)
 
 
 def test_processes_share_one_window(shared: Shared, tmp_path: Path) -> None:
@@ -130,6 +154,46 @@ def test_a_429_pauses_every_sharer(shared: Shared) -> None:
     seen = shared.run_worker("inspect")
     assert seen["wait"] > 10.0  # the other process is held for the window too
     hook.close()
+
+
+def test_outside_spenders_halve_the_share_until_room_restores_it(any_backend: Shared) -> None:
+    """Every backend does ``RateLimiter._adapt_share``: a window all but full of requests sent from outside
+    the backend halves its share of the window; answers with room grow it back one slot each."""
+    sandbox, contact_id = any_backend.sandbox, any_backend.contact_id
+    interval = 2.0
+    sandbox.reset(max_requests=10, interval_ms=int(interval * 1000))
+    hook = any_backend.hook()
+    limiter = hook._limiter(None)
+    with requests.Session() as outsider:  # same token and location, but no limiter of ours sees it send
+        for _ in range(8):
+            outsider.get(f"{sandbox.base_url}/contacts/{contact_id}", headers=sandbox.headers(0)).raise_for_status()
+    hook.get_contact(contact_id)  # answered with Remaining 1: 8 of the 9 requests in GHL's window were not ours
+    # Our log holds 9 of 10 slots, yet none is free: the share of the window is down to half (5 slots).
+    assert limiter.reserve() > 0
+
+    _let_the_window_pass(interval)
+    hook.get_contact(contact_id)  # Remaining 9: room, the share grows by one slot (6)
+    assert _free_slots(limiter) == 5  # 6 slots, 1 of them spent (the whole window would leave 9)
+
+    _let_the_window_pass(interval)
+    for _ in range(4):  # Remaining 9, 8, 7, 6: each answer with room gives a slot back (7, 8, 9, 10)
+        hook.get_contact(contact_id)
+    assert _free_slots(limiter) == 6  # the whole window again, 4 of it spent
+    assert sandbox.stats()["responses_429"] == 0
+    hook.close()
+
+
+def _let_the_window_pass(interval: float) -> None:
+    """Sleep until every stamp of now has left the window (its margin and a slow round trip's excess too)."""
+    time.sleep(interval * 1.2)
+
+
+def _free_slots(limiter: Any) -> int:
+    """Take every slot the limiter gives now, without sending (GHL never sees them); how many there were."""
+    taken = 0
+    while limiter.reserve() == 0:
+        taken += 1
+    return taken
 
 
 def test_daily_reserve_across_processes(shared: Shared) -> None:
@@ -219,3 +283,26 @@ def test_the_default_backend_is_host() -> None:
     config = GHLConnectionConfig.from_connection(Connection(conn_id="c", conn_type="ghl", password="pit-x"))
     assert config.budget_backend == "host"
     assert Path(config.budget_dir).is_absolute()
+
+
+def test_the_scripts_round_the_share_as_python_does(redis_server: RedisServer) -> None:
+    """``round()`` halves to even (2.5 -> 2): the scripts' cap of the window must be the very same number."""
+    from airflow_provider_ghl.hooks.budget_redis import _CONSTANTS, _PRELUDE
+    from airflow_provider_ghl.hooks.ratelimit import RateLimiter
+
+    client = redis.Redis(port=redis_server.port)
+    cap = client.register_script(_PRELUDE + "return cap(tonumber(A[1]))")
+    keys = ["ghl:test:{cap}", "ghl:test:{cap}:log"]
+    checked = set()
+    for max_requests in (1, 2, 3, 5, 7, 10, 25, 50, 100, 101):
+        limiter = RateLimiter(max_requests, 1000)
+        for step in "hhggghgghhhgggggggggg" * 3:  # halvings and growths as _adapt_share does them
+            if step == "h":
+                limiter._share = max(limiter._share / 2, 1 / max_requests)
+            else:
+                limiter._share = min(1.0, limiter._share + 1 / max_requests)
+            client.hset(keys[0], "share", repr(limiter._share))
+            assert cap(keys=keys, args=[*_CONSTANTS, max_requests]) == limiter._cap, (max_requests, limiter._share)
+            checked.add(max_requests * limiter._share % 1 == 0.5)
+    assert checked == {True, False}  # halves were among the cases
+    client.delete(*keys)
