@@ -34,6 +34,7 @@ from airflow_provider_ghl.exceptions import GHLNotFoundError
 from airflow_provider_ghl.export.contacts import utcnow_iso
 from airflow_provider_ghl.export.output import MANIFEST, ExportOutput
 from airflow_provider_ghl.webhooks.records import (
+    CARRIED_OVER,
     CHILD_KINDS,
     CSV_LAYOUTS,
     DATASETS,
@@ -189,7 +190,8 @@ def _fold(changes: Sequence[Change]) -> _Fold:
         if change.action == "delete":
             fold.state, fold.has_record, fold.deleted = None, False, True
         elif change.action == "put":
-            fold.state, fold.has_record, fold.deleted = dict(change.fields), True, False
+            kept = {k: v for k, v in (fold.state or {}).items() if k in CARRIED_OVER.get(change.kind, ())}
+            fold.state, fold.has_record, fold.deleted = {**kept, **change.fields}, True, False
         elif fold.deleted:
             continue  # a change stamped after the record's deletion changes nothing
         else:

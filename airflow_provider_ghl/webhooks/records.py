@@ -75,6 +75,9 @@ MERGED_FIELDS: dict[str, frozenset[str]] = {
     "TaskComplete": frozenset({"completed"}),
 }
 _ID_FIELDS = frozenset({"id", "locationId", "contactId"})
+#: Fields only some events of a kind carry: a ``put`` without them keeps what an earlier event of the batch set
+#: (``dndSettings`` comes only with ``ContactDndUpdate``; a contact update does not clear it).
+CARRIED_OVER: dict[str, frozenset[str]] = {"contacts": frozenset({"dndSettings"})}
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ def test_contacts_resolve_by_timestamp_whatever_the_arrival_order(inbox: MemoryI
         event("ContactCreate", 2, LOC, **contact("c2", firstName="Bo")),
         event("ContactDndUpdate", 5, LOC, id="c2", dnd=True, dndSettings={"SMS": {"status": "active"}}),
         event("ContactUpdate", 3, LOC, **contact("c2", firstName="Bob")),
+        # c2: a later update: it does not carry dndSettings (only DND updates do), which it keeps.
+        event("ContactUpdate", 6, LOC, **contact("c2", firstName="Bobby", dnd=True)),
         # c3: deleted; an update stamped before the delete arrives after it.
         event("ContactCreate", 1, LOC, **contact("c3")),
         event("ContactDelete", 7, LOC, id="c3"),
@@ -58,15 +60,15 @@ def test_contacts_resolve_by_timestamp_whatever_the_arrival_order(inbox: MemoryI
     assert batch is not None
     result = apply_batch(inbox, batch, folder(tmp_path), source=NoApi())
 
-    out = tmp_path / LOC / "webhooks" / "000000000001-000000000010"
+    out = tmp_path / LOC / "webhooks" / "000000000001-000000000011"
     assert result.folder.path == str(out)
     contacts = {c["id"]: c for c in read_dataset(out, "contacts")}
     assert set(contacts) == {"c1", "c2"}
     assert contacts["c1"]["firstName"] == "Newer" and contacts["c1"]["tags"] == ["vip"]
     assert contacts["c1"]["_event_type"] == "ContactTagUpdate"
-    assert contacts["c2"]["firstName"] == "Bob" and contacts["c2"]["dnd"] is True
+    assert contacts["c2"]["firstName"] == "Bobby" and contacts["c2"]["dnd"] is True
     assert contacts["c2"]["dndSettings"] == {"SMS": {"status": "active"}}
-    assert contacts["c2"]["_event_timestamp"] == "2026-12-02T05:40:05.000Z"
+    assert contacts["c2"]["_event_timestamp"] == "2026-12-02T05:40:06.000Z"
     # The envelope is not part of the record; the location is.
     assert not {"webhookId", "timestamp", "type"} & set(contacts["c1"])
     assert contacts["c1"]["locationId"] == LOC
@@ -75,8 +77,8 @@ def test_contacts_resolve_by_timestamp_whatever_the_arrival_order(inbox: MemoryI
     assert tombstone["detectedAt"] == tombstone["_event_timestamp"] == "2026-12-02T05:40:07.000Z"
 
     manifest = json.loads((out / "_manifest.json").read_text())
-    assert (manifest["first_seq"], manifest["last_seq"], manifest["events"]) == (1, 10, 10)
-    assert (manifest["ignored"], manifest["stale"], manifest["applied"]) == (1, 0, 9)
+    assert (manifest["first_seq"], manifest["last_seq"], manifest["events"]) == (1, 11, 11)
+    assert (manifest["ignored"], manifest["stale"], manifest["applied"]) == (1, 0, 10)
     assert manifest["event_types"]["ContactCreate"] == 3
     assert manifest["files"] == ["contacts-00001.jsonl", "tombstones-00001.jsonl"]
     assert manifest["datasets"]["tasks"] == {"files": [], "records": 0}
