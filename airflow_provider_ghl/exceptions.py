@@ -213,3 +213,16 @@ class GHLBudgetBackendError(GHLError):
         self.backend = backend
         self.conn_id = conn_id
         super().__init__(f"GHL rate budget backend {backend!r} of connection {conn_id!r} failed: {detail}")
+
+
+class GHLInboxError(GHLError):
+    """The webhook inbox cannot be opened or used (bad URL, unreachable Redis, a batch that is not the open one).
+
+    :param inbox: the inbox URL (``sqlite:///<path>`` or ``redis://<conn_id>``; no secret in either).
+    :param detail: what failed.
+    """
+
+    def __init__(self, inbox: str, detail: str) -> None:
+        self.inbox = inbox
+        self.detail = detail
+        super().__init__(f"GHL webhook inbox {inbox!r}: {detail}")

@@ -62,28 +62,12 @@ def budget_limiter(config: GHLConnectionConfig, key: Hashable) -> RateLimiter:
 
 
 def _redis_limiter(config: GHLConnectionConfig, name: str, redis_conn_id: str) -> RateLimiter:
-    try:
-        from airflow.providers.redis.hooks.redis import RedisHook
+    client = redis_client(
+        redis_conn_id, owner=f"Connection {config.conn_id!r}", feature="budget_backend=redis",
+        setting="budget_redis_conn_id",
+    )  # fmt: skip
+    from airflow_provider_ghl.hooks.budget_redis import RedisRateLimiter
 
-        from airflow_provider_ghl.hooks.budget_redis import RedisRateLimiter
-    except ImportError:
-        raise GHLConfigError(
-            f"Connection {config.conn_id!r}: budget_backend=redis needs apache-airflow-providers-redis "
-            "(pip install 'airflow-provider-ghl[redis]')."
-        ) from None
-    from airflow.exceptions import AirflowNotFoundException
-
-    try:
-        client: Any = RedisHook(redis_conn_id=redis_conn_id).get_conn()
-    except AirflowNotFoundException:
-        raise GHLConfigError(
-            f"Connection {config.conn_id!r}: budget_redis_conn_id {redis_conn_id!r} is not an Airflow connection."
-        ) from None
-    pool_kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    if isinstance(pool_kwargs, dict):  # RedisHook sets no timeouts: a silent server would hang every task
-        for option in ("socket_timeout", "socket_connect_timeout"):
-            if pool_kwargs.get(option) is None:
-                pool_kwargs[option] = REDIS_TIMEOUT
     return RedisRateLimiter(
         config.max_requests,
         config.interval_ms,
@@ -92,3 +76,33 @@ def _redis_limiter(config: GHLConnectionConfig, name: str, redis_conn_id: str) -
         conn_id=config.conn_id,
         redis_conn_id=redis_conn_id,
     )
+
+
+def redis_client(redis_conn_id: str, *, owner: str, feature: str, setting: str) -> Any:
+    """A ``redis.Redis`` client for an Airflow ``redis`` connection, every command bounded by
+    :data:`REDIS_TIMEOUT`; shared by the redis budget backend and the webhook inbox.
+
+    :param redis_conn_id: the Airflow ``redis`` connection (apache-airflow-providers-redis).
+    :param owner: who asks, at the start of each error (e.g. ``Connection 'ghl_default'``).
+    :param feature: what needs Redis, in the error when the provider is missing.
+    :param setting: the option naming the connection, in the error when it does not exist.
+    :raises GHLConfigError: the redis provider is not installed, or the connection does not exist.
+    """
+    try:
+        from airflow.providers.redis.hooks.redis import RedisHook
+    except ImportError:
+        raise GHLConfigError(
+            f"{owner}: {feature} needs apache-airflow-providers-redis (pip install 'airflow-provider-ghl[redis]')."
+        ) from None
+    from airflow.exceptions import AirflowNotFoundException
+
+    try:
+        client: Any = RedisHook(redis_conn_id=redis_conn_id).get_conn()
+    except AirflowNotFoundException:
+        raise GHLConfigError(f"{owner}: {setting} {redis_conn_id!r} is not an Airflow connection.") from None
+    pool_kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if isinstance(pool_kwargs, dict):  # RedisHook sets no timeouts: a silent server would hang every task
+        for option in ("socket_timeout", "socket_connect_timeout"):
+            if pool_kwargs.get(option) is None:
+                pool_kwargs[option] = REDIS_TIMEOUT
+    return client
