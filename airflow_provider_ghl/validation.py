@@ -388,7 +388,9 @@ def inbox_url(field: str, value: Any) -> str:
     url = value.strip()
     if url.startswith("sqlite:///") and url.removeprefix("sqlite://").startswith("/") and len(url) > 10:
         return url
-    if url.startswith("redis://") and url.removeprefix("redis://").strip("/"):
+    conn_id = url.removeprefix("redis://")
+    # The connection's id, never a server address (which would carry a password into logs and XComs).
+    if url.startswith("redis://") and conn_id and not any(c in conn_id for c in "/@:"):
         return url
     raise GHLInputError(field, f"must be sqlite:///<absolute path> or redis://<conn_id>, got {value!r}")
 

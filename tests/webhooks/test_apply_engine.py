@@ -11,15 +11,11 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_ghl.layout import WEBHOOK_BATCHES
 from airflow_provider_ghl.webhooks.apply import apply_batch, committed_batches, drain
+from airflow_provider_ghl.webhooks.inbox import Batch, Inbox
 from tests.webhooks.events import contact, event, read_dataset, store
-from tests.webhooks.memory_inbox import MemoryInbox
 
+# The ``inbox`` fixture (tests/webhooks/conftest.py) runs each test on both engines: SQLite and Redis streams.
 LOC = "loc-apply"
-
-
-@pytest.fixture
-def inbox() -> MemoryInbox:
-    return MemoryInbox()
 
 
 def folder(tmp_path: Path) -> ObjectStoragePath:
@@ -36,7 +32,7 @@ class NoApi:
         raise AssertionError(f"asked the API for task {task_id}")
 
 
-def test_contacts_resolve_by_timestamp_whatever_the_arrival_order(inbox: MemoryInbox, tmp_path: Path) -> None:
+def test_contacts_resolve_by_timestamp_whatever_the_arrival_order(inbox: Inbox, tmp_path: Path) -> None:
     store(
         inbox,
         # c1: the update stamped later arrives first; the create (earlier) must not win.
@@ -90,7 +86,7 @@ def test_contacts_resolve_by_timestamp_whatever_the_arrival_order(inbox: MemoryI
     }
 
 
-def test_an_event_older_than_the_applied_version_is_stale(inbox: MemoryInbox, tmp_path: Path) -> None:
+def test_an_event_older_than_the_applied_version_is_stale(inbox: Inbox, tmp_path: Path) -> None:
     store(inbox, event("ContactUpdate", 20, LOC, **contact("c1", firstName="Current")))
     first = drain(inbox, LOC, folder(tmp_path), source=NoApi())
     # Delayed deliveries of older changes, in a later batch: ignored, counted.
@@ -110,7 +106,7 @@ def test_an_event_older_than_the_applied_version_is_stale(inbox: MemoryInbox, tm
     assert [m["batch_id"] for m in committed_batches(folder(tmp_path))] == [r.batch.batch_id for r in first + second]
 
 
-def test_children_and_their_tombstones(inbox: MemoryInbox, tmp_path: Path) -> None:
+def test_children_and_their_tombstones(inbox: Inbox, tmp_path: Path) -> None:
     appointment = {"id": "a1", "contactId": "c1", "calendarId": "cal", "title": "Call", "startTime": "2026-12-03"}
     store(
         inbox,
@@ -143,19 +139,26 @@ def test_children_and_their_tombstones(inbox: MemoryInbox, tmp_path: Path) -> No
     assert result.manifest["datasets"]["contacts"]["records"] == 0
 
 
-def test_a_batch_whose_manifest_exists_is_acknowledged_not_rewritten(inbox: MemoryInbox, tmp_path: Path) -> None:
+class KilledBeforeAck:
+    """The inbox of a task killed after it wrote the batch, before its ack reached the inbox."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inbox, name)
+
+    def ack(self, batch: Batch, versions: Any) -> None:
+        raise SystemExit("task killed")
+
+
+def test_a_batch_whose_manifest_exists_is_acknowledged_not_rewritten(inbox: Inbox, tmp_path: Path) -> None:
     store(inbox, event("ContactCreate", 1, LOC, **contact("c1")), event("ContactCreate", 2, LOC, **contact("c2")))
     batch = inbox.claim(LOC)
     assert batch is not None
 
-    class KilledBeforeAck(MemoryInbox):
-        def ack(self, batch: Any, versions: Any) -> None:
-            raise SystemExit("task killed")
-
-    killed = KilledBeforeAck()
-    killed.__dict__.update(inbox.__dict__)
     with pytest.raises(SystemExit):
-        apply_batch(killed, batch, folder(tmp_path))
+        apply_batch(KilledBeforeAck(inbox), batch, folder(tmp_path))
     out = tmp_path / LOC / "webhooks" / batch.batch_id
     written = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert inbox.pending() == {LOC: 2}
@@ -170,7 +173,7 @@ def test_a_batch_whose_manifest_exists_is_acknowledged_not_rewritten(inbox: Memo
     assert drain(inbox, LOC, folder(tmp_path)) == []
 
 
-def test_a_killed_attempt_leaves_nothing_the_rerun_keeps(inbox: MemoryInbox, tmp_path: Path) -> None:
+def test_a_killed_attempt_leaves_nothing_the_rerun_keeps(inbox: Inbox, tmp_path: Path) -> None:
     store(inbox, event("ContactCreate", 1, LOC, **contact("c1")))
     batch = inbox.claim(LOC)
     assert batch is not None
@@ -185,7 +188,7 @@ def test_a_killed_attempt_leaves_nothing_the_rerun_keeps(inbox: MemoryInbox, tmp
     assert sorted(p.name for p in out.iterdir()) == ["_manifest.json", "contacts-00001.jsonl"]
 
 
-def test_drain_claims_batches_until_the_high_water(inbox: MemoryInbox, tmp_path: Path) -> None:
+def test_drain_claims_batches_until_the_high_water(inbox: Inbox, tmp_path: Path) -> None:
     store(inbox, *(event("ContactCreate", i, LOC, **contact(f"c{i}")) for i in range(7)))
     results = drain(inbox, LOC, folder(tmp_path), max_events=3)
     assert [r.batch.batch_id for r in results] == [
@@ -196,7 +199,7 @@ def test_drain_claims_batches_until_the_high_water(inbox: MemoryInbox, tmp_path:
     assert sum(r.manifest["datasets"]["contacts"]["records"] for r in results) == 7
 
 
-def test_csv_batches_have_the_exports_columns_and_the_event_fields(inbox: MemoryInbox, tmp_path: Path) -> None:
+def test_csv_batches_have_the_exports_columns_and_the_event_fields(inbox: Inbox, tmp_path: Path) -> None:
     store(
         inbox, event("ContactCreate", 1, LOC, **contact("c1", tags=["a", "b"])), event("ContactDelete", 2, LOC, id="c9")
     )
@@ -210,7 +213,7 @@ def test_csv_batches_have_the_exports_columns_and_the_event_fields(inbox: Memory
     )
 
 
-def test_parquet_batches_are_typed(inbox: MemoryInbox, tmp_path: Path) -> None:
+def test_parquet_batches_are_typed(inbox: Inbox, tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     store(
         inbox,

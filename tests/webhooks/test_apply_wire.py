@@ -13,8 +13,8 @@ from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.layout import WEBHOOK_BATCHES
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.webhooks.apply import HookRecordSource, drain
+from airflow_provider_ghl.webhooks.inbox import SQLiteInbox
 from tests.webhooks.events import event, read_dataset, store
-from tests.webhooks.memory_inbox import MemoryInbox
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_only_what_payloads_lack_is_asked_for(hook: GHLHook, clean_sandbox: Sand
     done = hook.create_task(with_task, title="Done already", due_date="2026-12-09T10:00:00Z")
     hook.complete_task(with_task, done["id"], completed=True)
     hook.delete_contact(gone)
-    inbox = MemoryInbox()
+    inbox = SQLiteInbox(str(tmp_path / "inbox.db"))
     store(
         inbox,
         # A tag update carrying only the tags: the contact comes from GET /contacts/{id}.
@@ -89,7 +89,7 @@ def test_a_task_without_contact_or_title_costs_one_walk_for_the_batch(
     tasks: list[dict[str, Any]] = [
         hook.create_task(c, title=f"t{i}", due_date="2026-12-09T10:00:00Z") for i, c in enumerate(owners * 2)
     ]
-    inbox = MemoryInbox()
+    inbox = SQLiteInbox(str(tmp_path / "inbox.db"))
     store(inbox, *(event("TaskComplete", 1, location, id=t["id"]) for t in tasks))
     sandbox.clear_stats()
 
