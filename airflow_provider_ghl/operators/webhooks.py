@@ -94,7 +94,7 @@ class GHLApplyWebhookEventsOperator(GHLBaseOperator):
             fmt=fmt,
             compression=require_choice("compression", self.compression, COMPRESSIONS),
             max_events=require_int("max_events", self.max_events, minimum=1, maximum=MAX_BATCH_EVENTS),
-            inbox=inbox_url("inbox", self.inbox if self.inbox is not None else _configured_inbox()),
+            inbox=inbox_url("inbox", self.inbox if self.inbox is not None else configured_inbox()),
         )
         which, where = one_output_of({"output_root": self.output_root, "output_path": self.output_path})
         args["location_id"] = location_or_default("location_id", args["location_id"], self.hook.config.location_id)
@@ -161,8 +161,8 @@ class GHLApplyWebhookEventsOperator(GHLBaseOperator):
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
-def _configured_inbox() -> str:
-    """The ``[ghl_webhooks] inbox`` setting (the receiver's configuration, with its default)."""
+def configured_inbox() -> str:
+    """The ``[ghl_webhooks] inbox`` setting (the receiver's configuration, with its default); reads no network."""
     from airflow_provider_ghl.webhooks.config import WebhookSettings
 
     return str(WebhookSettings.load().inbox)
