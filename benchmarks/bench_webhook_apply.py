@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import isolated_airflow_home, own_cpu_seconds, status_kib  # noqa: E402
+from _measure import isolated_airflow_home, own_cpu_seconds, status_kib
 
 TARGET_EVENTS_PER_SECOND = 5_000
 LOCATION = "bench-location"
