@@ -14,6 +14,8 @@ def get_provider_info() -> dict[str, Any]:
 
     Kept free of Airflow imports: the providers manager calls it while it is still discovering packages.
     """
+    from airflow_provider_ghl.webhooks.options import config_section
+
     return {
         "package-name": DISTRIBUTION_NAME,
         "name": "HighLevel (GHL)",
@@ -46,8 +48,17 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "sensors": [{"integration-name": "HighLevel", "python-modules": ["airflow_provider_ghl.sensors.ghl"]}],
-        "triggers": [{"integration-name": "HighLevel", "python-modules": ["airflow_provider_ghl.triggers.ghl"]}],
+        "triggers": [
+            {
+                "integration-name": "HighLevel",
+                "python-modules": ["airflow_provider_ghl.triggers.ghl", "airflow_provider_ghl.triggers.webhooks"],
+            }
+        ],
         "extra-links": ["airflow_provider_ghl.links.GHLContactLink"],
+        # The webhook receiver: its [ghl_webhooks] section, and the plugin that mounts it on the api-server
+        # (loaded through the airflow.plugins entry point; this entry serves lazy_discover_providers=False).
+        "config": config_section(),
+        "plugins": [{"name": "ghl-webhooks", "plugin-class": "airflow_provider_ghl.webhooks.plugin.GHLWebhooksPlugin"}],
         "connection-types": [
             {
                 "connection-type": "ghl",

@@ -1,0 +1,140 @@
+"""The doorbell of the webhook DAG: a trigger for an ``AssetWatcher`` that fires when the inbox has news.
+
+It polls :meth:`~airflow_provider_ghl.webhooks.inbox.Inbox.pending` (in a worker thread: the inbox is
+SQLite or Redis, both blocking) and yields ``{"location_id", "high_water"}`` when a location's high-water
+mark differs from the one it last signalled. The event only rings the bell: the DAG's task drains the inbox
+itself up to the high-water, so asset events that Airflow batches, delays or drops lose nothing.
+
+The last signalled marks live in ``self.asset_state_store`` when the triggerer provides one (Airflow 3.3), so
+a restarted trigger does not ring again for what it already announced. A mark still pending
+:attr:`~GHLWebhookInboxTrigger.resignal_after` seconds after it was signalled is signalled again: that bell
+was lost (the DAG was paused when it rang, or the triggerer died before the event was saved), and the events
+would otherwise wait for the next delivery. Inbox errors are logged and retried with a growing pause, never
+raised: a raising trigger is restarted by the triggerer about once a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+
+from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
+
+#: The asset state key holding ``{location_id: [high_water, signalled_at]}``.
+STATE_KEY = "ghl_webhooks_signalled"
+
+
+class GHLWebhookInboxTrigger(BaseEventTrigger):
+    """Fires ``TriggerEvent({"location_id": ..., "high_water": seq})`` when a location's inbox has new events.
+
+    :param inbox: the inbox URL (``sqlite:///<absolute path>`` or ``redis://<conn_id>``), as ``[ghl_webhooks]
+        inbox``.
+    :param location_ids: only these locations; None: every location.
+    :param poll_interval: seconds between two looks at the inbox.
+    """
+
+    #: Seconds after which a mark still pending is signalled again (a lost bell); a DAG run drains it sooner.
+    resignal_after: float = 300.0
+    #: The longest pause between two attempts while the inbox fails.
+    max_backoff: float = 60.0
+
+    def __init__(self, *, inbox: str, location_ids: list[str] | None = None, poll_interval: float = 2.0) -> None:
+        super().__init__()
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval: must be > 0, got {poll_interval!r}")
+        self.inbox = inbox
+        self.location_ids = sorted(set(location_ids)) if location_ids else None
+        self.poll_interval = float(poll_interval)
+        #: Looks at the inbox so far, and failures in a row (for logs and tests).
+        self.polls = 0
+        self.failures = 0
+        self._state_warned = False
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"inbox": self.inbox, "location_ids": self.location_ids, "poll_interval": self.poll_interval},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        signalled = await self._load_signalled()
+        inbox: Inbox | None = None
+        try:
+            while True:
+                try:
+                    if inbox is None:
+                        inbox = await asyncio.to_thread(open_inbox, self.inbox)
+                    pending = await asyncio.to_thread(inbox.pending)
+                except Exception as err:
+                    await self._backoff(err, inbox)
+                    inbox = None  # reopened at the next try
+                    continue
+                if self.failures:
+                    self.log.info("GHL webhook inbox %s answers again after %d failures", self.inbox, self.failures)
+                    self.failures = 0
+                self.polls += 1
+                now = time.time()
+                for location_id, high_water in pending.items():
+                    if self.location_ids is not None and location_id not in self.location_ids:
+                        continue
+                    last = signalled.get(location_id)
+                    if last is None or last[0] != high_water or now - last[1] >= self.resignal_after:
+                        yield TriggerEvent({"location_id": location_id, "high_water": high_water})
+                        # Saved after the yield: a crash in between rings once more after the restart,
+                        # never less.
+                        signalled[location_id] = (high_water, now)
+                        await self._save_signalled(signalled)
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            if inbox is not None:
+                with contextlib.suppress(Exception):
+                    inbox.close()
+
+    async def _backoff(self, err: Exception, inbox: Inbox | None) -> None:
+        self.failures += 1
+        delay = min(self.poll_interval * 2**self.failures, self.max_backoff)
+        self.log.warning(
+            "GHL webhook inbox %s failed (%d in a row): %s; next try in %.1f s", self.inbox, self.failures, err, delay
+        )
+        if inbox is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(inbox.close)
+        await asyncio.sleep(delay)
+
+    def _state(self) -> Any:
+        return getattr(self, "asset_state_store", None)
+
+    def _state_failed(self, what: str, err: Exception) -> None:
+        if not self._state_warned:  # e.g. one trigger watching several assets: keep the marks in memory
+            self._state_warned = True
+            self.log.warning("GHL webhook trigger cannot %s its asset state (%s); kept in memory only", what, err)
+
+    async def _load_signalled(self) -> dict[str, tuple[int, float]]:
+        store = self._state()
+        if store is None:
+            return {}
+        try:
+            value = await store.aget(STATE_KEY)
+        except Exception as err:
+            self._state_failed("read", err)
+            return {}
+        marks: dict[str, tuple[int, float]] = {}
+        if isinstance(value, dict):
+            for location_id, mark in value.items():
+                with contextlib.suppress(TypeError, ValueError, IndexError):
+                    marks[str(location_id)] = (int(mark[0]), float(mark[1]))
+        return marks
+
+    async def _save_signalled(self, signalled: dict[str, tuple[int, float]]) -> None:
+        store = self._state()
+        if store is None:
+            return
+        try:
+            await store.aset(STATE_KEY, {loc: [hw, at] for loc, (hw, at) in signalled.items()})
+        except Exception as err:
+            self._state_failed("write", err)

@@ -1,0 +1,67 @@
+"""``ghl-webhooks serve``: the webhook receiver as its own HTTP service (``python -m
+airflow_provider_ghl.webhooks.cli serve`` too), for deployments that expose it apart from the api-server.
+
+It serves the same app as the plugin, at the same path (``POST /ghl/webhooks``), with the same
+``[ghl_webhooks]`` settings. It speaks plain HTTP: put TLS in front of it (a reverse proxy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from fastapi import FastAPI
+
+from airflow_provider_ghl.exceptions import GHLConfigError
+from airflow_provider_ghl.webhooks.config import WebhookSettings
+from airflow_provider_ghl.webhooks.receiver import URL_PREFIX, build_receiver_app
+
+
+def build_server_app(settings: WebhookSettings) -> FastAPI:
+    """A root app with the receiver mounted at :data:`URL_PREFIX`, as the api-server mounts the plugin's."""
+    root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    root.mount(URL_PREFIX, build_receiver_app(settings))
+    return root
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ghl-webhooks", description="The GHL webhook receiver.")
+    commands = p.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve POST /ghl/webhooks with the [ghl_webhooks] settings")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8085, help="port to listen on (default 8085; 0: a free one)")
+    serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--access-log", action="store_true", help="log every request (off: a burst floods the log)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = WebhookSettings.load()
+    except GHLConfigError as err:
+        parser.error(str(err))
+    import uvicorn
+
+    app = build_server_app(settings)
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
+    # A restart can take the port over at once from connections of the previous run still in TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as err:
+        parser.error(f"cannot listen on {args.host}:{args.port}: {err.strerror}")
+    sock.listen(2048)  # listening before uvicorn starts: senders may connect once the address is printed
+    host, port = sock.getsockname()[:2]
+    print(f"ghl-webhooks: POST http://{host}:{port}{URL_PREFIX}/webhooks -> inbox {settings.inbox}", flush=True)
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, timeout_keep_alive=30, lifespan="off")
+    )
+    server.run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The receiver's settings: the ``[ghl_webhooks]`` Airflow config section, read once and validated.
+
+Every option can come from ``airflow.cfg`` or ``AIRFLOW__GHL_WEBHOOKS__<OPTION>``; the section is declared in
+the provider info (:mod:`~airflow_provider_ghl.webhooks.options`), so ``airflow config list`` shows it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from airflow_provider_ghl.exceptions import GHLInputError
+from airflow_provider_ghl.webhooks.options import (
+    DEFAULT_INBOX,
+    DEFAULT_MAX_AGE_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
+    GHL_LEGACY_PUBLIC_KEY,
+    GHL_PUBLIC_KEY,
+    OPTIONS,
+    SECTION,
+)
+from airflow_provider_ghl.webhooks.signatures import MIN_RSA_BITS, SignatureVerifier, load_public_key
+
+_TRUE, _FALSE = ("true", "t", "1", "yes", "y", "on"), ("false", "f", "0", "no", "n", "off")
+
+
+def _option(name: str) -> str:
+    return f"[{SECTION}] {name}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WebhookSettings:
+    """The receiver's settings; an unusable one raises :class:`GHLInputError` naming the option.
+
+    :param inbox: inbox URL (``sqlite:///<absolute path>`` or ``redis://<conn_id>``).
+    :param public_key: Ed25519 key of ``X-GHL-Signature`` (base64 SPKI or PEM).
+    :param legacy_public_key: RSA key of ``X-WH-Signature`` (base64 SPKI or PEM).
+    :param accept_legacy: whether a delivery signed only with ``X-WH-Signature`` is accepted.
+    :param max_age_seconds: the oldest ``timestamp`` accepted, in seconds before now.
+    :param max_body_bytes: the largest body accepted.
+    """
+
+    inbox: str = DEFAULT_INBOX
+    public_key: str = GHL_PUBLIC_KEY
+    legacy_public_key: str = GHL_LEGACY_PUBLIC_KEY
+    accept_legacy: bool = True
+    max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        if not self.inbox.startswith(("sqlite:///", "redis://")):
+            raise GHLInputError(
+                _option("inbox"), f"use sqlite:///<absolute path> or redis://<conn_id>, got {self.inbox!r}"
+            )
+        if self.max_age_seconds < 1:
+            raise GHLInputError(_option("max_age_seconds"), f"must be at least 1, got {self.max_age_seconds}")
+        if self.max_body_bytes < 1024:
+            raise GHLInputError(_option("max_body_bytes"), f"must be at least 1024, got {self.max_body_bytes}")
+        self.verifier()  # both keys parse and are of the right kind
+
+    def verifier(self) -> SignatureVerifier:
+        """The signature checker of these keys."""
+        key = self._key("public_key", self.public_key)
+        if not isinstance(key, ed25519.Ed25519PublicKey):
+            raise GHLInputError(_option("public_key"), "must be an Ed25519 public key")
+        if not self.accept_legacy:
+            return SignatureVerifier(key, None)
+        legacy = self._key("legacy_public_key", self.legacy_public_key)
+        if not isinstance(legacy, rsa.RSAPublicKey) or legacy.key_size < MIN_RSA_BITS:
+            raise GHLInputError(_option("legacy_public_key"), f"must be an RSA public key of >= {MIN_RSA_BITS} bits")
+        return SignatureVerifier(key, legacy)
+
+    @staticmethod
+    def _key(name: str, text: str) -> ed25519.Ed25519PublicKey | rsa.RSAPublicKey:
+        try:
+            return load_public_key(text)
+        except ValueError as err:
+            raise GHLInputError(_option(name), str(err)) from None
+
+    @classmethod
+    def load(cls, **overrides: Any) -> WebhookSettings:
+        """The settings from Airflow's config (``airflow.cfg``, ``AIRFLOW__GHL_WEBHOOKS__*``); ``overrides`` win."""
+        from airflow.configuration import conf
+
+        values: dict[str, Any] = {}
+        for name, (type_, default, _, _) in OPTIONS.items():
+            if name in overrides:
+                values[name] = overrides[name]
+                continue
+            raw = str(conf.get(SECTION, name, fallback=default)).strip()
+            values[name] = _parse(name, type_, raw)
+        return cls(**values)
+
+
+def _parse(name: str, type_: str, raw: str) -> Any:
+    if type_ == "boolean":
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise GHLInputError(_option(name), f"must be a boolean (True or False), got {raw!r}")
+    if type_ == "integer":
+        try:
+            return int(raw)
+        except ValueError:
+            raise GHLInputError(_option(name), f"must be an integer, got {raw!r}") from None
+    return raw

@@ -1,0 +1,97 @@
+"""The ``[ghl_webhooks]`` Airflow config section: its options and defaults, as plain data.
+
+No imports: ``get_provider_info`` declares the section from :func:`config_section` while Airflow is still
+discovering providers. :class:`~airflow_provider_ghl.webhooks.config.WebhookSettings` reads and validates it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SECTION = "ghl_webhooks"
+
+#: GHL's published Ed25519 key for ``X-GHL-Signature`` (base64 SPKI), from GHL's Webhook Integration Guide.
+GHL_PUBLIC_KEY = "MCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg="
+
+#: GHL's RSA-4096 key for the legacy ``X-WH-Signature`` (base64 SPKI: the PEM body of the key printed in
+#: GHL's Webhook Integration Guide and docs/oauth/WebhookAuthentication.md, on one line).
+GHL_LEGACY_PUBLIC_KEY = (
+    "MIICIjANBgkqhkiG9w0BAQEFAAOCAg8AMIICCgKCAgEAokvo/r9tVgcfZ5DysOSC"
+    "Frm602qYV0MaAiNnX9O8KxMbiyRKWeL9JpCpVpt4XHIcBOK4u3cLSqJGOLaPuXw6"
+    "dO0t6Q/ZVdAV5Phz+ZtzPL16iCGeK9po6D6JHBpbi989mmzMryUnQJezlYJ3DVfB"
+    "csedpinheNnyYeFXolrJvcsjDtfAeRx5ByHQmTnSdFUzuAnC9/GepgLT9SM4nCpv"
+    "uxmZMxrJt5Rw+VUaQ9B8JSvbMPpez4peKaJPZHBbU3OdeCVx5klVXXZQGNHOs8gF"
+    "3kvoV5rTnXV0IknLBXlcKKAQLZcY/Q9rG6Ifi9c+5vqlvHPCUJFT5XUGG5RKgOKU"
+    "J062fRtN+rLYZUV+BjafxQauvC8wSWeYja63VSUruvmNj8xkx2zE/Juc+yjLjTXp"
+    "IocmaiFeAO6fUtNjDeFVkhf5LNb59vECyrHD2SQIrhgXpO4Q3dVNA5rw576PwTzN"
+    "h/AMfHKIjE4xQA1SZuYJmNnmVZLIZBlQAF9Ntd03rfadZ+yDiOXCCs9FkHibELhC"
+    "HULgCsnuDJHcrGNd5/Ddm5hxGQ0ASitgHeMZ0kcIOwKDOzOU53lDza6/Y09T7sYJ"
+    "PQe7z0cvj7aE4B+Ax1ZoZGPzpJlZtGXCsu9aTEGEnKzmsFqwcSsnw3JB31IGKAyk"
+    "T1hhTiaCeIY/OwwwNUY2yvcCAwEAAQ=="
+)
+
+DEFAULT_INBOX = "sqlite:///{AIRFLOW_HOME}/ghl_webhooks.db"
+DEFAULT_MAX_AGE_SECONDS = 300
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+#: option -> (type, default as text, example, description)
+OPTIONS: dict[str, tuple[str, str, str | None, str]] = {
+    "inbox": (
+        "string",
+        DEFAULT_INBOX,
+        "redis://ghl_redis",
+        "Where the receiver stores verified events and the DAG drains them: sqlite:///<absolute path> (one "
+        "machine; {AIRFLOW_HOME} is replaced) or redis://<conn_id> (an Airflow redis connection, for several "
+        "machines).",
+    ),
+    "public_key": (
+        "string",
+        GHL_PUBLIC_KEY,
+        None,
+        "Ed25519 public key that verifies X-GHL-Signature, as base64 SPKI or PEM. Default: the key GHL publishes.",
+    ),
+    "legacy_public_key": (
+        "string",
+        GHL_LEGACY_PUBLIC_KEY,
+        None,
+        "RSA public key that verifies the legacy X-WH-Signature (PKCS#1 v1.5, SHA-256), as base64 SPKI or PEM. "
+        "Default: GHL's.",
+    ),
+    "accept_legacy": (
+        "boolean",
+        "True",
+        "False",
+        "Accept a delivery signed only with X-WH-Signature. GHL drops that header in 2026; turn it off then.",
+    ),
+    "max_age_seconds": (
+        "integer",
+        str(DEFAULT_MAX_AGE_SECONDS),
+        "600",
+        "Refuse a delivery whose timestamp is older than this (or more than a minute ahead): replay protection.",
+    ),
+    "max_body_bytes": (
+        "integer",
+        str(DEFAULT_MAX_BODY_BYTES),
+        "262144",
+        "Refuse (413) a body larger than this many bytes, before reading the rest of it.",
+    ),
+}
+
+
+def config_section() -> dict[str, Any]:
+    """The section as the provider info's ``config`` key declares it."""
+    return {
+        SECTION: {
+            "description": "The GHL webhook receiver (plugin at /ghl/webhooks or `ghl-webhooks serve`) and its inbox.",
+            "options": {
+                name: {
+                    "description": description,
+                    "version_added": None,
+                    "type": type_,
+                    "example": example,
+                    "default": default,
+                }
+                for name, (type_, default, example, description) in OPTIONS.items()
+            },
+        }
+    }

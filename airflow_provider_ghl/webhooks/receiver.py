@@ -1,0 +1,219 @@
+"""The webhook receiver: one FastAPI app that takes GHL's signed deliveries and stores them in the inbox.
+
+Served two ways, both at ``/ghl``: mounted on Airflow's api-server by the plugin
+(:mod:`~airflow_provider_ghl.webhooks.plugin`), or on its own by ``ghl-webhooks serve``
+(:mod:`~airflow_provider_ghl.webhooks.cli`). Airflow does not authenticate plugin apps: the signature is the
+authentication, so nothing reaches the inbox before it verifies.
+
+``POST /webhooks`` judges a delivery in this order, cheapest refusal first: size (the body is read in chunks
+and abandoned past ``max_body_bytes``; ``Content-Length`` alone is not trusted), signature over the raw
+bytes, JSON, the required fields, the ``timestamp`` window. A refusal is a 4xx, stores nothing, counts in
+``GET /stats`` and logs one line without the payload. A valid event is stored durably (in a worker thread,
+so the event loop keeps answering during a burst) before the 200; a ``webhookId`` already stored is a 200
+``{"duplicate": true}`` (GHL may redeliver) and is stored once.
+
+When the inbox cannot store (disk full, Redis down), the answer is 429 with ``Retry-After``: GHL retries a
+429 and nothing else (a 5xx is a permanent failure to it), so the event is not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from airflow_provider_ghl.webhooks.config import WebhookSettings
+from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
+from airflow_provider_ghl.webhooks.signatures import SignatureRefused
+
+log = logging.getLogger(__name__)
+
+#: Where the receiver is mounted, on the api-server (the plugin) and on its own (the CLI) alike.
+URL_PREFIX = "/ghl"
+#: The fields every delivery must carry (strings), in the order they are checked.
+REQUIRED_FIELDS = ("type", "locationId", "webhookId", "timestamp")
+#: How far ahead of this machine's clock a ``timestamp`` may be (clock skew), in seconds.
+FUTURE_SKEW_SECONDS = 60
+#: Longest accepted id or type; GHL's are about 20-40 characters.
+MAX_FIELD_LENGTH = 256
+#: Threads storing at once: enough to overlap Redis round trips and SQLite fsyncs, few enough not to thrash.
+STORE_THREADS = 8
+#: Seconds GHL is asked to wait before retrying a delivery the inbox could not store.
+RETRY_AFTER_SECONDS = 60
+
+
+class Refused(Exception):
+    """A delivery the receiver will not store.
+
+    :param status: the HTTP status to answer.
+    :param reason: the counter it goes to (``too_large``, ``signature_missing``, ``stale``, ...).
+    :param detail: the one-line explanation, sent back and logged.
+    """
+
+    def __init__(self, status: int, reason: str, detail: str) -> None:
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+        super().__init__(detail)
+
+
+class ReceiverStats:
+    """What one receiver process has answered since it started (thread-safe counters)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._refused: Counter[str] = Counter()
+
+    def count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+    def refuse(self, reason: str) -> None:
+        with self._lock:
+            self._refused[reason] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "stored": self._counts["stored"],
+                "duplicates": self._counts["duplicates"],
+                "store_failures": self._counts["store_failures"],
+                "refused": dict(sorted(self._refused.items())),
+            }
+
+
+class _LazyInbox:
+    """The inbox, opened by the first request that needs it (in a worker thread), not at import."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._inbox: Inbox | None = None
+
+    def get(self) -> Inbox:
+        with self._lock:
+            if self._inbox is None:
+                self._inbox = open_inbox(self.url)
+            return self._inbox
+
+
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The request body, or :class:`Refused` (413) as soon as more than ``limit`` bytes were declared or sent."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(413, "too_large", f"body of {declared} bytes is over the {limit}-byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Refused(413, "too_large", f"body is over the {limit}-byte limit")
+    return bytes(body)
+
+
+def _check_fields(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise Refused(400, "malformed", "body is not a JSON object")
+    for field in REQUIRED_FIELDS:
+        value = payload.get(field)
+        if not isinstance(value, str) or not value.strip():
+            raise Refused(400, "missing_field", f"{field}: missing or not a non-empty string")
+        if len(value) > MAX_FIELD_LENGTH or not value.isprintable() or any(c in value for c in "{} "):
+            raise Refused(400, "malformed", f"{field}: not a plausible GHL value")
+    return payload
+
+
+def _check_timestamp(value: str, max_age: int, now: datetime) -> None:
+    try:
+        sent = datetime.fromisoformat(value)
+    except ValueError:
+        raise Refused(400, "malformed", "timestamp: not an ISO-8601 date-time") from None
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=UTC)  # GHL sends UTC ("Z"); a bare time is read the same way
+    age = (now - sent).total_seconds()
+    if age > max_age:
+        raise Refused(400, "stale", f"timestamp is {age:.0f} s old, over max_age_seconds={max_age}")
+    if age < -FUTURE_SKEW_SECONDS:
+        raise Refused(400, "stale", f"timestamp is {-age:.0f} s in the future")
+
+
+def build_receiver_app(settings: WebhookSettings) -> FastAPI:
+    """The receiver app: ``POST /webhooks``, ``GET /health``, ``GET /stats`` (mount it at ``/ghl``).
+
+    :param settings: keys, limits and the inbox URL (``WebhookSettings.load()`` reads Airflow's config).
+    """
+    verifier = settings.verifier()
+    inbox = _LazyInbox(settings.inbox)
+    stats = ReceiverStats()
+    store_threads = anyio.CapacityLimiter(STORE_THREADS)
+    app = FastAPI(title="GHL webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.stats = stats
+    app.state.settings = settings
+
+    def store(payload: dict[str, Any]) -> bool:
+        return inbox.get().store(
+            payload["locationId"], payload["webhookId"], payload["type"], payload["timestamp"], payload
+        )
+
+    def refuse(refusal: Refused, request: Request, size: int, payload: dict[str, Any] | None) -> JSONResponse:
+        stats.refuse(refusal.reason)
+        who = request.client.host if request.client else "?"
+        ids = f" webhookId={payload.get('webhookId')!r} type={payload.get('type')!r}" if payload else ""
+        log.warning("GHL webhook refused (%s): %s; from %s, %d bytes%s", refusal.reason, refusal.detail, who, size, ids)
+        return JSONResponse({"error": refusal.reason, "detail": refusal.detail}, status_code=refusal.status)
+
+    @app.post("/webhooks")
+    async def receive(request: Request) -> JSONResponse:
+        body, logged = b"", None
+        try:
+            body = await read_capped(request, settings.max_body_bytes)
+            try:
+                verifier.verify(body, request.headers)
+            except SignatureRefused as err:
+                raise Refused(401, f"signature_{err.reason}", str(err)) from None
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                raise Refused(400, "malformed", "body is not JSON") from None
+            logged = parsed if isinstance(parsed, dict) else None
+            payload = _check_fields(parsed)
+            _check_timestamp(payload["timestamp"], settings.max_age_seconds, datetime.now(UTC))
+        except Refused as refusal:
+            return refuse(refusal, request, len(body), logged)
+        try:
+            stored = await anyio.to_thread.run_sync(store, payload, limiter=store_threads)
+        except Exception as err:  # the inbox failed: GHL retries a 429, and the event is not lost
+            stats.count("store_failures")
+            log.error("GHL webhook webhookId=%r not stored: %s", payload["webhookId"], err)
+            return JSONResponse(
+                {"error": "inbox_unavailable", "detail": "the event could not be stored; retry later"},
+                status_code=429,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        if not stored:
+            stats.count("duplicates")
+            log.info("GHL webhook webhookId=%r already stored: answered as a duplicate", payload["webhookId"])
+            return JSONResponse({"duplicate": True})
+        stats.count("stored")
+        return JSONResponse({"stored": True})
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        try:
+            await anyio.to_thread.run_sync(inbox.get, limiter=store_threads)
+        except Exception as err:
+            return JSONResponse({"status": "error", "detail": str(err)}, status_code=503)
+        return JSONResponse({"status": "ok", "inbox": settings.inbox.split("://")[0]})
+
+    @app.get("/stats")
+    async def get_stats() -> JSONResponse:
+        return JSONResponse(stats.snapshot())
+
+    return app
