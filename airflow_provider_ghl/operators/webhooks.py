@@ -162,7 +162,14 @@ class GHLApplyWebhookEventsOperator(GHLBaseOperator):
 
 
 def configured_inbox() -> str:
-    """The ``[ghl_webhooks] inbox`` setting (the receiver's configuration, with its default); reads no network."""
-    from airflow_provider_ghl.webhooks.config import WebhookSettings
+    """The ``[ghl_webhooks] inbox`` setting, with its default; reads no network.
 
-    return str(WebhookSettings.load().inbox)
+    Only this option: a mistake in the receiver's keys must not stop the DAG file from parsing or the apply task
+    from draining what was already stored (the receiver's :class:`~airflow_provider_ghl.webhooks.config.
+    WebhookSettings` validates them all).
+    """
+    from airflow.configuration import conf
+
+    from airflow_provider_ghl.webhooks.options import DEFAULT_INBOX, SECTION
+
+    return str(conf.get(SECTION, "inbox", fallback=DEFAULT_INBOX)).strip()
