@@ -7,6 +7,9 @@ before its route: latency, the ``Version`` header, bearer auth, the rate budget 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from airflow_provider_ghl.sandbox.config import SandboxConfig
@@ -24,8 +27,22 @@ def build_app(config: SandboxConfig | None = None) -> SandboxASGI:
     :param config: start-up settings; the defaults of :class:`SandboxConfig` when not given.
     """
     sandbox = Sandbox(config or SandboxConfig())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # The webhook deliveries run in the server's loop, beside the requests, for as long as it serves.
+        await sandbox.webhooks.start()
+        try:
+            yield
+        finally:
+            await sandbox.webhooks.stop()
+
     app = FastAPI(
-        title="GHL sandbox", redirect_slashes=False, docs_url="/_sandbox/docs", openapi_url="/_sandbox/openapi.json"
+        title="GHL sandbox",
+        redirect_slashes=False,
+        docs_url="/_sandbox/docs",
+        openapi_url="/_sandbox/openapi.json",
+        lifespan=lifespan,
     )
     app.state.sandbox = sandbox
     install_error_handlers(app)

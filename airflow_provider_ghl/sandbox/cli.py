@@ -10,7 +10,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_ghl.sandbox.config import Faults, SandboxConfig
+from airflow_provider_ghl.sandbox.config import Faults, SandboxConfig, WebhookSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +40,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-rate", type=float, default=0.0, help="probability of a dropped connection")
     p.add_argument("--storm-rate", type=float, default=0.0, help="probability of a 429 whatever the budget")
     p.add_argument("--mutate-on-search", type=int, default=0, help="contacts updated per search page served")
+    p.add_argument(
+        "--webhook-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="deliver a signed GHL webhook of every change to URL (repeatable); more: PUT /_sandbox/webhooks",
+    )
+    p.add_argument(
+        "--webhook-legacy-signature", action="store_true", help="also sign webhooks with RSA (X-WH-Signature)"
+    )
     p.add_argument("--json", action="store_true", help="print the start-up information as one JSON line")
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
     return p
@@ -76,6 +86,11 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         field = "--" + str(first.get("loc", ["?"])[0]).replace("_", "-")
         raise ValueError(f"{field}: {first.get('msg', exc)}") from None
     try:
+        webhooks = WebhookSettings(urls=args.webhook_url, legacy_signature=args.webhook_legacy_signature)
+    except Exception as exc:  # pydantic's message names the URL
+        first = exc.errors()[0] if hasattr(exc, "errors") else {}
+        raise ValueError(f"--webhook-url: {first.get('msg', exc)}") from None
+    try:
         return SandboxConfig(
             contacts=args.contacts,
             locations=args.locations,
@@ -88,6 +103,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
             allow_duplicates=args.allow_duplicates,
             pit_scopes=args.pit_scopes,
             faults=faults,
+            webhooks=webhooks,
         )
     except ValueError as exc:
         raise ValueError("--" + str(exc).replace("_", "-", 1)) from None
@@ -109,7 +125,14 @@ def _describe(info: dict[str, Any]) -> str:
             f"    private integration token: {loc['private_token']} ({loc['private_token_scopes']})",
             f"    OAuth refresh token      : {loc['refresh_token']}",
         ]
-    lines.append(f"  admin: {info['base_url']}/_sandbox/stats, /_sandbox/faults, /_sandbox/docs")
+    hooks = info["webhooks"]
+    lines += [
+        f"  webhooks to         : {', '.join(hooks['urls']) or '(none yet: PUT /_sandbox/webhooks)'}",
+        f"  webhook public key  : {hooks['public_key']} (Ed25519, X-GHL-Signature)",
+        "  legacy webhook key  : " + ("(X-WH-Signature, RSA)" if hooks["legacy_signature"] else "(X-WH-Signature off)"),
+        *(f"    {line}" for line in hooks["legacy_public_key"].strip().splitlines()),
+    ]
+    lines.append(f"  admin: {info['base_url']}/_sandbox/stats, /_sandbox/faults, /_sandbox/webhooks, /_sandbox/docs")
     return "\n".join(lines)
 
 
@@ -139,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(info) if args.json else _describe(info), flush=True)
     logging.getLogger("uvicorn.error").addFilter(_DropNoise())
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=args.log_level, access_log=False, timeout_keep_alive=30, lifespan="off")
+        uvicorn.Config(app, log_level=args.log_level, access_log=False, timeout_keep_alive=30, lifespan="on")
     )
     server.run(sockets=[sock])
     return 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from airflow_provider_ghl.sandbox.scopes import parse_scopes
 
@@ -30,6 +31,39 @@ class Faults(BaseModel):
     mutate_on_search: int = Field(default=0, ge=0, description="Contacts updated (dateUpdated=now) per search page.")
 
 
+class WebhookSettings(BaseModel):
+    """Where and how the sandbox delivers its webhooks (``PUT /_sandbox/webhooks``); faults all off by default.
+
+    Probabilities are per event (``duplicate_rate``, ``bad_signature_rate``) or per delivery taken from a queue
+    (``reorder_rate``). A corrupted signature is sent once; a receiver refusing it gets the event again, signed
+    right, on the next retry.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    urls: list[str] = Field(default_factory=list, description="Subscribed URLs; every event goes to each.")
+    legacy_signature: bool = Field(default=False, description="Also sign with RSA in X-WH-Signature.")
+    timeout_s: float = Field(default=10.0, gt=0, description="A delivery not answered in time is retried.")
+    backoff_base_s: float = Field(default=1.0, ge=0, description="First retry delay; doubles per attempt.")
+    backoff_cap_s: float = Field(default=30.0, ge=0, description="Longest retry delay.")
+    max_attempts: int = Field(default=20, ge=1, description="Attempts per delivery before it is given up.")
+    max_in_flight: int = Field(default=8, ge=1, description="Deliveries in flight at once, all URLs together.")
+    duplicate_rate: float = Field(default=0.0, ge=0, le=1, description="Probability an event is delivered twice.")
+    reorder_rate: float = Field(default=0.0, ge=0, le=1, description="Probability a later event overtakes.")
+    reorder_window: int = Field(default=3, ge=1, description="How many events later the overtaking one may be.")
+    delay_ms: float = Field(default=0.0, ge=0, description="Uniform random extra delay before each delivery.")
+    bad_signature_rate: float = Field(default=0.0, ge=0, le=1, description="Probability of a corrupted signature.")
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"not an http(s) URL: {url!r}")
+        return urls
+
+
 @dataclasses.dataclass
 class SandboxConfig:
     """Settings fixed when the sandbox starts (or is reset).
@@ -45,6 +79,8 @@ class SandboxConfig:
     :param allow_duplicates: whether locations accept contacts with an email or phone already in use.
     :param pit_scopes: scopes of the locations' Private Integration Tokens (space-separated, as GHL writes
         them); None: every scope the sandbox knows. E.g. ``"contacts.readonly"`` for a least-privilege token.
+    :param faults: the API faults.
+    :param webhooks: where the webhooks go and their faults.
     """
 
     contacts: int = 200
@@ -58,6 +94,7 @@ class SandboxConfig:
     allow_duplicates: bool = False
     pit_scopes: str | None = None
     faults: Faults = dataclasses.field(default_factory=Faults)
+    webhooks: WebhookSettings = dataclasses.field(default_factory=WebhookSettings)
 
     def __post_init__(self) -> None:
         checks = {
@@ -86,6 +123,8 @@ class SandboxConfig:
             raise ValueError(f"unknown sandbox setting(s): {', '.join(unknown)}")
         if isinstance(changes.get("faults"), dict):
             changes["faults"] = Faults(**changes["faults"])
+        if isinstance(changes.get("webhooks"), dict):
+            changes["webhooks"] = WebhookSettings(**changes["webhooks"])
         if isinstance(changes.get("anchor"), str):
             changes["anchor"] = datetime.fromisoformat(changes["anchor"].replace("Z", "+00:00"))
         return dataclasses.replace(self, **changes)

@@ -12,7 +12,7 @@ import json
 import random
 import string
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -174,6 +174,12 @@ DND_CHANNELS = ("Call", "Email", "SMS", "WhatsApp", "GMB", "FB")
 
 # Contact fields a client may write (create / upsert); update accepts the same minus these.
 CREATE_ONLY_FIELDS = {"locationId", "gender", "companyName"}
+# Fields whose change GHL reports with its own event rather than ContactUpdate.
+TAG_FIELDS = frozenset({"tags"})
+DND_FIELDS = frozenset({"dnd", "dndSettings"})
+
+# Where a location reports each change of its data: (location id, GHL event type, the record, time in ms).
+ChangeSink = Callable[[str, str, dict[str, Any], int], None]
 
 
 def iso(ms: int) -> str:
@@ -289,15 +295,79 @@ class Location:
         self.by_phone: dict[str, str] = {}
         self.campaign_members: dict[str, set[str]] = {}
         self.workflow_members: dict[str, set[str]] = {}
+        # Every change of the data is reported here (the webhooks); None while the data is generated.
+        self.sink: ChangeSink | None = None
+        self.clock: Callable[[], int] = lambda: int(time.time() * 1000)
+        # When each task created in the sandbox was added (GHL's task objects have no date, its webhooks do).
+        self.task_added_ms: dict[str, int] = {}
         # Bumped by every change that can move a contact in search results; keys the search cache.
         self.version = 0
         self.search_cache: dict[tuple[Any, ...], tuple[list[Contact], list[tuple[Any, ...]]]] = {}
+
+    # -- changes ----------------------------------------------------------------------------------------------
+    # Every write of the sandbox (API routes and admin routes alike) changes the data through these methods, so
+    # each change is reported once to the sink (the webhooks) and none is forgotten.
+    def _report(self, event_type: str, record: dict[str, Any], at_ms: int) -> None:
+        if self.sink is not None:
+            self.sink(self.id, event_type, record, at_ms)
+
+    def touched(self, contact: Contact, fields: Iterable[str] | None = None) -> None:
+        """Stamp a changed contact, drop the search cache and report the change.
+
+        :param contact: the contact, already changed.
+        :param fields: the names of the fields that changed (None: unknown). A change of the tags is reported as
+            ``ContactTagUpdate``, of ``dnd``/``dndSettings`` as ``ContactDndUpdate``, of anything else (or of
+            nothing, a write that left the values as they were) as ``ContactUpdate``.
+        """
+        now = self.clock()
+        contact.touch(now)
+        self.changed()
+        changed = set(fields) if fields is not None else set()
+        others = changed - TAG_FIELDS - DND_FIELDS
+        if changed & TAG_FIELDS:
+            self._report("ContactTagUpdate", contact.data, now)
+        if changed & DND_FIELDS:
+            self._report("ContactDndUpdate", contact.data, now)
+        if others or not changed:
+            self._report("ContactUpdate", contact.data, now)
+
+    def put_child(self, contact: Contact, kind: str, record: dict[str, Any], before: dict[str, Any] | None) -> None:
+        """Store a created (``before`` None) or updated task, note or appointment and report it.
+
+        :param contact: the contact it belongs to (its children already generated).
+        :param kind: ``tasks``, ``notes`` or ``events`` (appointments).
+        :param record: the record as stored from now on.
+        :param before: a copy of the record before an update; None for a create.
+        """
+        now = self.clock()
+        children: dict[str, dict[str, Any]] = getattr(self.children(contact), kind)
+        children[record["id"]] = record
+        if kind == "tasks" and before is None:
+            self.task_added_ms[record["id"]] = now
+        event = child_event(kind, before, record)
+        if event:
+            self._report(event, self._child_view(contact, kind, record), now)
+
+    def drop_child(self, contact: Contact, kind: str, child_id: str) -> None:
+        """Delete a task, note or appointment of a contact and report it."""
+        children: dict[str, dict[str, Any]] = getattr(self.children(contact), kind)
+        record = children.pop(child_id)
+        self._report(f"{CHILD_EVENTS[kind]}Delete", self._child_view(contact, kind, record), self.clock())
+        self.task_added_ms.pop(child_id, None)
+
+    def _child_view(self, contact: Contact, kind: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as its webhook needs it: a task gets the date it was added (a generated one: the contact's)."""
+        if kind != "tasks":
+            return record
+        added = self.task_added_ms.get(record["id"])
+        return {**record, "dateAdded": iso(added) if added is not None else contact.data.get("dateAdded")}
 
     # -- contacts -------------------------------------------------------------------------------------------
     def add(self, contact: Contact) -> None:
         self.contacts[contact.id] = contact
         self.index(contact)
         self.changed()
+        self._report("ContactCreate", contact.data, contact.added_ms)
 
     def index(self, contact: Contact) -> None:
         if email := contact.data.get("email"):
@@ -317,6 +387,7 @@ class Location:
         for members in (*self.campaign_members.values(), *self.workflow_members.values()):
             members.discard(contact_id)
         self.changed()
+        self._report("ContactDelete", contact.data, self.clock())
 
     def changed(self) -> None:
         self.version += 1
@@ -393,6 +464,28 @@ class Location:
 
     def iter_contacts(self) -> Iterator[Contact]:
         return iter(self.contacts.values())
+
+
+CHILD_EVENTS = {"tasks": "Task", "notes": "Note", "events": "Appointment"}
+
+
+def child_event(kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> str | None:
+    """The GHL event of a child record's change, or None when GHL sends none.
+
+    GHL documents no TaskUpdate: a task update only has an event when it completes the task (TaskComplete).
+
+    :param kind: ``tasks``, ``notes`` or ``events``.
+    :param before: the record before (None: created).
+    :param after: the record after (None: deleted).
+    """
+    name = CHILD_EVENTS[kind]
+    if before is None:
+        return f"{name}Create"
+    if after is None:
+        return f"{name}Delete"
+    if kind == "tasks":
+        return "TaskComplete" if after.get("completed") and not before.get("completed") else None
+    return f"{name}Update"
 
 
 def generate_contact(loc: Location, rng: random.Random, n: int, anchor_ms: int) -> Contact:
@@ -473,6 +566,7 @@ class Store:
         self._last_ms = 0
         for i in range(locations):
             loc = Location(seed=seed, index=i, company_id=self.company_id)
+            loc.clock = self.now_ms
             rng = random.Random(f"contacts:{seed}:{i}")
             for n in range(contacts):
                 loc.add(generate_contact(loc, rng, n, self.anchor_ms))

@@ -17,6 +17,7 @@ from airflow_provider_ghl.sandbox.config import Faults, SandboxConfig
 from airflow_provider_ghl.sandbox.data import Store, iso
 from airflow_provider_ghl.sandbox.ratelimit import RateLimiter
 from airflow_provider_ghl.sandbox.scopes import parse_scopes, scope_text
+from airflow_provider_ghl.sandbox.webhooks import WebhookDelivery
 
 
 class Sandbox:
@@ -33,6 +34,8 @@ class Sandbox:
             config = config.replace(anchor=datetime.now(UTC).replace(microsecond=0))
         # What ``POST /_sandbox/reset`` returns to; its changes apply to this, never pile up across resets.
         self.start_config = config
+        # Lives across resets (its HTTP client and the loop's tasks); a reset empties its queue and counters.
+        self.webhooks = WebhookDelivery(config.webhooks, config.seed)
         self.reset(config)
 
     def reset(self, config: SandboxConfig) -> None:
@@ -42,6 +45,10 @@ class Sandbox:
         """
         self.config = config
         self.store = Store(seed=config.seed, locations=config.locations, contacts=config.contacts, anchor=config.anchor)
+        self.webhooks.reset(config.webhooks.model_copy(deep=True), config.seed)
+        # From here on every change of the data is a webhook (the generated start state is not).
+        for loc in self.store.locations.values():
+            loc.sink = self.webhooks.publish
         self.tokens = TokenRegistry(self.store, config.token_ttl, parse_scopes(config.pit_scopes))
         self.limiter = RateLimiter(config.max_requests, config.interval_ms, config.daily_limit)
         self.set_faults(config.faults.model_copy())
@@ -104,6 +111,12 @@ class Sandbox:
             "limits": self.limits(),
             "seed": self.config.seed,
             "anchor": iso(self.store.anchor_ms),
+            "webhooks": {
+                "public_key": self.webhooks.signer.public_key,
+                "legacy_public_key": self.webhooks.signer.legacy_public_key,
+                "urls": self.webhooks.settings.urls,
+                "legacy_signature": self.webhooks.settings.legacy_signature,
+            },
         }
 
     def limits(self) -> dict[str, int]:

@@ -18,6 +18,8 @@ _FLAGS = {
     "contacts", "locations", "seed", "anchor", "max_requests", "interval_ms", "daily_limit", "token_ttl",
     "latency_ms", "jitter_ms", "error_rate", "drop_rate", "storm_rate", "mutate_on_search", "pit_scopes",
 }  # fmt: skip
+# Start-up switches (flags without a value).
+_SWITCHES = {"allow_duplicates", "webhook_legacy_signature"}
 
 
 def stop_child(process: subprocess.Popen[Any] | None) -> None:
@@ -40,15 +42,25 @@ class SandboxServer:
     :param contacts: contacts per location.
     :param locations: number of locations.
     :param seed: data seed.
+    :param webhook_urls: URLs the sandbox delivers its webhooks to from the start (``--webhook-url``).
     :param config: other start-up settings (``max_requests``, ``interval_ms``, ``latency_ms``, ...);
-        ``allow_duplicates=True`` is accepted too.
+        ``allow_duplicates=True`` and ``webhook_legacy_signature=True`` are accepted too.
     """
 
-    def __init__(self, *, contacts: int = 200, locations: int = 2, seed: int = 1, **config: Any) -> None:
-        unknown = set(config) - _FLAGS - {"allow_duplicates"}
+    def __init__(
+        self,
+        *,
+        contacts: int = 200,
+        locations: int = 2,
+        seed: int = 1,
+        webhook_urls: list[str] | tuple[str, ...] = (),
+        **config: Any,
+    ) -> None:
+        unknown = set(config) - _FLAGS - _SWITCHES
         if unknown:
             raise ValueError(f"unknown sandbox setting(s): {', '.join(sorted(unknown))}")
         self.settings = {"contacts": contacts, "locations": locations, "seed": seed, **config}
+        self.webhook_urls = list(webhook_urls)
         self.process: subprocess.Popen[str] | None = None
         self.info: dict[str, Any] = {}
         self.base_url = ""
@@ -59,10 +71,12 @@ class SandboxServer:
     def start(self, timeout: float = 120) -> SandboxServer:
         cmd = [sys.executable, "-m", "airflow_provider_ghl.sandbox.cli", "--port", "0", "--json"]
         for name, value in self.settings.items():
-            if name == "allow_duplicates":
-                cmd += ["--allow-duplicates"] if value else []
+            if name in _SWITCHES:
+                cmd += [f"--{name.replace('_', '-')}"] if value else []
             elif value is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(value)]
+        for url in self.webhook_urls:
+            cmd += ["--webhook-url", url]
         self.process = subprocess.Popen(
             cmd,
             stdout=subprocess.PIPE,
@@ -165,6 +179,67 @@ class SandboxServer:
         else:
             body["count"] = 1 if count is None else count
         return self.admin("POST", "contacts/touch", body)["ids"]
+
+    # -- webhooks -------------------------------------------------------------------------------------------
+    def set_webhooks(self, urls: list[str] | None = None, **settings: Any) -> dict[str, Any]:
+        """Replace the webhook settings (``PUT /_sandbox/webhooks``): URLs, ``legacy_signature``, timings
+        (``timeout_s``, ``backoff_base_s``, ``backoff_cap_s``, ``max_attempts``, ...) and faults
+        (``duplicate_rate``, ``reorder_rate``, ``delay_ms``, ``bad_signature_rate``); anything not named is
+        its default. Returns settings, public keys and stats.
+
+        :param urls: where to deliver (None: nowhere).
+        """
+        return self.admin("PUT", "webhooks", {"urls": list(urls or []), **settings})
+
+    def webhooks(self) -> dict[str, Any]:
+        """``GET /_sandbox/webhooks``: settings, public keys and stats."""
+        return self.admin("GET", "webhooks")
+
+    def webhook_stats(self) -> dict[str, Any]:
+        """The delivery counters: events, queued, delivered, attempts, failed_attempts, redelivered, ..."""
+        stats: dict[str, Any] = self.webhooks()["stats"]
+        return stats
+
+    def wait_webhooks_delivered(self, timeout: float = 30) -> dict[str, Any]:
+        """Wait until every queued webhook delivery is accepted or given up; the stats then.
+
+        :param timeout: seconds to wait; ``TimeoutError`` (with the stats) if deliveries are still queued.
+        """
+        answer = self.admin("POST", "webhooks/wait", {"timeout": timeout})
+        if not answer["idle"]:
+            raise TimeoutError(f"webhooks still queued after {timeout} s: {answer['stats']}")
+        stats: dict[str, Any] = answer["stats"]
+        return stats
+
+    def webhook_events(self, limit: int = 1000) -> list[dict[str, str]]:
+        """The latest events made (webhookId, type, locationId, id), oldest first, delivered or not."""
+        events: list[dict[str, str]] = self.admin("GET", "webhooks/events", limit=limit)["events"]
+        return events
+
+    @property
+    def webhook_public_key(self) -> str:
+        """The sandbox's Ed25519 webhook public key (base64 SPKI), to verify ``X-GHL-Signature``."""
+        return str(self.info["webhooks"]["public_key"])
+
+    @property
+    def webhook_legacy_public_key(self) -> str:
+        """The RSA public key (PEM) of ``X-WH-Signature``."""
+        return str(self.info["webhooks"]["legacy_public_key"])
+
+    def changes(self, location_id: str, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Make GHL-like changes without the API (``POST /_sandbox/changes``), each with its webhook.
+
+        :param location_id: the location.
+        :param changes: ``{"op": "contact.create", "fields": {...}}``, ``{"op": "contact.update", "id": ...,
+            "fields": {...}}``, ``contact.delete``, ``tags.add`` / ``tags.remove`` (``id``, ``tags``),
+            ``note.*`` / ``task.*`` / ``appointment.*`` (``contactId``, ``id``, ``fields``), ``task.complete``;
+            ``"$N"`` as an id names the id made by change N of the list.
+        :returns: per change, its op, ``id`` and ``contactId``.
+        """
+        results: list[dict[str, Any]] = self.admin("POST", "changes", {"locationId": location_id, "changes": changes})[
+            "results"
+        ]
+        return results
 
     # -- conveniences ---------------------------------------------------------------------------------------
     @property

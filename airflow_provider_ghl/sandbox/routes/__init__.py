@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from airflow_provider_ghl.sandbox.routes import admin, associations, children, contacts, locations, oauth
+from airflow_provider_ghl.sandbox.routes import admin, associations, children, contacts, locations, oauth, webhooks
 
 ROUTERS: tuple[APIRouter, ...] = (
     contacts.router,
@@ -17,6 +17,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     locations.router,
     oauth.router,
     admin.router,
+    webhooks.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from airflow_provider_ghl.sandbox import writes
 from airflow_provider_ghl.sandbox.config import Faults
 from airflow_provider_ghl.sandbox.data import Location, is_positive_int, iso
 from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
@@ -135,7 +136,5 @@ async def touch_contacts(request: Request) -> JSONResponse:
         count = body.get("count", 1)
         chosen = sb.rng.sample(list(loc.contacts.values()), min(int(count), len(loc.contacts)))
     for contact in chosen:
-        contact.data["lastActivity"] = iso(sb.store.now_ms())
-        contact.touch(sb.store.now_ms())
-    loc.changed()
+        writes.set_field(loc, contact, "lastActivity", iso(sb.store.now_ms()))
     return ok({"ids": [c.id for c in chosen]})

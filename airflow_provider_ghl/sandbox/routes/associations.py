@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from airflow_provider_ghl.sandbox import models as m
-from airflow_provider_ghl.sandbox.data import Contact, Location
+from airflow_provider_ghl.sandbox import writes
 from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
 from airflow_provider_ghl.sandbox.routes.common import (
     check_time,
@@ -23,37 +23,25 @@ from airflow_provider_ghl.sandbox.versions import is_v3, success
 router = APIRouter()
 
 
-def _touched(request: Request, loc: Location, contact: Contact) -> None:
-    """Stamp a changed contact and let the location's search cache know."""
-    contact.touch(sandbox_of(request).store.now_ms())
-    loc.changed()
-
-
 @router.post("/contacts/{contactId}/tags", status_code=201)
 async def add_tags(request: Request, contactId: str, dto: m.TagsDTO) -> JSONResponse:
     loc, contact = own_contact(request, contactId)
-    tags = contact.data.setdefault("tags", [])
-    tags.extend(t for t in dict.fromkeys(dto.tags) if t not in tags)
-    _touched(request, loc, contact)
-    return ok({"tags": tags}, 201)
+    return ok({"tags": writes.add_tags(loc, contact, dto.tags)}, 201)
 
 
 @router.delete("/contacts/{contactId}/tags")
 async def remove_tags(request: Request, contactId: str, dto: m.TagsDTO) -> JSONResponse:
     loc, contact = own_contact(request, contactId)
-    contact.data["tags"] = [t for t in contact.data.get("tags", []) if t not in dto.tags]
-    _touched(request, loc, contact)
-    return ok({"tags": contact.data["tags"]})
+    return ok({"tags": writes.remove_tags(loc, contact, dto.tags)})
 
 
 @router.post("/contacts/{contactId}/followers", status_code=201)
 async def add_followers(request: Request, contactId: str, dto: m.FollowersDTO) -> JSONResponse:
     loc, contact = own_contact(request, contactId)
-    followers = contact.data.setdefault("followers", [])
+    followers = contact.data.get("followers", [])
     added = [f for f in dict.fromkeys(dto.followers) if f not in followers]
-    followers.extend(added)
-    _touched(request, loc, contact)
-    return ok({"followers": followers, "followersAdded": added}, 201)
+    writes.set_field(loc, contact, "followers", followers + added)
+    return ok({"followers": contact.data["followers"], "followersAdded": added}, 201)
 
 
 @router.delete("/contacts/{contactId}/followers")
@@ -61,8 +49,7 @@ async def remove_followers(request: Request, contactId: str, dto: m.FollowersDTO
     loc, contact = own_contact(request, contactId)
     before = contact.data.get("followers", [])
     removed = [f for f in before if f in dto.followers]
-    contact.data["followers"] = [f for f in before if f not in dto.followers]
-    _touched(request, loc, contact)
+    writes.set_field(loc, contact, "followers", [f for f in before if f not in dto.followers])
     return ok({"followers": contact.data["followers"], "followersRemoved": removed})
 
 
@@ -149,8 +136,7 @@ async def bulk_update_tags(request: Request, type: str, dto: m.UpdateTagsDTO) ->
             new = old + [t for t in dict.fromkeys(dto.tags) if t not in old]
         else:
             new = [] if dto.removeAllTags else [t for t in old if t not in dto.tags]
-        contact.data["tags"] = new
-        contact.touch(sb.store.now_ms())
+        writes.set_tags(loc, contact, new)
         responses.append(
             {
                 "contactId": cid,
@@ -161,13 +147,11 @@ async def bulk_update_tags(request: Request, type: str, dto: m.UpdateTagsDTO) ->
                 "tagsRemoved": [t for t in old if t not in new],
             }
         )
-    loc.changed()
     return ok({**success(request, errors == 0), "errorCount": errors, "responses": responses}, 201)
 
 
 @router.post("/contacts/bulk/business")
 async def bulk_update_business(request: Request, dto: m.ContactsBusinessUpdate) -> JSONResponse:
-    sb = sandbox_of(request)
     loc = own_location(request, dto.locationId)
     if dto.businessId is not None:
         require_known([b["id"] for b in loc.businesses], dto.businessId, "Business")
@@ -175,8 +159,5 @@ async def bulk_update_business(request: Request, dto: m.ContactsBusinessUpdate) 
     if unknown:
         raise SandboxHTTPError(400, f"Contacts not found in this location: {', '.join(unknown)}")
     for cid in dto.ids:
-        contact = loc.contacts[cid]
-        contact.data["businessId"] = dto.businessId or ""
-        contact.touch(sb.store.now_ms())
-    loc.changed()
+        writes.set_field(loc, loc.contacts[cid], "businessId", dto.businessId or "")
     return ok({"success": True, "ids": dto.ids})

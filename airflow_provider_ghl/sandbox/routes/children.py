@@ -13,9 +13,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from airflow_provider_ghl.sandbox import models as m
-from airflow_provider_ghl.sandbox.data import iso, new_id
-from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-from airflow_provider_ghl.sandbox.routes.common import check_time, ok, own_contact, sandbox_of
+from airflow_provider_ghl.sandbox import writes
+from airflow_provider_ghl.sandbox.routes.common import ok, own_contact, sandbox_of
 from airflow_provider_ghl.sandbox.versions import success
 
 Records = dict[str, dict[str, Any]]
@@ -48,14 +47,7 @@ CHILD_KINDS: dict[str, ChildKind] = {
 def _children(request: Request, contact_id: str, kind: str) -> Records:
     """The records of ``kind`` (``tasks``, ``notes``, ``events``) of a contact of the token's location."""
     loc, contact = own_contact(request, contact_id)
-    records: Records = getattr(loc.children(contact), kind)
-    return records
-
-
-def _child(items: Records, kind: str, child_id: str) -> dict[str, Any]:
-    if child_id not in items:
-        raise SandboxHTTPError(400, f"{CHILD_KINDS[kind].one.capitalize()} with id {child_id} not found")
-    return items[child_id]
+    return writes.children_of(loc, contact, kind)
 
 
 def _add_child_kind(kind: str, spec: ChildKind) -> None:
@@ -66,33 +58,22 @@ def _add_child_kind(kind: str, spec: ChildKind) -> None:
         return ok({kind: list(_children(request, contactId, kind).values())})
 
     async def get_child(request: Request, contactId: str) -> JSONResponse:
-        items = _children(request, contactId, kind)
-        return ok({one: _child(items, kind, request.path_params[param])})
+        loc, contact = own_contact(request, contactId)
+        return ok({one: writes.child(loc, contact, kind, request.path_params[param])})
 
     async def create_child(request: Request, contactId: str, dto: m.DTO) -> JSONResponse:
-        sb = sandbox_of(request)
-        items = _children(request, contactId, kind)
+        loc, contact = own_contact(request, contactId)
         fields = dto.model_dump(exclude_unset=True)
-        check_time(fields.get("dueDate"), "dueDate")
-        record = {"id": new_id(sb.store.rng), **fields, "contactId": contactId}
-        if kind == "notes":
-            record = {"title": "", "color": "", "pinned": False, "userId": "", **record}
-            record["dateAdded"] = iso(sb.store.now_ms())
-        items[record["id"]] = record
-        return ok({one: record}, 201)
+        return ok({one: writes.create_child(sandbox_of(request), loc, contact, kind, fields)}, 201)
 
     async def update_child(request: Request, contactId: str, dto: m.DTO) -> JSONResponse:
-        items = _children(request, contactId, kind)
-        record = _child(items, kind, request.path_params[param])
+        loc, contact = own_contact(request, contactId)
         fields = dto.model_dump(exclude_unset=True)
-        check_time(fields.get("dueDate"), "dueDate")
-        record.update(fields)
-        return ok({one: record})
+        return ok({one: writes.update_child(loc, contact, kind, request.path_params[param], fields)})
 
     async def delete_child(request: Request, contactId: str) -> JSONResponse:
-        items = _children(request, contactId, kind)
-        _child(items, kind, request.path_params[param])
-        del items[request.path_params[param]]
+        loc, contact = own_contact(request, contactId)
+        writes.delete_child(loc, contact, kind, request.path_params[param])
         return ok(success(request))
 
     # The body model differs per kind; FastAPI reads it from the annotation, so bind the concrete class.
@@ -111,9 +92,8 @@ for _kind, _spec in CHILD_KINDS.items():
 
 @router.put("/contacts/{contactId}/tasks/{taskId}/completed")
 async def complete_task(request: Request, contactId: str, taskId: str, dto: m.UpdateTaskStatusParams) -> JSONResponse:
-    task = _child(_children(request, contactId, "tasks"), "tasks", taskId)
-    task["completed"] = dto.completed
-    return ok({"task": task})
+    loc, contact = own_contact(request, contactId)
+    return ok({"task": writes.update_child(loc, contact, "tasks", taskId, {"completed": dto.completed})})
 
 
 @router.get("/contacts/{contactId}/appointments")

@@ -8,10 +8,13 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from airflow_provider_ghl.sandbox.auth import Principal
-from airflow_provider_ghl.sandbox.data import Contact, Location, parse_time
+from airflow_provider_ghl.sandbox.data import Contact, Location
 from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
 from airflow_provider_ghl.sandbox.funnel import PRINCIPAL_KEY
 from airflow_provider_ghl.sandbox.state import Sandbox
+from airflow_provider_ghl.sandbox.writes import check_time
+
+__all__ = ["check_time", "ok", "own_contact", "own_location", "principal_of", "require_known", "sandbox_of"]
 
 FORBIDDEN_LOCATION = "The token does not have access to this location."
 
@@ -79,17 +82,3 @@ def require_known(ids: list[str], value: str, what: str) -> None:
     """
     if value not in ids:
         raise SandboxHTTPError(400, f"{what} with id {value} not found")
-
-
-def check_time(value: str | None, name: str) -> None:
-    """GHL's 422 for a date field that is not an ISO 8601 string; ``None`` (not sent) passes.
-
-    :param value: the field's value.
-    :param name: the field's name, for the message.
-    """
-    if value is None:
-        return
-    try:
-        parse_time(value)
-    except ValueError:
-        raise SandboxHTTPError(422, [f"{name} must be a valid ISO 8601 date string"]) from None
