@@ -120,8 +120,8 @@ class Burst:
             nid = self.rng.choice(sorted(self.notes))
             return {"op": op, "id": nid, "contactId": self.notes[nid], "fields": {"body": f"note {n} (edited)"}}
         if op == "task.create":
-            fields = {"title": f"task {n}", "dueDate": "2026-12-20T10:00:00Z", "completed": False}
-            return {"op": op, "contactId": self.rng.choice(self.parents), "fields": fields}
+            task: dict[str, Any] = {"title": f"task {n}", "dueDate": "2026-12-20T10:00:00Z", "completed": False}
+            return {"op": op, "contactId": self.rng.choice(self.parents), "fields": task}
         tid = self.open_tasks.pop(self.rng.randrange(len(self.open_tasks)))
         return {"op": "task.complete", "id": tid, "contactId": self.tasks[tid]}
 
