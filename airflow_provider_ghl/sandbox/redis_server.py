@@ -34,10 +34,13 @@ class RedisServer:
     """A ``redis-server`` child process on 127.0.0.1.
 
     :param port: the port; default: a free one.
+    :param persist: keep an append-only file fsynced at every write (``appendfsync always``), as a deployment
+        that must not lose a write would; default: nothing persisted.
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, persist: bool = False) -> None:
         self.port = port or _free_port()
+        self.persist = persist
         self.process: subprocess.Popen[bytes] | None = None
         self._dir = ""
 
@@ -52,6 +55,8 @@ class RedisServer:
         self._dir = tempfile.mkdtemp(prefix="ghl-redis-")
         cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                "--daemonize", "no", "--dir", self._dir]  # fmt: skip
+        if self.persist:
+            cmd += ["--appendonly", "yes", "--appendfsync", "always"]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -9,10 +9,11 @@ Two engines behind one protocol, chosen by URL (:func:`open_inbox`):
 
 * ``sqlite:///<absolute path>`` (:class:`SQLiteInbox`): one file under AIRFLOW_HOME, no new service. WAL mode
   lets the receiver, the triggerer and the workers of one machine use it at once (readers never block the one
-  writer). ``synchronous=FULL``: each commit fsyncs the WAL before ``store`` returns, so an event GHL got a
-  200 for survives a power cut, not only a killed process (``NORMAL`` under WAL would only lose the last
-  commits on an OS crash, but GHL does not redeliver what we acknowledged). SQLite's file locks need one
-  machine (no NFS): for several, use Redis.
+  writer). ``synchronous=FULL``: each commit fsyncs the WAL before ``store`` returns, so an event answered
+  200 survives a power cut, not only a killed process. ``NORMAL`` under WAL survives a killed process too but
+  may lose the last commits on a power cut or OS crash, and GHL never redelivers what was answered 200; the
+  fsync costs little (``benchmarks/bench_webhook_receiver.py``: ~700 events/s). SQLite's file locks need
+  one machine (no NFS): for several, use Redis.
 * ``redis://<conn_id>`` (:class:`RedisStreamInbox`): an Airflow ``redis`` connection, the one the shared rate
   budget already uses (``budget_redis_conn_id``). One stream per location holds the events; a Lua script
   makes the id check (a ``SET NX`` key with a TTL), the sequence number and the ``XADD`` one atomic step.
@@ -22,8 +23,9 @@ Two engines behind one protocol, chosen by URL (:func:`open_inbox`):
   committed with the acknowledgement. Redis keeps what its persistence keeps: run it with
   ``appendonly yes`` (``appendfsync always`` for the same guarantee as SQLite's FULL) or replicas.
 
-Sequence numbers start at 1 and are contiguous per location; an acked event's ``webhookId`` is remembered
-for :data:`RETENTION_SECONDS` after the ack, so a late redelivery is still recognised.
+Sequence numbers start at 1 and are contiguous per location. A ``webhookId`` is recognised within its
+location (GHL's are unique per event, and an event belongs to one location), for :data:`RETENTION_SECONDS`
+after its ack, so a late redelivery is still a duplicate.
 """
 
 from __future__ import annotations
@@ -167,13 +169,14 @@ CREATE TABLE IF NOT EXISTS locations (
 CREATE TABLE IF NOT EXISTS events (
     location_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
-    webhook_id TEXT NOT NULL UNIQUE,
+    webhook_id TEXT NOT NULL,
     type TEXT NOT NULL,
     ts TEXT NOT NULL,
     body BLOB NOT NULL,
     stored_at REAL NOT NULL,
     applied_at REAL,
-    PRIMARY KEY (location_id, seq)
+    PRIMARY KEY (location_id, seq),
+    UNIQUE (location_id, webhook_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_applied_at ON events (applied_at) WHERE applied_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS versions (
@@ -208,6 +211,9 @@ class SQLiteInbox:
         self.retention_seconds = retention_seconds
         self._local = threading.local()
         self._lock = threading.Lock()
+        # This process's writers queue here, in turn; SQLite's busy handler (sleep and poll) is left to
+        # writers of other processes, and a burst of threads does not starve one of them for seconds.
+        self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +262,7 @@ class SQLiteInbox:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
-        with self._errors():
+        with self._write_lock, self._errors():
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -269,7 +275,8 @@ class SQLiteInbox:
     def store(self, location_id: str, webhook_id: str, type: str, timestamp: str, body: dict[str, Any]) -> bool:
         data = orjson.dumps(body)
         with self._write() as conn:
-            if conn.execute("SELECT 1 FROM events WHERE webhook_id = ?", (webhook_id,)).fetchone():
+            seen = "SELECT 1 FROM events WHERE location_id = ? AND webhook_id = ?"
+            if conn.execute(seen, (location_id, webhook_id)).fetchone():
                 return False
             conn.execute("INSERT INTO locations (location_id) VALUES (?) ON CONFLICT DO NOTHING", (location_id,))
             (seq,) = conn.execute(
@@ -385,6 +392,8 @@ class SQLiteInbox:
 # ----------------------------------------------------------------------------------------------------------
 # Redis streams
 # ----------------------------------------------------------------------------------------------------------
+#: An unacked event's ``webhookId`` key lives this many retention periods (then the TTL restarts at the ack).
+UNACKED_ID_FACTOR = 4
 #: The set of locations that ever stored an event (``pending`` reads their meta hashes).
 LOCATIONS_KEY = "ghl:webhooks:locations"
 
@@ -442,7 +451,8 @@ class RedisStreamInbox:
 
     :param client: a ``redis.Redis`` client.
     :param url: the inbox URL, named in errors.
-    :param retention_seconds: TTL of a ``webhookId`` key after the ack (and after the store, until then).
+    :param retention_seconds: TTL of a ``webhookId`` key from the ack; from the store it is
+        :data:`UNACKED_ID_FACTOR` times that (the guard of an event waiting for a paused DAG).
     """
 
     def __init__(self, client: Any, *, url: str, retention_seconds: float = RETENTION_SECONDS) -> None:
@@ -487,7 +497,7 @@ class RedisStreamInbox:
             pipe.sadd(LOCATIONS_KEY, location_id)
             self._store(
                 keys=[stream, meta, id_prefix + webhook_id],
-                args=[self.retention_seconds, webhook_id, type, timestamp, orjson.dumps(body)],
+                args=[self.retention_seconds * UNACKED_ID_FACTOR, webhook_id, type, timestamp, orjson.dumps(body)],
                 client=pipe,
             )
             _, seq = pipe.execute()

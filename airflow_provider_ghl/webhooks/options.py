@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 SECTION = "ghl_webhooks"
+#: Where the receiver is mounted, on the api-server (the plugin) and on its own (the CLI) alike.
+URL_PREFIX = "/ghl"
 
 #: GHL's published Ed25519 key for ``X-GHL-Signature`` (base64 SPKI), from GHL's Webhook Integration Guide.
 GHL_PUBLIC_KEY = "MCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg="

@@ -28,6 +28,7 @@ import anyio
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
@@ -35,8 +36,6 @@ from airflow_provider_ghl.webhooks.signatures import SignatureRefused
 
 log = logging.getLogger(__name__)
 
-#: Where the receiver is mounted, on the api-server (the plugin) and on its own (the CLI) alike.
-URL_PREFIX = "/ghl"
 #: The fields every delivery must carry (strings), in the order they are checked.
 REQUIRED_FIELDS = ("type", "locationId", "webhookId", "timestamp")
 #: How far ahead of this machine's clock a ``timestamp`` may be (clock skew), in seconds.
@@ -111,10 +110,13 @@ async def read_capped(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise Refused(413, "too_large", f"body of {declared} bytes is over the {limit}-byte limit")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise Refused(413, "too_large", f"body is over the {limit}-byte limit")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Refused(413, "too_large", f"body is over the {limit}-byte limit")
+    except ClientDisconnect:
+        raise Refused(400, "disconnected", "the sender left before the whole body arrived") from None
     return bytes(body)
 
 
@@ -145,7 +147,7 @@ def _check_timestamp(value: str, max_age: int, now: datetime) -> None:
 
 
 def build_receiver_app(settings: WebhookSettings) -> FastAPI:
-    """The receiver app: ``POST /webhooks``, ``GET /health``, ``GET /stats`` (mount it at ``/ghl``).
+    """The receiver app: ``POST /webhooks``, ``GET /health``, ``GET /stats``; mount it at ``/ghl``.
 
     :param settings: keys, limits and the inbox URL (``WebhookSettings.load()`` reads Airflow's config).
     """
@@ -208,8 +210,9 @@ def build_receiver_app(settings: WebhookSettings) -> FastAPI:
     async def health() -> JSONResponse:
         try:
             await anyio.to_thread.run_sync(inbox.get, limiter=store_threads)
-        except Exception as err:
-            return JSONResponse({"status": "error", "detail": str(err)}, status_code=503)
+        except Exception as err:  # the route is public: the detail goes to the log, not the answer
+            log.error("GHL webhook inbox %s cannot be opened: %s", settings.inbox, err)
+            return JSONResponse({"status": "error", "detail": type(err).__name__}, status_code=503)
         return JSONResponse({"status": "ok", "inbox": settings.inbox.split("://")[0]})
 
     @app.get("/stats")

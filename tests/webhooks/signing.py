@@ -74,3 +74,10 @@ class Signer:
         if scheme in ("rsa", "both"):
             headers["X-WH-Signature"] = self.sign_legacy(body)
         return body, headers
+
+
+def claimed(inbox: Any, location_id: str, limit: int = 10_000) -> Any:
+    """``inbox.claim(...)``, which must find a batch."""
+    batch = inbox.claim(location_id, limit)
+    assert batch is not None, f"no batch to claim for {location_id}"
+    return batch

@@ -6,11 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from airflow_provider_ghl.exceptions import GHLInboxError
+from airflow_provider_ghl.sandbox.redis_server import RedisServer
 from airflow_provider_ghl.webhooks.inbox import Batch, Inbox, SQLiteInbox, open_inbox
+from tests.webhooks.signing import claimed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +30,7 @@ def test_store_dedupes_and_numbers_events_per_location_in_arrival_order(inbox: I
     assert _store(inbox, "loc1", "a", id="other") is False  # a redelivery: stored once, first body kept
     assert inbox.pending() == {"loc1": 2, "loc2": 1}
 
-    batch = inbox.claim("loc1")
+    batch = claimed(inbox, "loc1")
     assert batch == Batch("loc1", 1, 2, "000000000001-000000000002")
     events = inbox.events(batch)
     assert [(e.seq, e.webhook_id, e.type) for e in events] == [(1, "a", "ContactUpdate"), (2, "c", "ContactDelete")]
@@ -41,11 +44,18 @@ def test_store_dedupes_and_numbers_events_per_location_in_arrival_order(inbox: I
     assert events[0].location_id == "loc1" and events[0].timestamp == "2026-12-02T05:40:01.000Z"
 
 
+def test_a_webhook_id_is_recognised_within_its_location(inbox: Inbox) -> None:
+    assert _store(inbox, "loc1", "same") is True
+    assert _store(inbox, "loc2", "same") is True
+    assert _store(inbox, "loc2", "same") is False
+    assert inbox.pending() == {"loc1": 1, "loc2": 1}
+
+
 def test_claim_reclaims_the_open_batch_until_it_is_acked(inbox: Inbox) -> None:
     assert inbox.claim("loc1") is None
     for n in range(5):
         _store(inbox, "loc1", f"w{n}")
-    first = inbox.claim("loc1", limit=3)
+    first = claimed(inbox, "loc1", limit=3)
     assert (first.first_seq, first.last_seq) == (1, 3)
     _store(inbox, "loc1", "w5")
     # A killed task runs again: the same batch, however many events arrived since and whatever the limit.
@@ -56,7 +66,7 @@ def test_claim_reclaims_the_open_batch_until_it_is_acked(inbox: Inbox) -> None:
 
     inbox.ack(first, {("contacts", "c1"): "2026-12-02T05:40:00.000Z"})
     inbox.ack(first, {("contacts", "c1"): "2026-12-02T05:40:00.000Z"})  # a second ack changes nothing
-    second = inbox.claim("loc1")
+    second = claimed(inbox, "loc1")
     assert (second.first_seq, second.last_seq, second.batch_id) == (4, 6, "000000000004-000000000006")
     assert [e.webhook_id for e in inbox.events(second)] == ["w3", "w4", "w5"]
     inbox.ack(second, {})
@@ -72,7 +82,7 @@ def test_ack_commits_versions_last_writer_wins_and_refuses_a_batch_that_is_not_o
     for n in range(4):
         _store(inbox, "loc1", f"w{n}")
     _store(inbox, "loc2", "other")
-    batch = inbox.claim("loc1", limit=2)
+    batch = claimed(inbox, "loc1", limit=2)
     stale = Batch.of("loc1", 1, 4)
     with pytest.raises(GHLInboxError, match="not the open batch"):
         inbox.ack(stale, {("contacts", "c1"): "2026-12-02T05:40:09.000Z"})
@@ -82,7 +92,7 @@ def test_ack_commits_versions_last_writer_wins_and_refuses_a_batch_that_is_not_o
     assert inbox.claim("loc1") == batch
 
     inbox.ack(batch, {("contacts", "c1"): "2026-12-02T05:40:01.000Z", ("tasks", "t1"): "2026-12-02T05:40:02.000Z"})
-    later = inbox.claim("loc1")
+    later = claimed(inbox, "loc1")
     inbox.ack(later, {("contacts", "c1"): "2026-12-02T05:40:03.000Z", ("notes", "n1"): "2026-12-02T05:40:04.000Z"})
     keys = [("contacts", "c1"), ("tasks", "t1"), ("notes", "n1"), ("appointments", "a1"), ("contacts", "c2")]
     assert inbox.versions("loc1", keys) == {
@@ -97,7 +107,7 @@ def test_ack_commits_versions_last_writer_wins_and_refuses_a_batch_that_is_not_o
 def test_a_second_opening_sees_the_same_inbox(inbox_url: str) -> None:
     first = open_inbox(inbox_url)
     _store(first, "loc1", "a")
-    batch = first.claim("loc1")
+    batch = claimed(first, "loc1")
     first.close()
     again = open_inbox(inbox_url)
     assert again.pending() == {"loc1": 1}
@@ -120,7 +130,7 @@ def test_two_processes_store_into_one_inbox_at_once(inbox_url: str) -> None:
     inbox = open_inbox(inbox_url)
     assert inbox.pending() == {"loc-a": 225, "loc-b": 225}
     for location in ("loc-a", "loc-b"):
-        events = inbox.events(inbox.claim(location))
+        events = inbox.events(claimed(inbox, location))
         assert [e.seq for e in events] == list(range(1, 226))
         ids = [e.webhook_id for e in events]
         assert len(set(ids)) == 225
@@ -159,3 +169,55 @@ def test_open_inbox_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     with pytest.raises(GHLConfigError, match="redis connection 'no_such_conn' is not an Airflow connection"):
         open_inbox("redis://no_such_conn")
+
+
+def test_batches_are_drained_while_another_process_stores(inbox_url: str) -> None:
+    """The apply side claims and acks while the receiver side (another process) stores: every event lands in
+    exactly one batch, in order, and nothing is left behind."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.webhooks._store_worker", inbox_url, "0", "400"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    inbox = open_inbox(inbox_url)
+    drained: dict[str, list[int]] = {"loc-a": [], "loc-b": []}
+
+    def drain() -> None:
+        for location, seqs in drained.items():
+            batch = inbox.claim(location, limit=25)
+            if batch is not None:
+                seqs.extend(e.seq for e in inbox.events(batch))
+                inbox.ack(batch, {("contacts", f"last-{location}"): str(batch.last_seq)})
+
+    while writer.poll() is None:
+        drain()
+    assert writer.returncode == 0 and int(writer.communicate()[0]) == 400
+    drain_rounds = 0
+    while inbox.pending():
+        drain()
+        drain_rounds += 1
+        assert drain_rounds < 100
+    assert drained == {"loc-a": list(range(1, 201)), "loc-b": list(range(1, 201))}
+    assert inbox.versions("loc-a", [("contacts", "last-loc-a")]) == {("contacts", "last-loc-a"): "200"}
+    inbox.close()
+
+
+def test_redis_keys_expire_from_the_ack_and_acked_entries_leave_the_stream(
+    redis_inbox_url: str, redis_server: RedisServer
+) -> None:
+    import redis
+
+    from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS
+
+    raw: Any = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    inbox = open_inbox(redis_inbox_url)
+    _store(inbox, "loc1", "a")
+    _store(inbox, "loc1", "b")
+    id_key = "ghl:webhooks:{loc1}:id:a"
+    assert raw.ttl(id_key) > RETENTION_SECONDS  # unacked: kept longer than the retention
+    batch = claimed(inbox, "loc1", limit=1)
+    inbox.ack(batch, {})
+    assert 0 < raw.ttl(id_key) <= RETENTION_SECONDS  # the retention counts from the ack
+    assert raw.ttl("ghl:webhooks:{loc1}:id:b") > RETENTION_SECONDS
+    assert [entry_id for entry_id, _ in raw.xrange("ghl:webhooks:{loc1}")] == [b"0-2"]
+    inbox.close()

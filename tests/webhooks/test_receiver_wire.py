@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -17,7 +19,7 @@ import pytest
 from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
 from tests.webhooks.serving import ReceiverThread
-from tests.webhooks.signing import Signer, event
+from tests.webhooks.signing import Signer, claimed, event
 
 
 def _settings(signer: Signer, inbox_url: str, **overrides: object) -> WebhookSettings:
@@ -54,7 +56,7 @@ def test_valid_events_of_both_schemes_are_stored_once_in_order(
     assert _post(receiver, *signer.delivery(other)).status_code == 200
 
     assert inbox.pending() == {"loc1": 5, "loc2": 1}
-    stored = inbox.events(inbox.claim("loc1"))
+    stored = inbox.events(claimed(inbox, "loc1"))
     assert [e.webhook_id for e in stored] == [p["webhookId"] for p in sent]
     assert [e.body for e in stored] == sent  # the payload as sent, field for field
     assert [(e.type, e.timestamp) for e in stored] == [(p["type"], p["timestamp"]) for p in sent]
@@ -183,7 +185,7 @@ def test_a_burst_of_concurrent_senders_is_stored_exactly_once(
     assert sum(a.json() == {"stored": True} for a in answers) == 150
     assert inbox.pending() == {"loc0": 50, "loc1": 50, "loc2": 50}
     for location in ("loc0", "loc1", "loc2"):
-        stored = inbox.events(inbox.claim(location))
+        stored = inbox.events(claimed(inbox, location))
         assert [e.seq for e in stored] == list(range(1, 51))
         assert {e.webhook_id for e in stored} == {p["webhookId"] for p in payloads if p["locationId"] == location}
 
@@ -205,3 +207,18 @@ def test_an_inbox_that_cannot_store_answers_429_so_ghl_retries(signer: Signer, t
         assert answer.status_code == 429 and answer.headers["Retry-After"] == "60"
         assert server.stats()["store_failures"] == 1
         assert httpx.get(f"{server.base_url}/health").status_code == 503
+
+
+def test_a_sender_that_leaves_mid_body_is_counted_and_stores_nothing(
+    receiver: ReceiverThread, signer: Signer, inbox: Inbox
+) -> None:
+    body, headers = signer.delivery(event("loc1"))
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", receiver.port)) as sock:
+        sock.sendall(f"POST /ghl/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{head}\r\n".encode())
+        sock.sendall(body[:10])
+    deadline = time.monotonic() + 30
+    while receiver.stats()["refused"] != {"disconnected": 1}:
+        assert time.monotonic() < deadline, receiver.stats()
+        time.sleep(0.02)
+    assert inbox.pending() == {}

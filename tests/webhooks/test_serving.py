@@ -1,0 +1,260 @@
+"""The two ways the receiver is served: the Airflow plugin (mounted by Airflow's own code) and
+``ghl-webhooks serve``; and a receiver killed mid-burst and restarted loses nothing, stores nothing twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airflow_provider_ghl import get_provider_info
+from airflow_provider_ghl.webhooks.config import WebhookSettings
+from airflow_provider_ghl.webhooks.inbox import open_inbox
+from tests.webhooks.serving import ROOT, ReceiverProcess, ReceiverThread, free_port, settings_env
+from tests.webhooks.signing import Signer, claimed, event
+
+PLUGIN_CLASS = "airflow_provider_ghl.webhooks.plugin.GHLWebhooksPlugin"
+
+
+def _settings(signer: Signer, tmp_path: Path) -> WebhookSettings:
+    return WebhookSettings(
+        inbox=f"sqlite:///{tmp_path}/ghl_webhooks.db",
+        public_key=signer.public_key,
+        legacy_public_key=signer.legacy_public_key,
+    )
+
+
+def test_the_plugin_is_registered_and_declares_its_app_at_ghl() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    module, _, name = PLUGIN_CLASS.rpartition(".")
+    assert pyproject["project"]["entry-points"]["airflow.plugins"] == {"ghl_webhooks": f"{module}:{name}"}
+    assert pyproject["project"]["scripts"]["ghl-webhooks"] == "airflow_provider_ghl.webhooks.cli:main"
+    assert {"name": "ghl-webhooks", "plugin-class": PLUGIN_CLASS} in get_provider_info()["plugins"]
+
+    from fastapi import FastAPI
+
+    from airflow_provider_ghl.webhooks.plugin import GHLWebhooksPlugin, LazyReceiverApp
+
+    [entry] = GHLWebhooksPlugin.fastapi_apps
+    assert (entry["url_prefix"], entry["name"]) == ("/ghl", "ghl-webhooks")
+    assert isinstance(entry["app"], LazyReceiverApp) and isinstance(entry["app"].app(), FastAPI)
+
+
+def test_importing_the_plugin_builds_nothing() -> None:
+    """Every task process imports the plugins: the plugin imports no web framework and reads no settings."""
+    code = (
+        "import sys, airflow_provider_ghl.webhooks.plugin as p; "
+        "print(sorted(m for m in ('fastapi', 'airflow_provider_ghl.webhooks.receiver') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env["AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS"] = "not checked at import"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
+def test_the_plugin_answers_429_until_its_settings_validate(
+    signer: Signer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi import FastAPI
+
+    from airflow_provider_ghl.webhooks.plugin import LazyReceiverApp
+
+    for name, value in settings_env(_settings(signer, tmp_path)).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS", "soon")
+    root = FastAPI()
+    root.mount("/ghl", LazyReceiverApp())  # as Airflow's init_plugins mounts it
+    with ReceiverThread(app=root) as server:
+        body, headers = signer.delivery(event("loc1"))
+        refused = httpx.post(f"{server.base_url}/webhooks", content=body, headers=headers)
+        assert (refused.status_code, refused.json()) == (429, {"error": "receiver_misconfigured"})
+        monkeypatch.setenv("AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS", "300")  # fixed: the next request builds it
+        answer = httpx.post(f"{server.base_url}/webhooks", content=body, headers=headers)
+        assert (answer.status_code, answer.json()) == (200, {"stored": True})
+
+
+def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer, tmp_path: Path) -> None:
+    """Airflow finds the plugin (``airflow plugins``), and its api-server mounting code serves POST /ghl/webhooks."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    module, _, name = PLUGIN_CLASS.rpartition(".")
+    (plugins / "ghl_webhooks_plugin.py").write_text(f"from {module} import {name}\n")
+    settings = _settings(signer, tmp_path)
+    env = {
+        **os.environ,
+        **settings_env(settings),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    listing = subprocess.run(
+        [sys.executable, "-m", "airflow", "plugins", "--output", "json"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    [plugin] = [p for p in json.loads(listing.stdout) if p["name"] == "ghl-webhooks"]
+    assert "/ghl" in json.dumps(plugin["fastapi_apps"])
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.webhooks._airflow_mounted", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "mounts: /ghl"
+        url = f"http://127.0.0.1:{port}/ghl"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "the mounted app did not answer"
+                time.sleep(0.05)
+        # No Airflow token anywhere: the signature alone decides.
+        answer = httpx.post(f"{url}/webhooks", content=(d := signer.delivery(event("loc1")))[0], headers=d[1])
+        assert (answer.status_code, answer.json()) == (200, {"stored": True})
+        assert httpx.post(f"{url}/webhooks", content=d[0], headers={}).status_code == 401
+    finally:
+        server.terminate()
+        server.wait(10)
+    inbox = open_inbox(settings.inbox)
+    assert inbox.pending() == {"loc1": 1}
+    inbox.close()
+
+
+def test_ghl_webhooks_serve_answers_with_the_airflow_config(signer: Signer, tmp_path: Path) -> None:
+    settings = _settings(signer, tmp_path)
+    server = ReceiverProcess(settings, free_port()).start()
+    try:
+        assert server.banner == (
+            f"ghl-webhooks: POST http://127.0.0.1:{server.port}/ghl/webhooks -> inbox {settings.inbox}"
+        )
+        for scheme in ("ed25519", "rsa"):
+            body, headers = signer.delivery(event("loc1"), scheme=scheme)
+            assert httpx.post(f"{server.base_url}/webhooks", content=body, headers=headers).status_code == 200
+        stats = httpx.get(f"{server.base_url}/stats").json()
+        assert stats["stored"] == 2
+    finally:
+        server.stop()
+
+
+def test_ghl_webhooks_serve_refuses_a_bad_config(signer: Signer, tmp_path: Path) -> None:
+    env = {**ReceiverProcess(_settings(signer, tmp_path), 0).env, "AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS": "soon"}
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_ghl.webhooks.cli", "serve"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "[ghl_webhooks] max_age_seconds: must be an integer, got 'soon'" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_receiver_killed_mid_burst_and_restarted_loses_nothing_and_stores_nothing_twice(
+    signer: Signer, tmp_path: Path
+) -> None:
+    settings = _settings(signer, tmp_path)
+    port = free_port()
+    server = ReceiverProcess(settings, port).start()
+    payloads = [event(f"loc{n % 2}", id=f"c{n}") for n in range(300)]
+    answers: dict[str, dict[str, bool]] = {}
+    failures: list[str] = []
+
+    def sender() -> None:
+        """Like GHL (and the sandbox): each event until it gets a 200, whatever happens to the receiver."""
+        with httpx.Client(timeout=10) as client:
+            for payload in payloads:
+                body, headers = signer.delivery(payload)
+                for _ in range(1200):
+                    try:
+                        answer = client.post(f"{server.base_url}/webhooks", content=body, headers=headers)
+                        if answer.status_code == 200:
+                            answers[payload["webhookId"]] = answer.json()
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.025)
+                else:
+                    failures.append(payload["webhookId"])
+
+    thread = threading.Thread(target=sender)
+    thread.start()
+    inbox = open_inbox(settings.inbox)
+    try:
+        while sum(inbox.pending().values()) < 100:
+            assert thread.is_alive(), "the sender finished before the kill"
+            time.sleep(0.01)
+        server.kill()  # mid-burst: no shutdown, requests in flight are cut
+        killed_at = sum(inbox.pending().values())
+        server = ReceiverProcess(settings, port).start()
+        thread.join(300)
+    finally:
+        server.stop()
+    assert not failures and len(answers) == 300
+    assert killed_at < 300  # the kill did fall inside the burst
+    pending = inbox.pending()
+    assert pending == {"loc0": 150, "loc1": 150}
+    for location in ("loc0", "loc1"):
+        stored = inbox.events(claimed(inbox, location))
+        assert [e.seq for e in stored] == list(range(1, 151))
+        assert [e.webhook_id for e in stored] == [p["webhookId"] for p in payloads if p["locationId"] == location]
+    inbox.close()
+
+
+@pytest.mark.slow
+def test_the_real_api_server_serves_the_receiver_at_ghl_webhooks(signer: Signer, tmp_path: Path) -> None:
+    """``airflow api-server`` itself, the plugin found by Airflow: deliveries need no Airflow login, its API does."""
+    home = tmp_path / "airflow-home"
+    plugins = home / "plugins"
+    plugins.mkdir(parents=True)
+    module, _, name = PLUGIN_CLASS.rpartition(".")
+    (plugins / "ghl_webhooks_plugin.py").write_text(f"from {module} import {name}\n")
+    settings = _settings(signer, tmp_path)
+    port = free_port()
+    env = {
+        **os.environ,
+        **settings_env(settings),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__WORKERS": "1",
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True,
+                   timeout=300)  # fmt: skip
+    with open(tmp_path / "api-server.log", "wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "airflow", "api-server"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{url}/ghl/health", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "api-server.log").read_text()
+            time.sleep(0.2)
+        body, headers = signer.delivery(event("loc1"))
+        answer = httpx.post(f"{url}/ghl/webhooks", content=body, headers=headers)
+        assert (answer.status_code, answer.json()) == (200, {"stored": True})
+        assert httpx.post(f"{url}/ghl/webhooks", content=body, headers={}).status_code == 401
+        assert httpx.get(f"{url}/api/v2/assets").status_code == 401  # Airflow's own API still wants a login
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(30)
+    inbox = open_inbox(settings.inbox)
+    assert inbox.pending() == {"loc1": 1}
+    inbox.close()
