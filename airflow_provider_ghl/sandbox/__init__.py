@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_provider_ghl.sandbox.config import Faults, SandboxConfig
+from airflow_provider_ghl.sandbox.config import Faults, SandboxConfig, WebhookSettings
 from airflow_provider_ghl.sandbox.testing import SandboxError, SandboxServer
 
-__all__ = ["Faults", "SandboxConfig", "SandboxError", "SandboxServer"]
+__all__ = ["Faults", "SandboxConfig", "SandboxError", "SandboxServer", "WebhookSettings"]

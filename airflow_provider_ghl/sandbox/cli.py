@@ -129,9 +129,10 @@ def _describe(info: dict[str, Any]) -> str:
     lines += [
         f"  webhooks to         : {', '.join(hooks['urls']) or '(none yet: PUT /_sandbox/webhooks)'}",
         f"  webhook public key  : {hooks['public_key']} (Ed25519, X-GHL-Signature)",
-        "  legacy webhook key  : " + ("(X-WH-Signature, RSA)" if hooks["legacy_signature"] else "(X-WH-Signature off)"),
-        *(f"    {line}" for line in hooks["legacy_public_key"].strip().splitlines()),
     ]
+    if hooks["legacy_signature"]:
+        lines.append("  legacy webhook key  : (RSA, X-WH-Signature)")
+        lines += [f"    {line}" for line in hooks["legacy_public_key"].strip().splitlines()]
     lines.append(f"  admin: {info['base_url']}/_sandbox/stats, /_sandbox/faults, /_sandbox/webhooks, /_sandbox/docs")
     return "\n".join(lines)
 

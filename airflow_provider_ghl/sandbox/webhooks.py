@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from airflow_provider_ghl.sandbox.config import WebhookSettings
+from airflow_provider_ghl.sandbox.data import iso
 from airflow_provider_ghl.sandbox.events import payload
 
 # Events remembered for GET /_sandbox/webhooks/events (id, type, record): enough for a test's burst.
@@ -117,6 +118,8 @@ class WebhookDelivery:
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         # Not zeroed by a reset: deliveries cancelled by it still leave the count on their way out.
         self.in_flight = 0
+        # The last event time per location, kept across resets: event times only go forward.
+        self._last_ms: dict[str, int] = {}
         self.reset(settings, seed)
 
     # -- settings and state -----------------------------------------------------------------------------------
@@ -140,12 +143,17 @@ class WebhookDelivery:
         self.configure(settings)
 
     def configure(self, settings: WebhookSettings) -> None:
-        """Replace the settings; queued deliveries keep going, to their URLs, under the new faults and timings.
+        """Replace the settings. Queued deliveries to URLs still subscribed go on under the new faults and timings;
+        those to URLs no longer subscribed are dropped (counted in ``unsubscribed``), as GHL stops sending.
 
         :param settings: the new settings (faults not named are off).
         """
         self.settings = settings
         self._slots = asyncio.Semaphore(settings.max_in_flight)
+        for key in [key for key in self._streams if key[0] not in settings.urls]:
+            self.counts["unsubscribed"] += len(self._streams.pop(key))
+            if (task := self._tasks.pop(key, None)) is not None:
+                task.cancel()
 
     def view(self) -> dict[str, Any]:
         """``GET /_sandbox/webhooks``: the settings, the public keys and the counters."""
@@ -160,7 +168,7 @@ class WebhookDelivery:
         """Counters since start or reset; ``queued`` counts deliveries not yet accepted or given up."""
         names = (
             "events", "deliveries", "delivered", "attempts", "failed_attempts", "redelivered", "given_up",
-            "duplicates_sent", "reordered", "delayed", "bad_signatures_sent", "bad_signatures_accepted",
+            "duplicates_sent", "reordered", "delayed", "bad_signatures_sent", "bad_signatures_accepted", "unsubscribed",
         )  # fmt: skip
         return {
             **{name: self.counts[name] for name in names},
@@ -213,10 +221,20 @@ class WebhookDelivery:
         :param at_ms: when the change happened.
         """
         webhook_id = str(uuid.uuid4())
+        # Strictly increasing per location: changes in the same millisecond (a burst, or the two events of one
+        # write) are stamped 1 ms apart, so the last writer by timestamp is always well defined.
+        at_ms = max(at_ms, self._last_ms.get(location_id, 0) + 1)
+        self._last_ms[location_id] = at_ms
         self.counts["events"] += 1
         self.by_type[event_type] += 1
         self.recent.append(
-            {"webhookId": webhook_id, "type": event_type, "locationId": location_id, "id": str(record.get("id"))}
+            {
+                "webhookId": webhook_id,
+                "type": event_type,
+                "locationId": location_id,
+                "id": str(record.get("id")),
+                "timestamp": iso(at_ms),
+            }
         )
         if not self.settings.urls:
             return
@@ -239,6 +257,7 @@ class WebhookDelivery:
 
     # -- delivering -------------------------------------------------------------------------------------------
     async def _drain(self, key: tuple[str, str]) -> None:
+        """Deliver the queue of one (URL, location) stream in order until it is empty."""
         queue = self._streams[key]
         try:
             while queue:
@@ -280,10 +299,12 @@ class WebhookDelivery:
         settings = self.settings
         # The first attempt only: the retry a refusing receiver causes is signed right.
         corrupt = delivery.attempts == 0 and not delivery.duplicate and self.rng.random() < settings.bad_signature_rate
-        headers = {
-            "Content-Type": "application/json",
-            **self.signer.headers(delivery.body, legacy=settings.legacy_signature, corrupt=corrupt),
-        }
+        if settings.legacy_signature:
+            # An RSA signature takes a millisecond or two: off the loop, so API requests do not wait for it.
+            signatures = await asyncio.to_thread(self.signer.headers, delivery.body, legacy=True, corrupt=corrupt)
+        else:
+            signatures = self.signer.headers(delivery.body, legacy=False, corrupt=corrupt)
+        headers = {"Content-Type": "application/json", **signatures}
         delivery.attempts += 1
         self.counts["attempts"] += 1
         if delivery.attempts > 1:

@@ -119,7 +119,7 @@ class _Plan:
         self.contacts_new: set[str] = set()
         self.children: dict[str, set[str]] = {}  # contact ref -> child refs alive
 
-    def ref(self, value: str | None, where: str, index: int) -> str:
+    def ref(self, value: str | None, where: str) -> str:
         if not value:
             raise ValueError(f"{where} is required")
         if value.startswith("$"):
@@ -129,8 +129,8 @@ class _Plan:
             return self.made[int(n)]
         return value
 
-    def contact(self, value: str | None, where: str, index: int) -> str:
-        cid = self.ref(value, where, index)
+    def contact(self, value: str | None, where: str) -> str:
+        cid = self.ref(value, where)
         if cid in self.contacts_gone or not (cid in self.contacts_new or cid in self.loc.contacts):
             raise ValueError(f"{where}: no contact {value} in location {self.loc.id}")
         return cid
@@ -161,20 +161,20 @@ class _Plan:
             self.contacts_new.add(f"${index}")
             return
         if op.startswith(("contact.", "tags.")):
-            cid = self.contact(change.id, f"{where}.id", index)
+            cid = self.contact(change.id, f"{where}.id")
             if op.startswith("tags.") and change.tags is None:
                 raise ValueError(f"{where}.tags is required")
             if op == "contact.delete":
                 self.contacts_gone.add(cid)
             return
         kind = KINDS[op.split(".")[0]]
-        cid = self.contact(change.contactId, f"{where}.contactId", index)
+        cid = self.contact(change.contactId, f"{where}.contactId")
         alive = self.child_ids(cid, kind)
         if op.endswith(".create"):
             self.made[index] = f"${index}"
             alive.add(f"${index}")
             return
-        child_id = self.ref(change.id, f"{where}.id", index)
+        child_id = self.ref(change.id, f"{where}.id")
         if child_id not in alive:
             raise ValueError(f"{where}.id: contact {change.contactId} has no {op.split('.')[0]} {change.id}")
         if op.endswith(".delete"):
