@@ -126,10 +126,8 @@ def event_instant(timestamp: str) -> datetime:
 
 
 def change_of(event: InboxEvent) -> Change | None:
-    """The change ``event`` makes; None for a type that changes no record (or a payload without its record id).
-
-    :raises ValueError: the event's ``timestamp`` is not a timestamp.
-    """
+    """The change ``event`` makes; None for a type that changes no record, a payload without its record id, or
+    a ``timestamp`` that is not one (counted as ignored)."""
     mapped = EVENT_ACTIONS.get(event.type)
     if mapped is None:
         return None
@@ -146,7 +144,12 @@ def change_of(event: InboxEvent) -> Change | None:
     record_id = fields.get("id")
     if not isinstance(record_id, str) or not record_id:
         return None
-    return Change(kind, record_id, action, fields, event, event_instant(event.timestamp))
+    try:
+        instant = event_instant(event.timestamp)
+    except (TypeError, ValueError):
+        # The receiver refuses such deliveries; one that got in anyway must not stop its location's batches.
+        return None
+    return Change(kind, record_id, action, fields, event, instant)
 
 
 def event_fields(change: Change) -> dict[str, Any]:

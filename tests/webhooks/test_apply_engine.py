@@ -52,11 +52,13 @@ def test_contacts_resolve_by_timestamp_whatever_the_arrival_order(inbox: Inbox, 
         event("ContactUpdate", 6, LOC, **contact("c3", firstName="Late")),
         {"type": "INSTALL", "locationId": LOC, "webhookId": "wh-install", "timestamp": "2026-12-02T05:40:00.000Z"},
     )
+    # An event whose timestamp is not one (the receiver refuses those) is ignored, not fatal to the batch.
+    inbox.store(LOC, "wh-bad-time", "ContactUpdate", "yesterday", {"id": "c1", "firstName": "Never"})
     batch = inbox.claim(LOC)
     assert batch is not None
     result = apply_batch(inbox, batch, folder(tmp_path), source=NoApi())
 
-    out = tmp_path / LOC / "webhooks" / "000000000001-000000000011"
+    out = tmp_path / LOC / "webhooks" / "000000000001-000000000012"
     assert result.folder.path == str(out)
     contacts = {c["id"]: c for c in read_dataset(out, "contacts")}
     assert set(contacts) == {"c1", "c2"}
@@ -73,8 +75,8 @@ def test_contacts_resolve_by_timestamp_whatever_the_arrival_order(inbox: Inbox, 
     assert tombstone["detectedAt"] == tombstone["_event_timestamp"] == "2026-12-02T05:40:07.000Z"
 
     manifest = json.loads((out / "_manifest.json").read_text())
-    assert (manifest["first_seq"], manifest["last_seq"], manifest["events"]) == (1, 11, 11)
-    assert (manifest["ignored"], manifest["stale"], manifest["applied"]) == (1, 0, 10)
+    assert (manifest["first_seq"], manifest["last_seq"], manifest["events"]) == (1, 12, 12)
+    assert (manifest["ignored"], manifest["stale"], manifest["applied"]) == (2, 0, 10)
     assert manifest["event_types"]["ContactCreate"] == 3
     assert manifest["files"] == ["contacts-00001.jsonl", "tombstones-00001.jsonl"]
     assert manifest["datasets"]["tasks"] == {"files": [], "records": 0}
