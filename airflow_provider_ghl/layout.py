@@ -4,13 +4,15 @@ Every output directory is ``<root>/<location_id>/<kind's own part>/``::
 
     <root>/<location_id>/contacts/full/<ds>/                                           FULL_EXPORT
     <root>/<location_id>/enrichment/<data_interval_start>__<data_interval_end>/        ENRICHMENT
+    <root>/<location_id>/webhooks/<first_seq>-<last_seq>/                              WEBHOOK_BATCHES
 
 (``ts_nodash`` timestamps for the window.) A DAG passes ``FULL_EXPORT.template()`` as ``output_path``; the demo,
 or a consumer downstream, computes the same directory with ``FULL_EXPORT.path(root, location_id, ds=day)``.
 Both come from the one :class:`OutputLayout`, so a change here moves the DAGs and their readers together.
 
-What comes next, a webhook batch, gets its own :class:`OutputLayout` here, beside these two, under
-``<root>/<location_id>/webhooks/``.
+A webhook batch is named by the events it holds, not by the DAG run (a batch is the same whichever run applies
+it): :class:`BatchLayout` gives the location's folder of batches as a template (``WEBHOOK_BATCHES.template()``)
+and each batch as a path.
 
 Imports nothing from Airflow, so a script can use it before it has configured Airflow (``scripts/demo.py``).
 """
@@ -191,3 +193,60 @@ SYNC_INBOX = OutputLayout("sync/inbox", ())
 #: A write-back's dry-run plan, and the results of applying it, one directory each per logical date.
 SYNC_PLAN = OutputLayout("sync/plan/{ds}", (DS,))
 SYNC_RESULTS = OutputLayout("sync/results/{ds}", (DS,))
+
+
+@dataclass(frozen=True)
+class BatchLayout:
+    """A kind of output written in batches named by their content: ``<root>/<location_id>/<folder>/<batch_id>/``.
+
+    :param folder: the kind's folder under the location.
+    :param batch_regex: what a batch id looks like (a regular expression); its text sorts in apply order.
+    """
+
+    folder: str
+    batch_regex: str
+
+    def template(self, root: str = EXPORT_ROOT, location: str = LOCATION) -> str:
+        """The Airflow template of the location's folder of batches (an operator's ``output_path``).
+
+        :param root: the root URI or its template; default: the ``ghl_export_root`` Variable.
+        :param location: the location or its template; default: the task's own ``location_id``.
+        """
+        return f"{root}/{location}/{self.folder}"
+
+    @overload
+    def path(self, root: str, location_id: str, batch_id: str | None = None) -> str: ...
+    @overload
+    def path(self, root: _P, location_id: str, batch_id: str | None = None) -> _P: ...
+    def path(self, root: str | _P, location_id: str, batch_id: str | None = None) -> str | _P:
+        """The location's folder of batches, or the folder of batch ``batch_id`` in it.
+
+        :param root: the root: a URI string gives a string, a path object a path object of the same kind.
+        :param location_id: the location.
+        :param batch_id: the batch (e.g. ``000000000001-000000000200``); None: the folder of all batches.
+        """
+        parts = [location_id, self.folder, *([batch_id] if batch_id is not None else [])]
+        if isinstance(root, str):
+            return "/".join([root.rstrip("/"), *parts])
+        for part in parts:
+            root = root / part
+        return root
+
+    def batches(self, folder: _L) -> list[_L]:
+        """The batch folders in the location's ``folder`` of batches, in apply order (empty when it does not exist).
+
+        Whether a batch is committed is for its manifest to say; this only lists.
+        """
+        name = re.compile(self.batch_regex)
+        try:
+            return sorted((p for p in folder.iterdir() if name.fullmatch(p.name)), key=lambda p: p.name)
+        except FileNotFoundError:
+            return []
+
+    def describe(self, root: str = f"{{{EXPORT_ROOT_VARIABLE}}}") -> str:
+        """The layout for people: ``{ghl_export_root}/<location_id>/webhooks/<batch_id>/``."""
+        return f"{root.rstrip('/')}/<location_id>/{self.folder}/<batch_id>/"
+
+
+#: Webhook events applied per location, one folder per inbox batch ``<first_seq>-<last_seq>`` (12 digits each).
+WEBHOOK_BATCHES = BatchLayout("webhooks", r"\d{12}-\d{12}")

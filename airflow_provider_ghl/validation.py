@@ -378,6 +378,33 @@ def bulk_tag_change(action: Any, remove_all_tags: Any, tags: Any) -> dict[str, A
     }
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Webhook apply (operators/webhooks.py)
+# ----------------------------------------------------------------------------------------------------------
+def inbox_url(field: str, value: Any) -> str:
+    """A webhook inbox URL: ``sqlite:///<absolute path>`` or ``redis://<Airflow Redis connection id>``."""
+    if not isinstance(value, str) or not value.strip():
+        raise GHLInputError(field, "an inbox URL is required: sqlite:///<absolute path> or redis://<conn_id>")
+    url = value.strip()
+    if url.startswith("sqlite:///") and url.removeprefix("sqlite://").startswith("/") and len(url) > 10:
+        return url
+    conn_id = url.removeprefix("redis://")
+    # The connection's id, never a server address (which would carry a password into logs and XComs).
+    if url.startswith("redis://") and conn_id and not any(c in conn_id for c in "/@:"):
+        return url
+    raise GHLInputError(field, f"must be sqlite:///<absolute path> or redis://<conn_id>, got {value!r}")
+
+
+def one_output_of(fields: Mapping[str, Any]) -> tuple[str, ObjectStoragePath]:
+    """The one of ``fields`` (argument name -> value) that is given, as ``(name, output location)``."""
+    given = {name: value for name, value in fields.items() if not _absent(value)}
+    if len(given) != 1:
+        names = " or ".join(fields)
+        raise GHLInputError(next(iter(given or fields)), f"give exactly one of {names}, got {len(given)}")
+    [(name, value)] = given.items()
+    return name, output_location(name, value)
+
+
 def _known_fields(field: str, value: Any, known: Sequence[str], what: str) -> dict[str, Any]:
     fields = require_mapping(field, value)
     unknown = sorted(set(fields) - set(known))

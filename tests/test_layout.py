@@ -70,3 +70,23 @@ def test_earlier_runs_are_the_siblings_of_the_same_kind_before_a_run_latest_firs
         data_interval_end=datetime(2026, 11, 23, 20, tzinfo=UTC),
     )
     assert ENRICHMENT.earlier_runs(window) == []
+
+
+def test_webhook_batches_go_under_the_locations_webhooks_folder_by_batch_id(tmp_path: Path) -> None:
+    from airflow_provider_ghl.layout import WEBHOOK_BATCHES
+
+    assert WEBHOOK_BATCHES.template() == (
+        "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}/" + LOCATION + "/webhooks"
+    )
+    assert WEBHOOK_BATCHES.path("s3://b/ghl/", "loc") == "s3://b/ghl/loc/webhooks"
+    batch = WEBHOOK_BATCHES.path(tmp_path, "loc", "000000000001-000000000200")
+    assert batch == tmp_path / "loc" / "webhooks" / "000000000001-000000000200"
+    assert WEBHOOK_BATCHES.describe() == "{ghl_export_root}/<location_id>/webhooks/<batch_id>/"
+    folder = WEBHOOK_BATCHES.path(tmp_path, "loc")
+    assert WEBHOOK_BATCHES.batches(folder) == []
+    for name in ("000000000201-000000000300", "000000000001-000000000200", "scratch", ".000000000301-x"):
+        (folder / name).mkdir(parents=True)
+    assert [p.name for p in WEBHOOK_BATCHES.batches(folder)] == [
+        "000000000001-000000000200",
+        "000000000201-000000000300",
+    ]

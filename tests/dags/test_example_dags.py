@@ -25,6 +25,7 @@ DAG_IDS = {
     "ghl_enrichment_on_change",
     "ghl_token_refresh",
     "ghl_sync_back",
+    "ghl_webhook_sync",
 }
 
 
@@ -61,7 +62,9 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize("name", ["ghl_full_export", "ghl_incremental_enrichment", "ghl_enrichment_on_change"])
+@pytest.mark.parametrize(
+    "name", ["ghl_full_export", "ghl_incremental_enrichment", "ghl_enrichment_on_change", "ghl_webhook_sync"]
+)
 def test_location_list_comes_from_the_variable_else_the_connection(
     name: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -203,3 +206,44 @@ def test_sync_back_dag_plans_then_applies_the_csv(sandbox: SandboxServer, airflo
     assert plan["counts"] == results["counts"]
     assert (results["counts"]["create"], results["counts"]["update"]) == (1, 1)
     assert sandbox.stats()["writes"] == results["counts"]["writes"]  # the plan wrote nothing
+
+
+def test_webhook_sync_dag_applies_what_waits_in_the_inbox(
+    sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
+) -> None:
+    from airflow_provider_ghl.webhooks.inbox import open_inbox
+    from tests.webhooks.events import contact, event, read_dataset, store
+
+    sandbox.reset()
+    location = sandbox.location_ids[0]
+    owner = sandbox.contact_ids(location)[0]
+    url = f"sqlite:///{tmp_path / 'inbox.db'}"
+    inbox = open_inbox(url)
+    store(
+        inbox,
+        event("ContactCreate", 1, location, **contact("wh-c1")),
+        event("ContactUpdate", 3, location, **contact("wh-c1", firstName="Grace")),
+        event("ContactDelete", 2, location, id="wh-c2"),
+        # The tags alone: the task asks the sandbox for the rest of the contact, through the DAG's connection.
+        event("ContactTagUpdate", 4, location, id=owner, tags=["webhook"]),
+        event("NoteCreate", 5, location, id="wh-n1", contactId=owner, body="from a webhook"),
+    )
+    store(inbox, event("ContactCreate", 1, "not-configured", **contact("x")))
+    sandbox.clear_stats()
+
+    _dags_test(sandbox, tmp_path, "ghl_webhook_sync", datetime.now(UTC), AIRFLOW__GHL_WEBHOOKS__INBOX=url)
+
+    folder = tmp_path / location / "webhooks"
+    [batch] = [p for p in folder.iterdir()]
+    assert batch.name == "000000000001-000000000005"
+    contacts = {c["id"]: c for c in read_dataset(batch, "contacts")}
+    assert contacts["wh-c1"]["firstName"] == "Grace"
+    assert contacts[owner]["_event_type"] == "ContactTagUpdate" and contacts[owner]["email"]
+    assert [t["id"] for t in read_dataset(batch, "tombstones")] == ["wh-c2"]
+    assert [n["id"] for n in read_dataset(batch, "notes")] == ["wh-n1"]
+    assert sandbox.stats()["requests_by_route"] == {"GET /contacts/{contactId}": 1}
+    assert inbox.pending() == {"not-configured": 1}  # applied once; the other location is not the DAG's
+    inbox.close()
+    with sqlite3.connect(airflow_db) as con:
+        uris = {r[0] for r in con.execute("select a.uri from asset_event e join asset a on a.id = e.asset_id")}
+    assert f"file://{folder}" in uris
