@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetAlias, AssetWatcher
+from airflow.sdk import DAG, Asset, AssetWatcher
 
 from airflow_provider_ghl.layout import EXPORT_ROOT, LOCATION, WEBHOOK_BATCHES
 from airflow_provider_ghl.locations import configuration_doc, locations
@@ -63,8 +63,5 @@ with DAG(
         task_id="apply",
         # Each location brings its connection id (for what payloads lack); LOCATION is this task's location.
         output_root=EXPORT_ROOT,
-        # Named here as well: a mapped task's outlets are what partial() is given (the operator's own default
-        # only applies once the task is unmapped, too late for the scheduler to accept its asset events).
-        outlets=[AssetAlias(WEBHOOKS_ASSET_ALIAS)],
         map_index_template=LOCATION,
     ).expand_kwargs(locations())

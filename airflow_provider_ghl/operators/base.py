@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-from airflow.sdk import BaseOperator, BaseOperatorLink, ObjectStoragePath
+from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink, ObjectStoragePath
 
 from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted, GHLNotFoundError
 from airflow_provider_ghl.export.output import write_records_file
@@ -18,6 +18,7 @@ from airflow_provider_ghl.validation import optional_id, optional_output_locatio
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
 #: Most ids an operator returns through XCom; longer results need ``output_path``.
 MAX_XCOM_IDS = 1000
@@ -42,10 +43,27 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
 
     template_fields_renderers: ClassVar[dict[str, str]] = {}
     operator_extra_links: Collection[BaseOperatorLink] = (GHLContactLink(),)
+    #: The asset alias the operator's runs add their outputs to; None: it announces none. It is named in the
+    #: task's ``outlets`` by default, so the scheduler accepts the asset events (an alias a task does not
+    #: declare gets none).
+    output_asset_alias: ClassVar[str | None] = None
 
     def __init__(self, *, wait_for_daily_reset: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**self.with_default_outlets(kwargs))
         self.wait_for_daily_reset = wait_for_daily_reset
+
+    @classmethod
+    def with_default_outlets(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with the operator's asset alias as ``outlets`` when none are given."""
+        if cls.output_asset_alias is not None and "outlets" not in kwargs:
+            return {**kwargs, "outlets": [AssetAlias(cls.output_asset_alias)]}
+        return kwargs
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
+        # A mapped task's outlets are only what partial() is given (``__init__`` runs once the task is
+        # unmapped, too late for the scheduler), so the default goes in here too.
+        return super().partial(**cls.with_default_outlets(kwargs))
 
     def validate(self, context: Context) -> dict[str, Any]:
         """Check the (rendered) arguments; return them normalised. Raises ``GHLInputError`` naming the field."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
@@ -58,6 +58,7 @@ class GHLBaseExportOperator(GHLBaseOperator):
     """
 
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "output_path")
+    output_asset_alias: ClassVar[str | None] = EXPORT_ASSET_ALIAS
     # An export touches no single contact: no "GHL contact" link.
     operator_extra_links: Collection[BaseOperatorLink] = ()
     #: Name of the dataset-level summary in the manifest.
@@ -74,8 +75,6 @@ class GHLBaseExportOperator(GHLBaseOperator):
         progress_every: int = 10,
         **kwargs: Any,
     ) -> None:
-        # Declared here, not at run time, so the scheduler knows the task emits to the alias.
-        kwargs.setdefault("outlets", [AssetAlias(EXPORT_ASSET_ALIAS)])
         super().__init__(**kwargs)
         self.output_path = output_path
         self.file_format = file_format

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
@@ -83,6 +83,7 @@ class GHLSyncContactsOperator(GHLBaseOperator):
     """
 
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "input_path", "results_path")
+    output_asset_alias: ClassVar[str | None] = SYNC_ASSET_ALIAS
     # A write-back touches many contacts: no "GHL contact" link.
     operator_extra_links: Collection[BaseOperatorLink] = ()
 
@@ -100,8 +101,6 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         retry_backoff: float = 0.5,
         **kwargs: Any,
     ) -> None:
-        # Declared here, not at run time, so the scheduler knows the task emits to the alias.
-        kwargs.setdefault("outlets", [AssetAlias(SYNC_ASSET_ALIAS)])
         super().__init__(**kwargs)
         self.input_path = input_path
         self.results_path = results_path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, AssetAlias, BaseOperatorLink, ObjectStoragePath
 
@@ -63,6 +63,7 @@ class GHLApplyWebhookEventsOperator(GHLBaseOperator):
     """
 
     template_fields: Sequence[str] = (*GHLBaseOperator.template_fields, "output_root", "output_path", "inbox")
+    output_asset_alias: ClassVar[str | None] = WEBHOOKS_ASSET_ALIAS
     # A batch touches many contacts: no "GHL contact" link.
     operator_extra_links: Collection[BaseOperatorLink] = ()
 
@@ -77,8 +78,6 @@ class GHLApplyWebhookEventsOperator(GHLBaseOperator):
         max_events: int = MAX_BATCH_EVENTS,
         **kwargs: Any,
     ) -> None:
-        # Declared here, not at run time, so the scheduler knows the task emits to the alias.
-        kwargs.setdefault("outlets", [AssetAlias(WEBHOOKS_ASSET_ALIAS)])
         super().__init__(**kwargs)
         self.output_root = output_root
         self.output_path = output_path

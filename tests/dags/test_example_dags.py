@@ -29,6 +29,12 @@ DAG_IDS = {
 }
 
 
+def _asset_event_uris(airflow_db: Path) -> set[str]:
+    """The URIs of every asset event the runs in ``airflow_db`` emitted."""
+    with sqlite3.connect(airflow_db) as con:
+        return {r[0] for r in con.execute("select a.uri from asset_event e join asset a on a.id = e.asset_id")}
+
+
 def test_dagbag_imports_without_network_or_variables(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import CronDataIntervalTimetable
@@ -146,6 +152,9 @@ def test_full_export_dag_runs_each_location_on_its_own_connection(
         ]
         assert sorted(ids) == sorted(sandbox.contact_ids(location))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(sandbox.location_ids)
+    # Each mapped export announced its output as an asset (through the operator's asset alias).
+    outputs = {f"file://{tmp_path / loc / 'contacts' / 'full' / '2026-11-22'}" for loc in sandbox.location_ids}
+    assert outputs <= _asset_event_uris(airflow_db)
 
 
 def test_incremental_enrichment_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
@@ -169,6 +178,7 @@ def test_incremental_enrichment_dag_runs(sandbox: SandboxServer, airflow_db: Pat
         for line in (out / f).read_text().splitlines()
     ]
     assert set(touched) <= set(contacts)
+    assert f"file://{out}" in _asset_event_uris(airflow_db)  # the mapped task announced its output
 
 
 def test_token_refresh_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
@@ -244,6 +254,4 @@ def test_webhook_sync_dag_applies_what_waits_in_the_inbox(
     assert sandbox.stats()["requests_by_route"] == {"GET /contacts/{contactId}": 1}
     assert inbox.pending() == {"not-configured": 1}  # applied once; the other location is not the DAG's
     inbox.close()
-    with sqlite3.connect(airflow_db) as con:
-        uris = {r[0] for r in con.execute("select a.uri from asset_event e join asset a on a.id = e.asset_id")}
-    assert f"file://{folder}" in uris
+    assert f"file://{folder}" in _asset_event_uris(airflow_db)
