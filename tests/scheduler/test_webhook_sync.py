@@ -17,7 +17,6 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterator
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -62,14 +61,7 @@ def deployment(sandbox: SandboxServer, tmp_path: Path) -> Iterator[AirflowDeploy
         # are created by that same step. The DAG has no time schedule, so nothing else starts.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
     }
-    if not entry_points(group="airflow.plugins", name="ghl_webhooks"):
-        # An install older than the plugin's entry point (the shared dev venv): load it from a plugins folder.
-        plugins = tmp_path / "plugins"
-        plugins.mkdir()
-        (plugins / "ghl_webhooks_plugin.py").write_text(
-            "from airflow_provider_ghl.webhooks.plugin import GHLWebhooksPlugin  # noqa: F401\n"
-        )
-        env["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(plugins)
+    # The receiver is mounted by the package's airflow.plugins entry point alone (make test installs it).
     try:
         with AirflowDeployment(home, dags, env) as airflow:
             yield airflow
