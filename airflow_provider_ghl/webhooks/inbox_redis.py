@@ -1,0 +1,188 @@
+"""The shared webhook inbox: Redis streams (see :mod:`airflow_provider_ghl.webhooks.inbox`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from airflow_provider_ghl.exceptions import GHLInboxError
+from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS, Batch, InboxEvent, Key, version_rows
+
+#: An unacked event's ``webhookId`` key lives this many retention periods (then the TTL restarts at the ack).
+UNACKED_ID_FACTOR = 4
+#: The set of locations that ever stored an event (``pending`` reads their meta hashes).
+LOCATIONS_KEY = "ghl:webhooks:locations"
+
+# KEYS: stream, meta, id key. ARGV: id TTL (s), webhook id, type, timestamp, body.
+_STORE = """
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+local seq = redis.call('HINCRBY', KEYS[2], 'high_water', 1)
+redis.call('XADD', KEYS[1], '0-' .. seq, 'w', ARGV[2], 't', ARGV[3], 'ts', ARGV[4], 'b', ARGV[5])
+return seq
+"""
+
+# KEYS: meta. ARGV: limit. Returns {first, last} or {}.
+_CLAIM = """
+local m = redis.call('HMGET', KEYS[1], 'high_water', 'applied', 'open_first', 'open_last')
+if m[3] then return {tonumber(m[3]), tonumber(m[4])} end
+local hw, applied = tonumber(m[1]) or 0, tonumber(m[2]) or 0
+if hw <= applied then return {} end
+local last = math.min(hw, applied + tonumber(ARGV[1]))
+redis.call('HSET', KEYS[1], 'open_first', applied + 1, 'open_last', last)
+return {applied + 1, last}
+"""
+
+# KEYS: meta, versions, stream. ARGV: first, last, id TTL (s), id key prefix, then field, value pairs.
+# Returns 1 (acked), 0 (acked before), -1 (not the open batch).
+_ACK = """
+local m = redis.call('HMGET', KEYS[1], 'applied', 'open_first', 'open_last')
+local first, last = tonumber(ARGV[1]), tonumber(ARGV[2])
+if (tonumber(m[1]) or 0) >= last then return 0 end
+if tonumber(m[2]) ~= first or tonumber(m[3]) ~= last then return -1 end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for _, entry in ipairs(redis.call('XRANGE', KEYS[3], '0-' .. first, '0-' .. last)) do
+  local fields = entry[2]
+  for j = 1, #fields, 2 do
+    if fields[j] == 'w' then redis.call('EXPIRE', ARGV[4] .. fields[j + 1], ARGV[3]) end
+  end
+end
+redis.call('XTRIM', KEYS[3], 'MINID', '0-' .. (last + 1))
+redis.call('HSET', KEYS[1], 'applied', last)
+redis.call('HDEL', KEYS[1], 'open_first', 'open_last')
+return 1
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStreamInbox:
+    """The inbox on a Redis server: a stream per location, shared by every machine.
+
+    Keys of location L share the hash tag ``{L}`` (one cluster slot, so each script touches one slot):
+    the stream ``ghl:webhooks:{L}`` (entry id ``0-<seq>``), its ``:meta`` hash (``high_water``, ``applied``,
+    the open batch), its ``:versions`` hash (``<kind>:<record_id>`` -> timestamp) and one ``:id:<webhookId>``
+    key per event, whose TTL restarts at the ack. Acked entries are trimmed from the stream at the ack.
+
+    :param client: a ``redis.Redis`` client.
+    :param url: the inbox URL, named in errors.
+    :param retention_seconds: TTL of a ``webhookId`` key from the ack; from the store it is
+        :data:`UNACKED_ID_FACTOR` times that (the guard of an event waiting for a paused DAG).
+    """
+
+    def __init__(self, client: Any, *, url: str, retention_seconds: float = RETENTION_SECONDS) -> None:
+        import redis
+
+        self._redis_error = redis.RedisError
+        self._client = client
+        self.url = url
+        self.retention_seconds = int(retention_seconds)
+        self._store = client.register_script(_STORE)
+        self._claim = client.register_script(_CLAIM)
+        self._ack = client.register_script(_ACK)
+        with self._errors():
+            client.ping()  # fail at open, not at the first event
+
+    @classmethod
+    def from_connection(cls, redis_conn_id: str) -> RedisStreamInbox:
+        """The inbox on the server of an Airflow ``redis`` connection (as the shared budget gets it)."""
+        from airflow_provider_ghl.hooks.budget import redis_client
+
+        client = redis_client(
+            redis_conn_id, owner="[ghl_webhooks] inbox", feature="a redis:// inbox", setting="redis connection"
+        )
+        return cls(client, url=f"redis://{redis_conn_id}")
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self._redis_error as err:
+            raise GHLInboxError(self.url, f"{type(err).__name__}: {err}") from None
+
+    @staticmethod
+    def _keys(location_id: str) -> tuple[str, str, str, str]:
+        tag = f"ghl:webhooks:{{{location_id}}}"
+        return tag, f"{tag}:meta", f"{tag}:versions", f"{tag}:id:"
+
+    def store(self, location_id: str, webhook_id: str, type: str, timestamp: str, body: dict[str, Any]) -> bool:
+        stream, meta, _, id_prefix = self._keys(location_id)
+        with self._errors():
+            pipe = self._client.pipeline(transaction=False)  # one round trip; the script alone is atomic
+            pipe.sadd(LOCATIONS_KEY, location_id)
+            self._store(
+                keys=[stream, meta, id_prefix + webhook_id],
+                args=[self.retention_seconds * UNACKED_ID_FACTOR, webhook_id, type, timestamp, orjson.dumps(body)],
+                client=pipe,
+            )
+            _, seq = pipe.execute()
+        return int(seq) > 0
+
+    def pending(self) -> dict[str, int]:
+        with self._errors():
+            locations = sorted(_text(v) for v in self._client.smembers(LOCATIONS_KEY))
+            pipe = self._client.pipeline(transaction=False)
+            for location_id in locations:
+                pipe.hmget(self._keys(location_id)[1], "high_water", "applied")
+            marks = pipe.execute()
+        pending = {}
+        for location_id, (high_water, applied) in zip(locations, marks, strict=True):
+            if int(high_water or 0) > int(applied or 0):
+                pending[location_id] = int(high_water)
+        return pending
+
+    def claim(self, location_id: str, limit: int = 10_000) -> Batch | None:
+        if limit < 1:
+            raise ValueError(f"limit: must be at least 1, got {limit}")
+        with self._errors():
+            reply = self._claim(keys=[self._keys(location_id)[1]], args=[limit])
+        return Batch.of(location_id, int(reply[0]), int(reply[1])) if reply else None
+
+    def events(self, batch: Batch) -> list[InboxEvent]:
+        with self._errors():
+            entries = self._client.xrange(
+                self._keys(batch.location_id)[0], f"0-{batch.first_seq}", f"0-{batch.last_seq}"
+            )
+        events = []
+        for entry_id, raw in entries:
+            fields = {_text(k): v for k, v in raw.items()}
+            events.append(
+                InboxEvent(
+                    seq=int(_text(entry_id).split("-")[1]),
+                    webhook_id=_text(fields["w"]),
+                    location_id=batch.location_id,
+                    type=_text(fields["t"]),
+                    timestamp=_text(fields["ts"]),
+                    body=orjson.loads(fields["b"]),
+                )
+            )
+        return events
+
+    def versions(self, location_id: str, keys: Iterable[Key]) -> dict[Key, str]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        with self._errors():
+            values = self._client.hmget(self._keys(location_id)[2], [f"{kind}:{rid}" for kind, rid in wanted])
+        return {key: _text(value) for key, value in zip(wanted, values, strict=True) if value is not None}
+
+    def ack(self, batch: Batch, versions: Mapping[Key, str]) -> None:
+        stream, meta, versions_key, id_prefix = self._keys(batch.location_id)
+        pairs = [item for kind, record_id, stamp in version_rows(versions) for item in (f"{kind}:{record_id}", stamp)]
+        with self._errors():
+            result = self._ack(
+                keys=[meta, versions_key, stream],
+                args=[batch.first_seq, batch.last_seq, self.retention_seconds, id_prefix, *pairs],
+            )
+        if int(result) < 0:
+            raise GHLInboxError(
+                self.url, f"ack of {batch.batch_id} for {batch.location_id!r}: it is not the open batch"
+            )
+
+    def close(self) -> None:
+        with contextlib.suppress(self._redis_error):
+            self._client.close()
