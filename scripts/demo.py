@@ -331,6 +331,8 @@ class RunResult:
     logs: str = ""
     #: Output directory per location.
     outputs: dict[str, Path] = field(default_factory=dict)
+    #: The run's values its output layout names (``ds``, ...).
+    values: dict[str, date] = field(default_factory=dict)
 
 
 class Demo:
@@ -370,7 +372,7 @@ class Demo:
         :param run: the run's values the DAG's output layout names (see :func:`output_dir`).
         """
         log = RUN_LOGS / f"{dag_id}__{logical_date:%Y%m%dT%H%M%S}.log"
-        result = RunResult(label, dag_id, logs=relative(log))
+        result = RunResult(label, dag_id, logs=relative(log), values=dict(run))
         before = self.sandbox.stats()
         env = airflow_env(self.sandbox, home=HOME, output=OUTPUT, fernet_key=self.fernet_key)
         self.say(f"airflow dags test {dag_id} {logical_date:%Y-%m-%dT%H:%M}Z ...")
@@ -443,7 +445,7 @@ class Demo:
         )
         midnight = datetime.combine(day, datetime.min.time(), UTC)
         run = self.dags_test(f"write-back {day}", SYNC_BACK_DAG, midnight, ds=day)
-        self.dead_letters = demo_sync.check_sync(run.outputs, OUTPUT, expected)
+        self.dead_letters = demo_sync.check_sync(run.outputs, OUTPUT, expected, ds=day)
         return run
 
     def webhook_sync(self, events_before: int) -> RunResult:
@@ -515,7 +517,7 @@ class Demo:
         for dag_id, columns in ((SYNC_BACK_DAG, demo_sync.SYNC_TABLE), (WEBHOOK_SYNC_DAG, demo_sync.WEBHOOK_TABLE)):
             rows: list[list[Any]] = []
             for run in [r for r in runs if r.dag_id == dag_id]:
-                rows += demo_sync.run_rows(run.label, dag_id, run.outputs, OUTPUT, relative)
+                rows += demo_sync.run_rows(run.label, dag_id, run.outputs, OUTPUT, relative, **run.values)
                 counts = [*[None] * 7, run.requests, run.responses_429] if dag_id == SYNC_BACK_DAG else [None] * 7
                 rows.append(["", "  sandbox / dags test", "", *counts, run.seconds, run.logs])
             print(f"\n{format_table(rows, columns)}")

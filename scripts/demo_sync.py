@@ -80,13 +80,13 @@ def sync_csv(location: str, contacts: Sequence[Mapping[str, Any]]) -> tuple[str,
     :param location: the location (its new e-mail addresses are its own).
     :param contacts: exported contacts, each with ``id`` and ``firstName``.
     """
-    existing = SYNC_EXISTING
-    if len(contacts) < existing:
-        raise ValueError(f"need {existing} exported contacts with a first name, got {len(contacts)}")
+    if len(contacts) < SYNC_EXISTING:
+        have = len(contacts)
+        raise StepFailed(f"{location}: the CSV needs {SYNC_EXISTING} exported contacts with a first name, has {have}")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(SYNC_COLUMNS)
-    for i, contact in enumerate(contacts[:existing]):
+    for i, contact in enumerate(contacts[:SYNC_EXISTING]):
         if i < SYNC_CHANGED:
             writer.writerow([contact["id"], "", contact["firstName"], f"Synced {i + 1}", SYNC_TAG])
         else:
@@ -95,7 +95,7 @@ def sync_csv(location: str, contacts: Sequence[Mapping[str, Any]]) -> tuple[str,
         email = f"demo.sync.{i + 1}.{location.lower()}@example.com"
         writer.writerow(["", email, "New", f"Contact {i + 1}", SYNC_TAG])
     writer.writerow(["", BAD_EMAIL, "Bad", "Row", ""])
-    expected = {"rows": SYNC_ROWS, "create": SYNC_NEW, "update": SYNC_CHANGED, "skip": existing - SYNC_CHANGED}
+    expected = {"rows": SYNC_ROWS, "create": SYNC_NEW, "update": SYNC_CHANGED, "skip": SYNC_EXISTING - SYNC_CHANGED}
     return out.getvalue(), {**expected, "reject": 1}
 
 
@@ -126,16 +126,18 @@ def write_sync_inputs(
 
 
 def check_sync(
-    results: Mapping[str, Path], root: Path, expected: Mapping[str, Mapping[str, int]]
+    results: Mapping[str, Path], root: Path, expected: Mapping[str, Mapping[str, int]], *, ds: date
 ) -> dict[str, list[tuple[int, str, str]]]:
     """Each location's plan and results come to the ``expected`` counts (:class:`StepFailed` if not); the
     dead letters per location (:func:`dead_letters`).
 
-    :param results: the results directory per location (its plan lies beside it, for the same ``ds``).
+    :param results: the results directory per location.
+    :param root: the export root (where the plan is).
+    :param ds: the run's day (the plan's and the results' directory).
     """
     failed = {}
     for location, directory in results.items():
-        plan_dir = SYNC_PLAN.path(root, location, ds=date.fromisoformat(directory.name))
+        plan_dir = SYNC_PLAN.path(root, location, ds=ds)
         plan, manifest = _manifest(plan_dir), _manifest(directory)
         got = {key: manifest["counts"][key] for key in expected[location]}
         if got != expected[location] or plan["counts"] != manifest["counts"]:
@@ -331,19 +333,20 @@ WEBHOOK_TABLE = (
 
 # -- the summary ---------------------------------------------------------------------------------------------
 def run_rows(
-    label: str, dag_id: str, outputs: Mapping[str, Path], root: Path, where: Callable[[Path], str]
+    label: str, dag_id: str, outputs: Mapping[str, Path], root: Path, where: Callable[[Path], str], **run: date
 ) -> list[list[Any]]:
     """The summary rows of one run of ``dag_id`` (:data:`SYNC_TABLE` or :data:`WEBHOOK_TABLE`), from its manifests.
 
     :param outputs: the run's directory per location: the sync results, or the webhook batch.
-    :param root: the export root (the sync plan lies beside its results).
+    :param root: the export root (where the sync plan is).
     :param where: how a directory is shown.
+    :param run: the run's values its layouts name (``ds`` of a sync run).
     """
     rows: list[list[Any]] = []
     for i, (location, directory) in enumerate(outputs.items()):
         first = label if i == 0 else ""
         if dag_id == SYNC_BACK_DAG:
-            plan = SYNC_PLAN.path(root, location, ds=date.fromisoformat(directory.name))
+            plan = SYNC_PLAN.path(root, location, **run)
             rows.append([first, location, "plan", *sync_row(_manifest(plan)), where(plan)])
             rows.append(["", location, "apply", *sync_row(_manifest(directory)), where(directory)])
         else:

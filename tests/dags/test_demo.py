@@ -280,16 +280,16 @@ def test_the_demo_csv_plans_and_applies_as_the_demo_expects(
         ).execute(context={})
     results = SYNC_RESULTS.path(root, location, ds=day)
 
-    failed = sync.check_sync({location: results}, root, expected)
+    failed = sync.check_sync({location: results}, root, expected, ds=day)
     [(row, why, text)] = failed[location]
     assert (row, text) == (sync.SYNC_ROWS, f",{sync.BAD_EMAIL},Bad,Row,") and "email" in why
     writes = clean_sandbox.stats()["writes"]
     assert writes == 2 * sync.SYNC_CHANGED + sync.SYNC_NEW  # a PUT and a tag write per change, a create per new
-    plan_row, apply_row = sync.run_rows("write-back", sync.SYNC_BACK_DAG, {location: results}, root, str)
+    plan_row, apply_row = sync.run_rows("write-back", sync.SYNC_BACK_DAG, {location: results}, root, str, ds=day)
     assert plan_row[:3] == ["write-back", location, "plan"] and apply_row[:3] == ["", location, "apply"]
     assert plan_row[3:10] == apply_row[3:10] == [50, sync.SYNC_NEW, sync.SYNC_CHANGED, 37, 1, 0, writes]
     with pytest.raises(sync.StepFailed, match="expected"):
-        sync.check_sync({location: results}, root, {location: {**expected[location], "create": 0}})
+        sync.check_sync({location: results}, root, {location: {**expected[location], "create": 0}}, ds=day)
 
 
 def test_the_demo_receiver_stores_what_the_sandbox_delivers_in_its_airflow_home(
