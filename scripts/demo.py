@@ -505,7 +505,8 @@ class Demo:
         print(f"  write-back   {SYNC_INBOX.describe(relative(OUTPUT))}{demo_sync.SYNC_INPUT} (the input)")
         print(f"               {SYNC_PLAN.describe(relative(OUTPUT))} and {SYNC_RESULTS.describe(relative(OUTPUT))}")
         print(f"  webhooks     {WEBHOOK_BATCHES.describe(relative(OUTPUT))}")
-        print(f"               inbox {self.receiver.inbox}, receiver log {relative(RECEIVER_LOG)}")
+        inbox = self.receiver.inbox  # sqlite:///<absolute path>, as the receiver's banner says
+        print(f"               inbox {relative(Path(inbox.removeprefix('sqlite:///')))}, log {relative(RECEIVER_LOG)}")
         print(f"  task logs    {relative(RUN_LOGS)} (the output of each airflow dags test)")
         print(f"  Airflow      {relative(HOME)} (airflow.cfg, airflow.db)")
         env_file = relative(DEMO / "airflow.env")
