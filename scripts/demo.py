@@ -8,7 +8,12 @@
 3. Runs ``airflow dags test`` for ``ghl_full_export``, then ``ghl_incremental_enrichment`` for the previous
    hour, changes contacts in the sandbox, and runs the enrichment for the current hour, which must pick
    them all up.
-4. Prints per DAG run and location what was written (read back from each ``_manifest.json``), the requests
+4. Starts ``ghl-webhooks serve`` (the demo's home, so its SQLite inbox is the DAG's) and subscribes it in the
+   sandbox; writes a CSV per location into the sync inbox and runs ``ghl_sync_back`` (plan, then apply: its
+   writes are webhook events); makes a few more changes (a delete, a note, a task), waits until the sandbox
+   has delivered them all, and runs ``ghl_webhook_sync``, which applies each location's inbox into a batch
+   (``scripts/demo_sync.py``). The receiver is stopped at the end, also when a step fails.
+5. Prints per DAG run and location what was written (read back from each ``_manifest.json``), the requests
    and 429s (the hook's count from the manifest, and the sandbox's own count), the elapsed time and where
    everything is.
 
@@ -26,15 +31,30 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 # Neither imports Airflow: this process must not load Airflow before main() has set the demo's settings.
-from airflow_provider_ghl.layout import ENRICHMENT, EXPORT_ROOT_VARIABLE, FULL_EXPORT, OutputLayout
+from airflow_provider_ghl.layout import (
+    ENRICHMENT,
+    EXPORT_ROOT_VARIABLE,
+    FULL_EXPORT,
+    SYNC_INBOX,
+    SYNC_PLAN,
+    SYNC_RESULTS,
+    WEBHOOK_BATCHES,
+    OutputLayout,
+)
 from airflow_provider_ghl.sandbox.testing import SandboxServer
+
+# scripts/ is not a package: the write-back and webhook steps are the module beside this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import demo_sync
+from demo_sync import SYNC_BACK_DAG, WEBHOOK_SYNC_DAG
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "dags"
@@ -42,6 +62,7 @@ DEMO = ROOT / ".demo"
 HOME = DEMO / "airflow-home"
 OUTPUT = DEMO / "output"
 RUN_LOGS = DEMO / "logs"
+RECEIVER_LOG = RUN_LOGS / "ghl-webhooks-serve.log"
 
 LOCATIONS = 2
 CONTACTS_PER_LOCATION = 1500
@@ -65,7 +86,11 @@ HOUR_GUARD = timedelta(seconds=60)
 FULL_EXPORT_DAG = "ghl_full_export"
 ENRICHMENT_DAG = "ghl_incremental_enrichment"
 #: What each DAG writes: its ``output_path`` is the template of the same layout.
-OUTPUTS: dict[str, OutputLayout] = {FULL_EXPORT_DAG: FULL_EXPORT, ENRICHMENT_DAG: ENRICHMENT}
+OUTPUTS: dict[str, OutputLayout] = {
+    FULL_EXPORT_DAG: FULL_EXPORT,
+    ENRICHMENT_DAG: ENRICHMENT,
+    SYNC_BACK_DAG: SYNC_RESULTS,  # and SYNC_PLAN, its dry run
+}
 MANIFEST = "_manifest.json"
 DATASETS = ("contacts", "tasks", "notes", "appointments")
 
@@ -205,11 +230,11 @@ def _cell(value: Any, align: str, width: int) -> str:
     return f"{text:{align}{width}}" if width else text
 
 
-def format_table(rows: Sequence[Sequence[Any]]) -> str:
-    """A fixed-width table with the :data:`COLUMNS`; ``None`` shows as ``-``."""
-    header = "  ".join(_cell(name, align, width) for name, align, width in COLUMNS)
+def format_table(rows: Sequence[Sequence[Any]], columns: Sequence[tuple[str, str, int]] = COLUMNS) -> str:
+    """A fixed-width table with ``columns`` (name, alignment, width; default :data:`COLUMNS`); ``None`` is ``-``."""
+    header = "  ".join(_cell(name, align, width) for name, align, width in columns)
     lines = [header, "-" * (len(header) + 10)]
-    lines += ["  ".join(_cell(v, a, w) for v, (_, a, w) in zip(row, COLUMNS, strict=True)).rstrip() for row in rows]
+    lines += ["  ".join(_cell(v, a, w) for v, (_, a, w) in zip(row, columns, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)
 
 
@@ -298,6 +323,7 @@ class RunResult:
     """One DAG run for a logical date: one ``airflow dags test``, or one per location group."""
 
     label: str
+    dag_id: str
     seconds: float = 0.0
     requests: int = 0
     responses_429: int = 0
@@ -305,37 +331,58 @@ class RunResult:
     logs: str = ""
     #: Output directory per location.
     outputs: dict[str, Path] = field(default_factory=dict)
+    #: The run's values its output layout names (``ds``, ...).
+    values: dict[str, date] = field(default_factory=dict)
 
 
 class Demo:
     """The sandbox, the Airflow home and the DAG runs of one ``make demo``."""
 
-    def __init__(self, sandbox: SandboxServer, fernet_key: str, started: float) -> None:
+    def __init__(
+        self, sandbox: SandboxServer, fernet_key: str, started: float, receiver: demo_sync.WebhookReceiver
+    ) -> None:
         self.sandbox = sandbox
         self.fernet_key = fernet_key
         self.started = started
+        self.receiver = receiver
         self.locations: list[str] = sandbox.location_ids
+        #: Per location: the ids of the exported contacts in its write-back CSV.
+        self.synced: dict[str, list[str]] = {}
+        #: Per location: its failed write-back rows (row, why, the row as it came).
+        self.dead_letters: dict[str, list[tuple[int, str, str]]] = {}
+        self.receiver_url = ""
+        self.receiver_stats: dict[str, Any] = {}
 
     def say(self, message: str) -> None:
         say(message, self.started)
 
-    def dags_test(self, label: str, dag_id: str, logical_date: datetime, **run: date) -> RunResult:
+    def dags_test(
+        self,
+        label: str,
+        dag_id: str,
+        logical_date: datetime,
+        outputs: Callable[[str], Path | None] | None = None,
+        **run: date,
+    ) -> RunResult:
         """``airflow dags test dag_id logical_date`` over every location (one mapped task each).
 
         The sandbox's request and 429 counts are taken around the run, so they are this run's alone.
 
+        :param outputs: where the run wrote a location, found after it (default: :func:`output_dir`).
         :param run: the run's values the DAG's output layout names (see :func:`output_dir`).
         """
         log = RUN_LOGS / f"{dag_id}__{logical_date:%Y%m%dT%H%M%S}.log"
-        result = RunResult(label, logs=relative(log))
+        result = RunResult(label, dag_id, logs=relative(log), values=dict(run))
         before = self.sandbox.stats()
         env = airflow_env(self.sandbox, home=HOME, output=OUTPUT, fernet_key=self.fernet_key)
         self.say(f"airflow dags test {dag_id} {logical_date:%Y-%m-%dT%H:%M}Z ...")
         result.seconds += run_airflow(["dags", "test", dag_id, logical_date.isoformat()], env, log)
         for location in self.locations:
-            directory = result.outputs[location] = output_dir(dag_id, location, **run)
-            if not (directory / MANIFEST).exists():
-                raise DemoFailed(f"{dag_id} exited 0 but {relative(directory)} has no manifest:\n{tail(log)}")
+            directory = outputs(location) if outputs else output_dir(dag_id, location, OUTPUT, **run)
+            if directory is None or not (directory / MANIFEST).exists():
+                where = relative(directory) if directory else f"no output for {location}"
+                raise DemoFailed(f"{dag_id} exited 0 but {where} has no manifest:\n{tail(log)}")
+            result.outputs[location] = directory
         after = self.sandbox.stats()
         result.requests = after["requests_total"] - before["requests_total"]
         result.responses_429 = after["responses_429"] - before["responses_429"]
@@ -382,11 +429,45 @@ class Demo:
             missing = set(touched[location]) - contact_ids(directory, read_manifest(directory))
             if missing:
                 raise DemoFailed(f"{relative(directory)} misses {len(missing)} of the contacts changed in {location}")
-        return [full, first, second], touched
+        self.receiver_url = self.receiver.wait_ready()
+        self.sandbox.set_webhooks([self.receiver_url])
+        events_before = self.sandbox.webhook_stats()["events"]
+        self.say(f"ghl-webhooks serve at {self.receiver_url}, subscribed in the sandbox")
+        sync = self.sync_back(full, today)
+        return [full, first, second, sync, self.webhook_sync(events_before)], touched
+
+    def sync_back(self, full: RunResult, day: date) -> RunResult:
+        """A CSV per location into its sync inbox, ``ghl_sync_back``; its plan and results must match the CSV."""
+        expected, self.synced = demo_sync.write_sync_inputs(full.outputs, OUTPUT)
+        self.say(
+            f"Wrote {demo_sync.SYNC_ROWS}-row CSVs ({demo_sync.SYNC_CHANGED} contacts changed, {demo_sync.SYNC_NEW} "
+            f"new, 1 bad row) to {SYNC_INBOX.describe(relative(OUTPUT))}{demo_sync.SYNC_INPUT}"
+        )
+        midnight = datetime.combine(day, datetime.min.time(), UTC)
+        run = self.dags_test(f"write-back {day}", SYNC_BACK_DAG, midnight, ds=day)
+        self.dead_letters = demo_sync.check_sync(run.outputs, OUTPUT, expected, ds=day)
+        return run
+
+    def webhook_sync(self, events_before: int) -> RunResult:
+        """More changes, every event delivered, ``ghl_webhook_sync``: each location's batch holds all of its events."""
+        for location in self.locations:
+            demo_sync.extra_changes(self.sandbox, location, self.synced[location])
+        made = demo_sync.deliver(self.sandbox, self.receiver, events_before)
+        self.receiver_stats = self.receiver.stats()
+        kinds = ", ".join(f"{n} x {kind}" for kind, n in sorted(Counter(e["type"] for e in made).items()))
+        self.say(f"Made a delete, a note and a task per location; {len(made)} webhook events delivered ({kinds})")
+        run = self.dags_test(
+            "webhook sync", WEBHOOK_SYNC_DAG, datetime.now(UTC), outputs=lambda loc: demo_sync.latest_batch(OUTPUT, loc)
+        )
+        expected = Counter(event["locationId"] for event in made)
+        for location, batch in run.outputs.items():
+            if (events := read_manifest(batch)["events"]) != expected[location]:
+                raise DemoFailed(f"{relative(batch)} holds {events} events, {location} made {expected[location]}")
+        return run
 
     def report(self, runs: Sequence[RunResult], touched: Mapping[str, list[str]]) -> None:
         rows: list[list[Any]] = []
-        for run in runs:
+        for run in [r for r in runs if r.dag_id in (FULL_EXPORT_DAG, ENRICHMENT_DAG)]:
             for i, (location, directory) in enumerate(run.outputs.items()):
                 r = manifest_row(read_manifest(directory))
                 rows.append(
@@ -412,19 +493,38 @@ class Demo:
         print("wall time of `airflow dags test` (Airflow start-up, DAG parsing and every task).")
         changed = ", ".join(f"{len(ids)} in {loc}" for loc, ids in touched.items())
         print(f"Contacts changed between the enrichment runs: {changed}; the second window holds every one.")
+        self.report_sync(runs)
         print(
-            f"Sandbox in total: {stats['requests_total']} requests, {stats['responses_429']} x 429, "
+            f"\nSandbox in total: {stats['requests_total']} requests, {stats['responses_429']} x 429, "
             f"peak concurrency {stats['peak_concurrency']}, {stats['tokens_refreshed']} OAuth refresh(es)."
         )
         print()
         print("Where to look:")
         print(f"  exports      {FULL_EXPORT.describe(relative(OUTPUT))}")
         print(f"               {ENRICHMENT.describe(relative(OUTPUT))}")
+        print(f"  write-back   {SYNC_INBOX.describe(relative(OUTPUT))}{demo_sync.SYNC_INPUT} (the input)")
+        print(f"               {SYNC_PLAN.describe(relative(OUTPUT))} and {SYNC_RESULTS.describe(relative(OUTPUT))}")
+        print(f"  webhooks     {WEBHOOK_BATCHES.describe(relative(OUTPUT))}")
+        inbox = self.receiver.inbox  # sqlite:///<absolute path>, as the receiver's banner says
+        print(f"               inbox {relative(Path(inbox.removeprefix('sqlite:///')))}, log {relative(RECEIVER_LOG)}")
         print(f"  task logs    {relative(RUN_LOGS)} (the output of each airflow dags test)")
         print(f"  Airflow      {relative(HOME)} (airflow.cfg, airflow.db)")
         env_file = relative(DEMO / "airflow.env")
         print(f"  inspect      source {env_file} && .venv/bin/airflow dags list-runs {ENRICHMENT_DAG}")
         print(f"\nmake demo finished in {time.monotonic() - self.started:.0f} s.")
+
+    def report_sync(self, runs: Sequence[RunResult]) -> None:
+        """The write-back's plan and results with its dead letters, and the webhook batches."""
+        for dag_id, columns in ((SYNC_BACK_DAG, demo_sync.SYNC_TABLE), (WEBHOOK_SYNC_DAG, demo_sync.WEBHOOK_TABLE)):
+            rows: list[list[Any]] = []
+            for run in [r for r in runs if r.dag_id == dag_id]:
+                rows += demo_sync.run_rows(run.label, dag_id, run.outputs, OUTPUT, relative, **run.values)
+                counts = [*[None] * 7, run.requests, run.responses_429] if dag_id == SYNC_BACK_DAG else [None] * 7
+                rows.append(["", "  sandbox / dags test", "", *counts, run.seconds, run.logs])
+            print(f"\n{format_table(rows, columns)}")
+            if dag_id == SYNC_BACK_DAG:
+                print("\n".join(demo_sync.dead_letter_lines(self.dead_letters)))
+        print(demo_sync.receiver_line(self.receiver_url, self.receiver_stats))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -477,6 +577,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_requests=MAX_REQUESTS,
         interval_ms=INTERVAL_MS,
     )
+    receiver: demo_sync.WebhookReceiver | None = None
     try:
         with sandbox:
             try:
@@ -484,14 +585,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 code = None
             check_exit(migrate_args, code, migrate_log)
-            demo = Demo(sandbox, fernet_key, started)
+            # Started now (after the migration wrote airflow.cfg), it loads while the exports run.
+            env = demo_sync.receiver_env({**clean_environ(), **settings}, sandbox.webhook_public_key)
+            receiver = demo_sync.WebhookReceiver(env, RECEIVER_LOG, ROOT).launch()
+            demo = Demo(sandbox, fernet_key, started, receiver)
             demo.say(f"Sandbox at {sandbox.base_url}, Airflow DB ready")
             runs, touched = demo.run(args.contacts, args.touch)
             demo.report(runs, touched)
-    except DemoFailed as exc:
+    except (DemoFailed, demo_sync.StepFailed, TimeoutError) as exc:
         print(f"\nmake demo FAILED: {exc}", file=sys.stderr)
         return 1
     finally:
+        if receiver is not None:
+            receiver.stop()
         if migrate.poll() is None:
             migrate.kill()
     return 0

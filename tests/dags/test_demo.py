@@ -196,3 +196,157 @@ def test_a_failed_task_is_shown_by_its_traceback(demo: ModuleType) -> None:
     excerpt = demo.failure_excerpt(log)
     assert excerpt.startswith("[error    ] Task failed") and excerpt.endswith("new_state=up_for_retry")
     assert demo.failure_excerpt("a\nb\nc", lines=2) == "b\nc"
+
+
+# -- the write-back and webhook runs (scripts/demo_sync.py) --------------------------------------------------
+def test_the_demo_reads_where_the_sync_back_dag_reads_and_writes(
+    demo: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airflow_provider_ghl.layout import SYNC_INBOX, SYNC_PLAN
+
+    bag = DagBag(dag_folder=str(demo.DAGS / "ghl_sync_back.py"))
+    assert not bag.import_errors, bag.import_errors
+    root, day = Path("/d/out"), date(2026, 12, 2)
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_EXPORT_ROOT", root.as_uri())
+    locations = [{"location_id": f"loc-{i}", "ghl_conn_id": "ghl_default"} for i in range(2)]
+    midnight = datetime.combine(day, time(), UTC)
+    for i, location in enumerate(loc["location_id"] for loc in locations):
+        plan, apply = (
+            render(
+                bag.dags["ghl_sync_back"].get_task(f"sync_location.{step}"),
+                logical_date=midnight,
+                data_interval=(midnight, midnight),
+                locations=locations,
+                map_index=i,
+            )
+            for step in ("plan", "apply")
+        )
+        csv_path = SYNC_INBOX.path(root, location) / demo.demo_sync.SYNC_INPUT
+        assert plan.input_path == apply.input_path == csv_path.as_uri()
+        assert plan.results_path == SYNC_PLAN.path(root, location, ds=day).as_uri()
+        assert apply.results_path == demo.output_dir("ghl_sync_back", location, root, ds=day).as_uri()
+
+
+def _sync_back_module(demo: ModuleType) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ghl_demo_sync_back_dag", demo.DAGS / "ghl_sync_back.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_demo_csv_plans_and_applies_as_the_demo_expects(
+    demo: ModuleType, clean_sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's CSV, through the DAG's own operator settings against the sandbox: its one bad row is within
+    the DAG's tolerance, the plan predicts the apply, and the demo reads the counts and dead letters back."""
+    import gzip
+
+    from airflow_provider_ghl.layout import SYNC_INBOX, SYNC_PLAN, SYNC_RESULTS
+    from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
+
+    sync = demo.demo_sync
+    dag = _sync_back_module(demo)
+    assert dag.INPUT_FILE == sync.SYNC_INPUT
+    location = clean_sandbox.location_ids[0]
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEMO", json.dumps(clean_sandbox.airflow_connection(0)))
+    # A full export's directory, as the demo finds it: gzipped JSON Lines named by the manifest.
+    export = tmp_path / "export"
+    export.mkdir()
+    hook = GHLHook("ghl_demo")
+    contacts = list(hook.iter_contacts(page_limit=100))
+    hook.close()
+    with gzip.open(export / "contacts-00001.jsonl.gz", "wt") as fh:
+        fh.writelines(json.dumps(c) + "\n" for c in contacts)
+    manifest = {"datasets": {"contacts": {"files": ["contacts-00001.jsonl.gz"], "records": len(contacts)}}}
+    (export / "_manifest.json").write_text(json.dumps(manifest))
+    root, day = tmp_path / "out", date(2026, 12, 2)
+
+    expected, synced = sync.write_sync_inputs({location: export}, root)
+    assert len(synced[location]) == sync.SYNC_EXISTING and expected[location]["reject"] == 1
+    assert expected[location]["reject"] / expected[location]["rows"] <= dag.MAX_FAILED_RATIO
+    clean_sandbox.clear_stats()
+    for dry_run, layout in ((True, SYNC_PLAN), (False, SYNC_RESULTS)):
+        GHLSyncContactsOperator(
+            task_id="plan" if dry_run else "apply",
+            ghl_conn_id="ghl_demo",
+            location_id=location,
+            input_path=(SYNC_INBOX.path(root, location) / sync.SYNC_INPUT).as_uri(),
+            results_path=layout.path(root, location, ds=day).as_uri(),
+            max_failed_ratio=dag.MAX_FAILED_RATIO,
+            dry_run=dry_run,
+        ).execute(context={})
+    results = SYNC_RESULTS.path(root, location, ds=day)
+
+    failed = sync.check_sync({location: results}, root, expected, ds=day)
+    [(row, why, text)] = failed[location]
+    assert (row, text) == (sync.SYNC_ROWS, f",{sync.BAD_EMAIL},Bad,Row,") and "email" in why
+    writes = clean_sandbox.stats()["writes"]
+    assert writes == 2 * sync.SYNC_CHANGED + sync.SYNC_NEW  # a PUT and a tag write per change, a create per new
+    plan_row, apply_row = sync.run_rows("write-back", sync.SYNC_BACK_DAG, {location: results}, root, str, ds=day)
+    assert plan_row[:3] == ["write-back", location, "plan"] and apply_row[:3] == ["", location, "apply"]
+    assert plan_row[3:10] == apply_row[3:10] == [50, sync.SYNC_NEW, sync.SYNC_CHANGED, 37, 1, 0, writes]
+    with pytest.raises(sync.StepFailed, match="expected"):
+        sync.check_sync({location: results}, root, {location: {**expected[location], "create": 0}}, ds=day)
+
+
+def test_the_demo_receiver_stores_what_the_sandbox_delivers_in_its_airflow_home(
+    demo: ModuleType, clean_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_ghl.layout import WEBHOOK_BATCHES
+    from airflow_provider_ghl.webhooks.apply import drain
+    from airflow_provider_ghl.webhooks.inbox import open_inbox
+
+    sync = demo.demo_sync
+    location = clean_sandbox.location_ids[0]
+    owner = clean_sandbox.contact_ids(location)[0]
+    home = tmp_path / "home"
+    home.mkdir()
+    settings = demo.airflow_settings(home=home, fernet_key=demo.new_fernet_key())
+    env = sync.receiver_env({**demo.clean_environ(), **settings}, clean_sandbox.webhook_public_key)
+    receiver = sync.WebhookReceiver(env, tmp_path / "receiver.log", demo.ROOT).launch()
+    try:
+        url = receiver.wait_ready()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/ghl/webhooks")
+        clean_sandbox.set_webhooks([url])
+        before = clean_sandbox.webhook_stats()["events"]
+        made = sync.extra_changes(clean_sandbox, location, [owner])
+        delivered = sync.deliver(clean_sandbox, receiver, before)
+    finally:
+        receiver.stop()
+        clean_sandbox.set_webhooks([])
+    assert receiver.process is not None and receiver.process.poll() is not None  # stopped
+    assert [e["type"] for e in delivered] == ["ContactDelete", "NoteCreate", "TaskCreate", "TaskComplete"]
+    assert made[0]["id"] != owner and {m.get("contactId") for m in made[1:]} == {owner}
+
+    # The inbox is the default one of the demo's home: the one ghl_webhook_sync drains there.
+    assert receiver.inbox == f"sqlite:///{home / 'ghl_webhooks.db'}"
+    inbox = open_inbox(receiver.inbox)
+    try:
+        assert inbox.pending() == {location: 4}
+        root = tmp_path / "out"
+        drain(inbox, location, ObjectStoragePath(WEBHOOK_BATCHES.path(root, location).as_uri()))
+    finally:
+        inbox.close()
+    batch = sync.latest_batch(root, location)
+    assert batch is not None and batch.name == "000000000001-000000000004"
+    [row] = sync.run_rows("webhook sync", sync.WEBHOOK_SYNC_DAG, {location: batch}, root, str)
+    # events, contacts, tombstones, notes, tasks (made, then completed: one record), stale/dup, requests
+    assert row[:3] == ["webhook sync", location, batch.name] and row[3:10] == [4, 0, 1, 1, 1, 0, 0]
+    assert sync.latest_batch(root, "another-location") is None
+
+
+def test_a_receiver_that_cannot_start_fails_the_demo_with_its_output(demo: ModuleType, tmp_path: Path) -> None:
+    sync = demo.demo_sync
+    settings = demo.airflow_settings(home=tmp_path, fernet_key=demo.new_fernet_key())
+    env = sync.receiver_env({**demo.clean_environ(), **settings}, "not-a-key")
+    receiver = sync.WebhookReceiver(env, tmp_path / "receiver.log", demo.ROOT).launch()
+    try:
+        with pytest.raises(sync.StepFailed, match=r"exited(.|\n)*public_key"):
+            receiver.wait_ready(timeout=60)
+    finally:
+        receiver.stop()
