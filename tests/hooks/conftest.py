@@ -8,6 +8,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from airflow_provider_ghl.hooks import auth as auth_module
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.ratelimit import reset_limiters
 from airflow_provider_ghl.sandbox.testing import SandboxServer
+from tests.hooks.shared_budget import Shared, shared_connection
 
 #: Secrets the current test handed to a connection; the leak check looks for each of them.
 _SECRETS: set[str] = set()
@@ -91,3 +93,27 @@ def pit_hook(fast_sandbox: SandboxServer, conn_factory: Callable[..., str]) -> I
     hook = GHLHook(conn_id, retry_backoff=0.05)
     yield hook
     hook.close()
+
+
+@pytest.fixture(params=["host", "redis"])
+def shared(
+    request: pytest.FixtureRequest,
+    fast_sandbox: SandboxServer,
+    conn_factory: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Shared:
+    """A connection on each backend shared between processes."""
+    return shared_connection(request.param, request, fast_sandbox, conn_factory, tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=["process", "host", "redis"])
+def any_backend(
+    request: pytest.FixtureRequest,
+    fast_sandbox: SandboxServer,
+    conn_factory: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Shared:
+    """A connection on each backend, the per-process limiter included."""
+    return shared_connection(request.param, request, fast_sandbox, conn_factory, tmp_path, monkeypatch)

@@ -14,7 +14,6 @@ import asyncio
 import fcntl
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,8 +22,7 @@ import redis
 
 from airflow_provider_ghl.hooks.budget_host import HostRateLimiter
 from airflow_provider_ghl.sandbox.redis_server import RedisServer
-from airflow_provider_ghl.sandbox.testing import SandboxServer
-from tests.hooks.test_budget_wire import Shared, shared_connection
+from tests.hooks.shared_budget import Shared
 
 #: How long a hold lasts at most.
 HOLD_SECONDS = 4.0
@@ -93,17 +91,6 @@ class FileLock:
                 if len(fields) > 6 and fields[1] == "->" and fields[5] == pid and fields[6].endswith(f":{inode}"):
                     return True
         return False
-
-
-@pytest.fixture(params=["host", "redis"])
-def shared(
-    request: pytest.FixtureRequest,
-    fast_sandbox: SandboxServer,
-    conn_factory: Callable[..., str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Shared:
-    return shared_connection(request.param, request, fast_sandbox, conn_factory, tmp_path, monkeypatch)
 
 
 def _hold_of(shared: Shared, limiter: Any, request: pytest.FixtureRequest) -> Hold:
