@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -59,3 +61,24 @@ def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
     print(title)
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+
+
+def child_command(script: str, sandbox: Any, *child: str) -> list[str]:
+    """The command that runs ``script`` as its own measured child against location 0 of ``sandbox``.
+
+    :param script: the benchmark's ``__file__``.
+    :param child: what follows ``--child`` (a kind, for the benchmarks that have several).
+    """
+    location = sandbox.info["locations"][0]
+    return [
+        sys.executable,
+        str(Path(script).resolve()),
+        "--child",
+        *child,
+        "--base-url",
+        sandbox.base_url,
+        "--token",
+        location["private_token"],
+        "--location",
+        location["id"],
+    ]

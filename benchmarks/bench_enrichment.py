@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _measure import isolated_airflow_home, print_rows
+from _measure import child_command, isolated_airflow_home, print_rows
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 KINDS = ("tasks", "notes", "appointments")
@@ -95,17 +95,8 @@ def run_child(
     window: tuple[datetime, datetime],
     **opts: Any,
 ) -> dict[str, Any]:
-    location = sandbox.info["locations"][0]
     cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        "--base-url",
-        sandbox.base_url,
-        "--token",
-        location["private_token"],
-        "--location",
-        location["id"],
+        *child_command(__file__, sandbox),
         "--out",
         str(out),
         "--since",

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _measure import isolated_airflow_home, own_cpu_seconds, proc_cpu_seconds, status_kib
+from _measure import child_command, isolated_airflow_home, own_cpu_seconds, proc_cpu_seconds, status_kib
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SORT = [{"field": "dateAdded", "direction": "asc"}]  # the export's order (no window): what the baseline sends
@@ -173,18 +173,8 @@ def count_exported(out: Path) -> tuple[int, int]:
 
 def run_child(kind: str, args: argparse.Namespace, sandbox: Any, out: Path | None, env: dict[str, str]) -> dict:
     assert sandbox.process is not None
-    location = sandbox.info["locations"][0]
     cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        kind,
-        "--base-url",
-        sandbox.base_url,
-        "--token",
-        location["private_token"],
-        "--location",
-        location["id"],
+        *child_command(__file__, sandbox, kind),
         "--page-limit",
         str(args.page_limit),
         "--records-per-file",

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from _measure import isolated_airflow_home, print_rows
+from _measure import child_command, isolated_airflow_home, print_rows
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -105,17 +105,8 @@ def build_input(sandbox: Any, args: argparse.Namespace, path: Path) -> dict[str,
 
 
 def run_child(sandbox: Any, args: argparse.Namespace, env: dict[str, str], work: Path) -> dict[str, Any]:
-    location = sandbox.info["locations"][0]
     cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        "--base-url",
-        sandbox.base_url,
-        "--token",
-        location["private_token"],
-        "--location",
-        location["id"],
+        *child_command(__file__, sandbox),
         "--input",
         str(work / "records.csv"),
         "--out",
