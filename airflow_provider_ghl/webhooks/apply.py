@@ -33,6 +33,7 @@ from airflow_provider_ghl import __version__
 from airflow_provider_ghl.exceptions import GHLNotFoundError
 from airflow_provider_ghl.export.contacts import utcnow_iso
 from airflow_provider_ghl.export.output import MANIFEST, ExportOutput
+from airflow_provider_ghl.webhooks.inbox import event_instant
 from airflow_provider_ghl.webhooks.records import (
     CARRIED_OVER,
     CHILD_KINDS,
@@ -45,7 +46,6 @@ from airflow_provider_ghl.webhooks.records import (
     child_tombstone,
     contact_tombstone,
     event_fields,
-    event_instant,
     parquet_tables,
 )
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from airflow_provider_ghl.exceptions import GHLInboxError
@@ -82,6 +83,15 @@ class Batch:
     @classmethod
     def of(cls, location_id: str, first_seq: int, last_seq: int) -> Batch:
         return cls(location_id, first_seq, last_seq, f"{first_seq:012d}-{last_seq:012d}")
+
+
+def event_instant(timestamp: str) -> datetime:
+    """An event's ``timestamp`` (ISO 8601, ``Z`` or an offset; no zone is UTC) as an aware UTC datetime.
+
+    :raises ValueError: not a timestamp.
+    """
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 class Inbox(Protocol):

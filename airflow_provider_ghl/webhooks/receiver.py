@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from airflow_provider_ghl.webhooks.config import WebhookSettings
-from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
+from airflow_provider_ghl.webhooks.inbox import Inbox, event_instant, open_inbox
 from airflow_provider_ghl.webhooks.signatures import SignatureRefused
 
 log = logging.getLogger(__name__)
@@ -134,11 +134,9 @@ def _check_fields(payload: Any) -> dict[str, Any]:
 
 def _check_timestamp(value: str, max_age: int, now: datetime) -> None:
     try:
-        sent = datetime.fromisoformat(value)
+        sent = event_instant(value)  # the apply reads it the same way
     except ValueError:
         raise Refused(400, "malformed", "timestamp: not an ISO-8601 date-time") from None
-    if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=UTC)  # GHL sends UTC ("Z"); a bare time is read the same way
     age = (now - sent).total_seconds()
     if age > max_age:
         raise Refused(400, "stale", f"timestamp is {age:.0f} s old, over max_age_seconds={max_age}")

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_ghl.export.contacts import CSV_COLUMNS
 from airflow_provider_ghl.export.enrich import CHILD_COLUMNS
 from airflow_provider_ghl.export.tombstones import TOMBSTONE_COLUMNS
+from airflow_provider_ghl.webhooks.inbox import event_instant
 
 if TYPE_CHECKING:
     from airflow_provider_ghl.export.parquet import ParquetTable
@@ -114,15 +115,6 @@ class Change:
         if self.action != "merge":
             return self.action == "put"
         return bool(set(self.fields) - MERGED_FIELDS.get(self.event.type, frozenset()) - _ID_FIELDS)
-
-
-def event_instant(timestamp: str) -> datetime:
-    """An event's ``timestamp`` (ISO 8601, ``Z`` or an offset; no zone is UTC) as an aware UTC datetime.
-
-    :raises ValueError: not a timestamp.
-    """
-    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def change_of(event: InboxEvent) -> Change | None:

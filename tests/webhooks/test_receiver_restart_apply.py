@@ -12,8 +12,8 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.webhooks.apply import drain
 from airflow_provider_ghl.webhooks.config import WebhookSettings
-from airflow_provider_ghl.webhooks.inbox import InboxEvent, open_inbox
-from airflow_provider_ghl.webhooks.records import change_of, event_instant
+from airflow_provider_ghl.webhooks.inbox import InboxEvent, event_instant, open_inbox
+from airflow_provider_ghl.webhooks.records import change_of
 from tests.webhooks.burst import Burst, applied_state, assert_final_state, committed_manifests
 from tests.webhooks.serving import ReceiverProcess, free_port
 
