@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -82,3 +83,14 @@ def child_command(script: str, sandbox: Any, *child: str) -> list[str]:
         "--location",
         location["id"],
     ]
+
+
+def use_bench_connection(base_url: str, token: str, location_id: str, **extra: Any) -> str:
+    """Define the ``ghl`` connection a benchmark's hook or operator uses (``AIRFLOW_CONN_GHL_BENCH``, a
+    Private Integration Token for ``location_id``) and return its id.
+
+    :param extra: more connection extras (``budget_backend``, ...).
+    """
+    conn = {"conn_type": "ghl", "host": base_url, "password": token, "extra": {"location_id": location_id, **extra}}
+    os.environ["AIRFLOW_CONN_GHL_BENCH"] = json.dumps(conn)
+    return "ghl_bench"

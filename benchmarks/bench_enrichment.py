@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _measure import child_command, isolated_airflow_home, print_rows
+from _measure import child_command, isolated_airflow_home, print_rows, use_bench_connection
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 KINDS = ("tasks", "notes", "appointments")
@@ -51,13 +51,12 @@ KINDS = ("tasks", "notes", "appointments")
 
 # -- child: one GHLEnrichContactsOperator.execute, measured from the inside -----------------------------------
 def child_main(args: argparse.Namespace) -> int:
-    conn = {"conn_type": "ghl", "host": args.base_url, "password": args.token, "extra": {"location_id": args.location}}
-    os.environ["AIRFLOW_CONN_GHL_BENCH"] = json.dumps(conn)
+    conn_id = use_bench_connection(args.base_url, args.token, args.location)
     from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 
     operator = GHLEnrichContactsOperator(
         task_id="enrich",
-        ghl_conn_id="ghl_bench",
+        ghl_conn_id=conn_id,
         output_path=f"file://{args.out}",
         updated_since=args.since,
         updated_until=args.until,

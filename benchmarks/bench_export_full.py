@@ -37,7 +37,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _measure import child_command, isolated_airflow_home, own_cpu_seconds, proc_cpu_seconds, status_kib
+from _measure import (
+    child_command,
+    isolated_airflow_home,
+    own_cpu_seconds,
+    proc_cpu_seconds,
+    status_kib,
+    use_bench_connection,
+)
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SORT = [{"field": "dateAdded", "direction": "asc"}]  # the export's order (no window): what the baseline sends
@@ -87,14 +94,13 @@ def child_export(args: argparse.Namespace) -> dict[str, Any]:
     """GHLExportContactsOperator.execute, as a worker would run it (connection from AIRFLOW_CONN_*); the
     ``parquet`` child writes typed Parquet instead of JSON Lines."""
     # More connection extras (e.g. {"budget_backend": "process"}) from GHL_BENCH_EXTRA, as bench_hook_overhead.
-    extra = {"location_id": args.location, **json.loads(os.environ.get("GHL_BENCH_EXTRA", "{}"))}
-    conn = {"conn_type": "ghl", "host": args.base_url, "password": args.token, "extra": extra}
-    os.environ["AIRFLOW_CONN_GHL_BENCH"] = json.dumps(conn)
+    extra = json.loads(os.environ.get("GHL_BENCH_EXTRA", "{}"))
+    conn_id = use_bench_connection(args.base_url, args.token, args.location, **extra)
     from airflow_provider_ghl.operators.export import GHLExportContactsOperator
 
     operator = GHLExportContactsOperator(
         task_id="export",
-        ghl_conn_id="ghl_bench",
+        ghl_conn_id=conn_id,
         output_path=f"file://{args.out}",
         page_limit=args.page_limit,
         records_per_file=args.records_per_file,

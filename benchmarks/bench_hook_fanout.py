@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
+from _measure import use_bench_connection
 
 from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
 from airflow_provider_ghl.sandbox.testing import SandboxServer
@@ -55,10 +55,9 @@ def sequential_loop(sandbox: SandboxServer, contact_ids: list[str]) -> tuple[flo
 
 def fan_out(sandbox: SandboxServer, contact_ids: list[str], workers: int) -> dict[str, Any]:
     location = sandbox.info["locations"][0]
-    conn = {"conn_type": "ghl", "host": sandbox.base_url, "password": location["private_token"],
-            "extra": {"location_id": location["id"]}}  # fmt: skip
-    os.environ["AIRFLOW_CONN_GHL_BENCH"] = json.dumps(conn)
-    hook = GHLHook("ghl_bench", max_workers=workers)
+    hook = GHLHook(
+        use_bench_connection(sandbox.base_url, location["private_token"], location["id"]), max_workers=workers
+    )
     _ = hook.config  # resolve the connection outside the timed part
     start = time.perf_counter()
     results = list(hook.fetch_contact_children(contact_ids, kinds=CHILD_KINDS))

@@ -34,20 +34,19 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from _measure import child_command, isolated_airflow_home, print_rows
+from _measure import child_command, isolated_airflow_home, print_rows, use_bench_connection
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 # -- child: one GHLSyncContactsOperator.execute, measured from the inside ------------------------------------
 def child_main(args: argparse.Namespace) -> int:
-    conn = {"conn_type": "ghl", "host": args.base_url, "password": args.token, "extra": {"location_id": args.location}}
-    os.environ["AIRFLOW_CONN_GHL_BENCH"] = json.dumps(conn)
+    conn_id = use_bench_connection(args.base_url, args.token, args.location)
     from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
 
     operator = GHLSyncContactsOperator(
         task_id="sync",
-        ghl_conn_id="ghl_bench",
+        ghl_conn_id=conn_id,
         input_path=f"file://{args.input}",
         results_path=f"file://{args.out}",
         max_workers=args.workers,
