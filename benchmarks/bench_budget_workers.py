@@ -133,8 +133,8 @@ def main() -> int:
     from _measure import isolated_airflow_home
 
     isolated_airflow_home("ghl-bench-budget-")  # the workers inherit this AIRFLOW_HOME
-    from airflow_provider_ghl.sandbox.redis_server import RedisServer
-    from airflow_provider_ghl.sandbox.testing import SandboxServer
+    from ghl_sandbox.redis_server import RedisServer
+    from ghl_sandbox.testing import SandboxServer
 
     backends = [b for b in args.backends.split(",") if b]
     rows = []

@@ -127,7 +127,7 @@ def touch(sandbox: Any, count: int, ahead: float) -> tuple[tuple[datetime, datet
 
 
 def part_a(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict[str, Any]:
-    from airflow_provider_ghl.sandbox.testing import SandboxServer
+    from ghl_sandbox.testing import SandboxServer
 
     changed = max(1, round(args.contacts * args.changed_pct / 100))
     started = time.perf_counter()
@@ -174,7 +174,7 @@ def part_a(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict[st
 
 
 def part_b(args: argparse.Namespace, env: dict[str, str], work: Path) -> dict[str, Any]:
-    from airflow_provider_ghl.sandbox.testing import SandboxServer
+    from ghl_sandbox.testing import SandboxServer
 
     settings = {
         "contacts": args.rate_contacts,

@@ -206,7 +206,7 @@ def run_child(kind: str, args: argparse.Namespace, sandbox: Any, out: Path | Non
 
 
 def measure_size(n: int, args: argparse.Namespace, env: dict[str, str], work: Path) -> dict[str, Any]:
-    from airflow_provider_ghl.sandbox.testing import SandboxServer
+    from ghl_sandbox.testing import SandboxServer
 
     started = time.perf_counter()
     sandbox = SandboxServer(contacts=n, locations=1, max_requests=10**9, interval_ms=1000, daily_limit=10**9)

@@ -33,7 +33,7 @@ import requests
 from _measure import use_bench_connection
 
 from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

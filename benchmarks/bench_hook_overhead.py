@@ -30,7 +30,7 @@ from typing import Any
 import requests
 
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 EXTRA = json.loads(os.environ.get("GHL_BENCH_EXTRA", "{}"))

@@ -38,7 +38,7 @@ from typing import Any
 
 from _measure import machine_busy_seconds, own_cpu_seconds, proc_cpu_seconds, status_kib
 
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 PAGE_LIMIT = 100
 MAX_PAGED = 10_000

@@ -30,7 +30,7 @@ from typing import Any
 import requests
 from _measure import proc_cpu_seconds
 
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 
 class QuietServer(ThreadingHTTPServer):

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.records < 1 or not 0 <= args.new_pct + args.changed_pct <= 100:
         p.error("need --records >= 1 and --new-pct + --changed-pct <= 100")
 
-    from airflow_provider_ghl.sandbox.testing import SandboxServer
+    from ghl_sandbox.testing import SandboxServer
 
     work, env = isolated_airflow_home("ghl-bench-sync-")
     print(

@@ -37,8 +37,8 @@ from _measure import isolated_airflow_home, proc_cpu_seconds
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from airflow_provider_ghl.sandbox.redis_server import RedisServer
 from airflow_provider_ghl.webhooks.inbox import open_inbox
+from ghl_sandbox.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATE = 100.0

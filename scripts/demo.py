@@ -49,7 +49,7 @@ from airflow_provider_ghl.layout import (
     WEBHOOK_BATCHES,
     OutputLayout,
 )
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 # scripts/ is not a package: the write-back and webhook steps are the module beside this file.
 sys.path.insert(0, str(Path(__file__).resolve().parent))

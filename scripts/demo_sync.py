@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 
 from airflow_provider_ghl.layout import SYNC_INBOX, SYNC_PLAN, WEBHOOK_BATCHES
-from airflow_provider_ghl.sandbox.testing import SandboxServer, stop_child
+from ghl_sandbox.testing import SandboxServer, stop_child
 
 SYNC_BACK_DAG = "ghl_sync_back"
 WEBHOOK_SYNC_DAG = "ghl_webhook_sync"

@@ -19,8 +19,8 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # A Fernet key makes Variables (the OAuth token store) encrypted at rest, as the docs require of deployments.
 os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "hZ7cmn3PqWZ8vX3DhCqFZf1hx3Jq4pCw7Jc7a6b8Y2E=")
 
-from airflow_provider_ghl.sandbox.redis_server import REDIS_PACKAGE, RedisServer  # noqa: E402
-from airflow_provider_ghl.sandbox.testing import SandboxServer  # noqa: E402
+from ghl_sandbox.redis_server import REDIS_PACKAGE, RedisServer  # noqa: E402
+from ghl_sandbox.testing import SandboxServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")

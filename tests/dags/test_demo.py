@@ -15,7 +15,7 @@ import pytest
 
 from airflow_provider_ghl.hooks.auth import TokenSet
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.dags.rendering import render
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"

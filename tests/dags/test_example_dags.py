@@ -16,7 +16,7 @@ from types import ModuleType
 import pytest
 
 from airflow_provider_ghl.exceptions import GHLConfigError
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_IDS = {

@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.dags.test_example_dags import _dags_test
 from tests.dags.test_sensor_dag import current_hour, quiet_sandbox, read_field
 

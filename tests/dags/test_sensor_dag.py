@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.dags.rendering import render
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"

@@ -15,7 +15,7 @@ import requests
 from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 KINDS = ("tasks", "notes", "appointments")
 

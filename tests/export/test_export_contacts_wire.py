@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLForbiddenError
 from airflow_provider_ghl.hooks.ghl import ContactPage
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 CONTACTS = 2_500
 

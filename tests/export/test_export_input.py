@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_ghl.exceptions import GHLInputError
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 from airflow_provider_ghl.operators.export import GHLBaseExportOperator, GHLExportContactsOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 WINDOW = {"updated_since": "2026-01-01T00:00:00Z", "updated_until": "2026-01-02T00:00:00Z"}
 

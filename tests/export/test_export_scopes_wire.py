@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from airflow_provider_ghl.exceptions import GHLScopeError
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 CONTACTS = 600
 KINDS = ["tasks", "notes", "appointments"]

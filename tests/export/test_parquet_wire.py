@@ -14,7 +14,7 @@ import requests
 from airflow_provider_ghl.layout import FULL_EXPORT
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.export.parquet_support import pa, pq
 
 CONTACTS = 400

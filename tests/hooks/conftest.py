@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_ghl.hooks import auth as auth_module
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.ratelimit import reset_limiters
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.hooks.shared_budget import Shared, shared_connection
 
 #: Secrets the current test handed to a connection; the leak check looks for each of them.

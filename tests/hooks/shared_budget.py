@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.redis_server import RedisServer
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.redis_server import RedisServer
+from ghl_sandbox.testing import SandboxServer
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_CONN_ID = "ghl_test_redis"

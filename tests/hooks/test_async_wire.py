@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_ghl.exceptions import GHLForbiddenError, GHLNotFoundError
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 
 def _run(coro: Any) -> Any:

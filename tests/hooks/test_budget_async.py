@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from airflow_provider_ghl.hooks.budget_host import HostRateLimiter
-from airflow_provider_ghl.sandbox.redis_server import RedisServer
+from ghl_sandbox.redis_server import RedisServer
 from tests.hooks.shared_budget import Shared
 
 #: How long a hold lasts at most.

@@ -25,8 +25,8 @@ from airflow_provider_ghl.exceptions import (
 )
 from airflow_provider_ghl.hooks.config import GHLConnectionConfig
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.redis_server import RedisServer
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.redis_server import RedisServer
+from ghl_sandbox.testing import SandboxServer
 from tests.hooks.shared_budget import Shared, result
 
 

@@ -12,7 +12,7 @@ from airflow.sdk import Connection
 from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.hooks.config import DEFAULT_HOST, GHLConnectionConfig, normalize_base_url
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 
 def _config(extra: dict[str, Any] | None = None, **fields: Any) -> GHLConnectionConfig:

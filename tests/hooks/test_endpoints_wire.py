@@ -20,7 +20,7 @@ from airflow_provider_ghl.exceptions import (
 )
 from airflow_provider_ghl.hooks.calls import Call
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 
 @pytest.fixture(params=["2021-07-28", "v3"])

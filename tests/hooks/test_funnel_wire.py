@@ -15,7 +15,7 @@ from airflow_provider_ghl.exceptions import (
     GHLServerError,
 )
 from airflow_provider_ghl.hooks.ghl import ContactChildren, GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import pytest
 
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.validation import require_int
+from ghl_sandbox.testing import SandboxServer
 
 BAD_CALLS: list[tuple[str, Callable[[GHLHook], Any]]] = [
     ("page_limit", lambda hook: hook.search_contacts(page_limit=501)),

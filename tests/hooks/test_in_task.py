@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from airflow_provider_ghl.hooks.auth import VariableTokenStore
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.hooks.conftest import remember_secret
 
 DAGS = Path(__file__).with_name("dags")

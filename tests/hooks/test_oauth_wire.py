@@ -23,7 +23,7 @@ from airflow_provider_ghl.hooks import auth as auth_module
 from airflow_provider_ghl.hooks.auth import TokenSet, VariableTokenStore
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.token import GHLRefreshTokenOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.hooks.conftest import remember_secret
 
 WORKER = Path(__file__).with_name("_oauth_worker.py")

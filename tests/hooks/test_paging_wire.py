@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_ghl.exceptions import GHLValidationError
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.hooks.conftest import remember_secret
 
 CONTACTS = 10_500

@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_ghl.hooks import auth as auth_module
 from airflow_provider_ghl.hooks.ratelimit import reset_limiters
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import TaskDeferred
 from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted, GHLInputError
 from airflow_provider_ghl.hooks.ratelimit import DAILY_RESET_SLACK, next_daily_reset
 from airflow_provider_ghl.operators.contacts import GHLGetContactOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.operators.conftest import RecordingTaskInstance
 
 

@@ -14,8 +14,8 @@ from airflow_provider_ghl.operators import contacts as c
 from airflow_provider_ghl.operators import notes as n
 from airflow_provider_ghl.operators import tags as t
 from airflow_provider_ghl.operators import tasks as k
-from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.sensors.ghl import GHLContactChangedSensor, GHLContactExistsSensor, GHLTaskCompletedSensor
+from ghl_sandbox.testing import SandboxServer
 
 CID = {"contact_id": "c1"}
 TASK = {**CID, "ghl_task_id": "t1"}

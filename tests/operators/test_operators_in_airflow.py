@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_ghl.exceptions import GHLNotFoundError
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.dag_run import run_dag_file
 
 DAGS = Path(__file__).with_name("dags")

@@ -51,7 +51,7 @@ from airflow_provider_ghl.operators.tasks import (
     GHLGetTasksOperator,
     GHLUpdateTaskOperator,
 )
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 Run = Callable[[Any], tuple[Any, dict[str, Any]]]
 

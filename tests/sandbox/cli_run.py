@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-CLI = [sys.executable, "-m", "airflow_provider_ghl.sandbox.cli"]
+CLI = [sys.executable, "-m", "ghl_sandbox.cli"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 

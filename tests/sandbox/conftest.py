@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 VERSION = "2021-07-28"
 RATE_HEADERS = (

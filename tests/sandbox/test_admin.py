@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_ghl.sandbox.testing import SandboxError, SandboxServer
+from ghl_sandbox.testing import SandboxError, SandboxServer
 from tests.sandbox.conftest import Api
 
 
@@ -116,7 +116,7 @@ def test_reset_refuses_unknown_settings(api: Api) -> None:
         api.server.reset(colour="blue")
 
 
-def test_admin_routes_skip_the_funnel(api: Api) -> None:
+def test_admin_routes_skip_the_gate(api: Api) -> None:
     api.server.set_faults(storm_rate=1, error_rate=1)
     # No token, no Version header, faults on: admin still answers.
     assert requests.get(f"{api.base_url}/_sandbox/stats", timeout=10).status_code == 200

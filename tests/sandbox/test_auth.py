@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.sandbox.conftest import Api
 
 INVALID_JWT = {"statusCode": 401, "message": "Invalid JWT"}

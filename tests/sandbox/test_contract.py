@@ -29,7 +29,7 @@ from openapi_core.validation.response.exceptions import InvalidData
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-from airflow_provider_ghl.sandbox.scopes import ALL_SCOPES, SCOPE_REFUSAL, required_scope
+from ghl_sandbox.scopes import ALL_SCOPES, SCOPE_REFUSAL, required_scope
 from tests.sandbox.conftest import Api
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "openapi"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from airflow_provider_ghl.sandbox.testing import SandboxError
+from ghl_sandbox.testing import SandboxError
 from tests.sandbox.conftest import Api
 
 BROKEN = (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)

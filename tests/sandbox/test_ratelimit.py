@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from airflow_provider_ghl.sandbox.testing import SandboxError
+from ghl_sandbox.testing import SandboxError
 from tests.sandbox.conftest import RATE_HEADERS, Api
 
 TOO_MANY = {"statusCode": 429, "message": "Too Many Requests"}

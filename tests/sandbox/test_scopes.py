@@ -9,7 +9,7 @@ import sys
 import pytest
 import requests
 
-from airflow_provider_ghl.sandbox.scopes import SCOPE_REFUSAL
+from ghl_sandbox.scopes import SCOPE_REFUSAL
 from tests.sandbox.cli_run import started_cli
 from tests.sandbox.conftest import Api
 
@@ -74,7 +74,7 @@ def test_the_cli_issues_least_privilege_tokens() -> None:
 
 
 def test_a_bad_pit_scope_option_is_refused_naming_it() -> None:
-    cmd = [sys.executable, "-m", "airflow_provider_ghl.sandbox.cli", "--port", "0", "--pit-scopes", "nope"]
+    cmd = [sys.executable, "-m", "ghl_sandbox.cli", "--port", "0", "--pit-scopes", "nope"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "--pit-scopes" in proc.stderr and "nope" in proc.stderr

@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from airflow_provider_ghl.sandbox.events import CONTACT_FIELDS, EVENT_TYPES, NOTE_FIELDS, TASK_FIELDS
-from airflow_provider_ghl.sandbox.testing import SandboxError, SandboxServer
-from airflow_provider_ghl.sandbox.webhooks import Signer
+from ghl_sandbox.events import CONTACT_FIELDS, EVENT_TYPES, NOTE_FIELDS, TASK_FIELDS
+from ghl_sandbox.testing import SandboxError, SandboxServer
+from ghl_sandbox.webhooks import Signer
 from tests.sandbox.cli_run import CLI, ENV, started_cli
 from tests.sandbox.conftest import Api
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.scheduler.harness import AirflowDeployment, wait_until
 
 pytestmark = [

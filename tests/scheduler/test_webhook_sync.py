@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.webhooks.inbox import open_inbox
+from ghl_sandbox.testing import SandboxServer
 from tests.scheduler.harness import AirflowDeployment, wait_until
 from tests.webhooks.burst import Burst, applied_state, assert_final_state, committed_manifests, event_count
 

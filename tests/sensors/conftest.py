@@ -17,7 +17,6 @@ import pytest
 
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.ratelimit import reset_limiters
-from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.sensors.ghl import (
     GHLBaseSensor,
     GHLContactChangedSensor,
@@ -28,6 +27,7 @@ from airflow_provider_ghl.sensors.ghl import (
 )
 from airflow_provider_ghl.triggers.ghl import GHLConditionTrigger
 from airflow_provider_ghl.validation import parse_datetime as parse_time
+from ghl_sandbox.testing import SandboxServer
 
 CONN_ID = "ghl_sensors"
 #: The sandbox's budget for these tests: roomy, so no test waits for the rate limiter.

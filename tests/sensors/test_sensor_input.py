@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_ghl.exceptions import GHLInputError
-from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.sensors.ghl import (
     GHLBaseSensor,
     GHLContactChangedSensor,
@@ -17,6 +16,7 @@ from airflow_provider_ghl.sensors.ghl import (
     GHLNewNoteSensor,
     GHLTaskCompletedSensor,
 )
+from ghl_sandbox.testing import SandboxServer
 from tests.sensors.conftest import CONN_ID
 
 SINCE = "2026-01-01T00:00:00Z"

@@ -9,8 +9,8 @@ import time
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
-from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.sensors.ghl import GHLContactChangedSensor, GHLNewNoteSensor
+from ghl_sandbox.testing import SandboxServer
 from tests.sensors.conftest import CONN_ID, Case, drive, now_iso, rebuild
 
 

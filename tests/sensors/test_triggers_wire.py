@@ -18,10 +18,10 @@ from airflow_provider_ghl.exceptions import (
     GHLValidationError,
 )
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.sensors.ghl import GHLNewNoteSensor
 from airflow_provider_ghl.triggers.ghl import GHLConditionTrigger
 from airflow_provider_ghl.validation import parse_datetime as parse_time
+from ghl_sandbox.testing import SandboxServer
 from tests.sensors.conftest import CASES, CONN_ID, Case, drive, rebuild
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import requests
 
 from airflow_provider_ghl.layout import WEBHOOK_BATCHES
-from airflow_provider_ghl.sandbox.events import CONTACT_FIELDS
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.events import CONTACT_FIELDS
+from ghl_sandbox.testing import SandboxServer
 
 #: Relative weights of the changes after the creates.
 WEIGHTS = {

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_ghl.sandbox.redis_server import RedisServer
 from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
+from ghl_sandbox.redis_server import RedisServer
 from tests.webhooks.signing import Signer
 
 

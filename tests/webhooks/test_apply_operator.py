@@ -10,8 +10,8 @@ import pytest
 
 from airflow_provider_ghl.exceptions import GHLInputError
 from airflow_provider_ghl.operators.webhooks import WEBHOOKS_ASSET_ALIAS, GHLApplyWebhookEventsOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
 from airflow_provider_ghl.webhooks.inbox import open_inbox
+from ghl_sandbox.testing import SandboxServer
 from tests.webhooks.events import contact, event, read_dataset, store
 
 

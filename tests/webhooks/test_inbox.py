@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_ghl.exceptions import GHLInboxError
-from airflow_provider_ghl.sandbox.redis_server import RedisServer
 from airflow_provider_ghl.webhooks.inbox import Batch, Inbox, open_inbox
 from airflow_provider_ghl.webhooks.inbox_sqlite import SQLiteInbox
+from ghl_sandbox.redis_server import RedisServer
 from tests.webhooks.signing import claimed
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError, GHLScopeError, GHLSyncRowsFailed
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 
 CONN_ID = "ghl_sync_cases"
 

@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
-from airflow_provider_ghl.sandbox.testing import SandboxServer
+from ghl_sandbox.testing import SandboxServer
 from tests.writeback.dataset import SyncDataset, build
 
 FAULTS = {"error_rate": 0.04, "drop_rate": 0.03, "storm_rate": 0.03}

@@ -1,6 +1,6 @@
 """``/_sandbox/*``: inspect and steer the sandbox from tests, benchmarks and the demo.
 
-These routes skip the funnel (no Version header, bearer token, rate budget or faults) and are not GHL's API.
+These routes skip the gate (no Version header, bearer token, rate budget or faults) and are not GHL's API.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from airflow_provider_ghl.sandbox import writes
-from airflow_provider_ghl.sandbox.config import Faults
-from airflow_provider_ghl.sandbox.data import Location, is_positive_int, iso
-from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-from airflow_provider_ghl.sandbox.routes.common import ok, sandbox_of
-from airflow_provider_ghl.sandbox.scopes import scope_text
-from airflow_provider_ghl.sandbox.state import Sandbox
+from ghl_sandbox import writes
+from ghl_sandbox.data import Location, is_positive_int, iso
+from ghl_sandbox.errors import SandboxHTTPError
+from ghl_sandbox.routes.common import ok, sandbox_of
+from ghl_sandbox.scopes import scope_text
+from ghl_sandbox.settings import Faults
+from ghl_sandbox.state import Sandbox
 
 LIMIT_SETTINGS = {"max_requests", "interval_ms", "daily_limit"}
 

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from airflow_provider_ghl.sandbox import models as m
-from airflow_provider_ghl.sandbox import writes
-from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-from airflow_provider_ghl.sandbox.routes.common import (
+from ghl_sandbox import models as m
+from ghl_sandbox import writes
+from ghl_sandbox.errors import SandboxHTTPError
+from ghl_sandbox.routes.common import (
     check_time,
     ok,
     own_contact,
@@ -18,7 +18,7 @@ from airflow_provider_ghl.sandbox.routes.common import (
     require_known,
     sandbox_of,
 )
-from airflow_provider_ghl.sandbox.versions import is_v3, success
+from ghl_sandbox.versions import is_v3, success
 
 router = APIRouter()
 

@@ -10,7 +10,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from airflow_provider_ghl.sandbox.config import Faults, SandboxConfig, WebhookSettings
+from ghl_sandbox.settings import Faults, SandboxConfig, WebhookSubscription
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,7 +86,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         field = "--" + str(first.get("loc", ["?"])[0]).replace("_", "-")
         raise ValueError(f"{field}: {first.get('msg', exc)}") from None
     try:
-        webhooks = WebhookSettings(urls=args.webhook_url, legacy_signature=args.webhook_legacy_signature)
+        webhooks = WebhookSubscription(urls=args.webhook_url, legacy_signature=args.webhook_legacy_signature)
     except Exception as exc:  # pydantic's message names the URL
         first = exc.errors()[0] if hasattr(exc, "errors") else {}
         raise ValueError(f"--webhook-url: {first.get('msg', exc)}") from None
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     import uvicorn
 
-    from airflow_provider_ghl.sandbox.app import build_app
+    from ghl_sandbox.app import build_app
 
     app = build_app(config)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -1,7 +1,7 @@
 """The GHL sandbox: a FastAPI app that answers like services.leadconnectorhq.com for the Contacts API.
 
 :func:`build_app` puts the pieces together: the state (:mod:`.state`), the error answers (:mod:`.errors`), the
-route groups (:mod:`.routes`) and, outermost, the request funnel (:mod:`.funnel`) every API request passes
+route groups (:mod:`.routes`) and, outermost, the request gate (:mod:`.gate`) every API request passes
 before its route: latency, the ``Version`` header, bearer auth, the rate budget and faults.
 """
 
@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from airflow_provider_ghl.sandbox.config import SandboxConfig
-from airflow_provider_ghl.sandbox.errors import install_error_handlers
-from airflow_provider_ghl.sandbox.funnel import SandboxASGI
-from airflow_provider_ghl.sandbox.routes import ROUTERS
-from airflow_provider_ghl.sandbox.state import Sandbox
+from ghl_sandbox.errors import install_error_handlers
+from ghl_sandbox.gate import SandboxASGI
+from ghl_sandbox.routes import ROUTERS
+from ghl_sandbox.settings import SandboxConfig
+from ghl_sandbox.state import Sandbox
 
 __all__ = ["Sandbox", "SandboxASGI", "build_app"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from airflow_provider_ghl.sandbox.routes import admin, associations, children, contacts, locations, oauth, webhooks
+from ghl_sandbox.routes import admin, associations, children, contacts, locations, oauth, webhooks
 
 ROUTERS: tuple[APIRouter, ...] = (
     contacts.router,

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from airflow_provider_ghl.sandbox.auth import Principal
-from airflow_provider_ghl.sandbox.data import Contact, Location
-from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-from airflow_provider_ghl.sandbox.funnel import PRINCIPAL_KEY
-from airflow_provider_ghl.sandbox.state import Sandbox
-from airflow_provider_ghl.sandbox.writes import check_time
+from ghl_sandbox.auth import Principal
+from ghl_sandbox.data import Contact, Location
+from ghl_sandbox.errors import SandboxHTTPError
+from ghl_sandbox.gate import PRINCIPAL_KEY
+from ghl_sandbox.state import Sandbox
+from ghl_sandbox.writes import check_time
 
 __all__ = ["check_time", "ok", "own_contact", "own_location", "principal_of", "require_known", "sandbox_of"]
 
@@ -29,7 +29,7 @@ def sandbox_of(request: Request) -> Sandbox:
 
 
 def principal_of(request: Request) -> Principal:
-    """Who the request's bearer token speaks for (the funnel checked it before the route runs).
+    """Who the request's bearer token speaks for (the gate checked it before the route runs).
 
     :param request: a request to an authenticated route.
     """

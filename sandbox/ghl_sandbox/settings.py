@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from airflow_provider_ghl.sandbox.scopes import parse_scopes
+from ghl_sandbox.scopes import parse_scopes
 
 
 class Faults(BaseModel):
@@ -31,7 +31,7 @@ class Faults(BaseModel):
     mutate_on_search: int = Field(default=0, ge=0, description="Contacts updated (dateUpdated=now) per search page.")
 
 
-class WebhookSettings(BaseModel):
+class WebhookSubscription(BaseModel):
     """Where and how the sandbox delivers its webhooks (``PUT /_sandbox/webhooks``); faults all off by default.
 
     Probabilities are per event (``duplicate_rate``, ``bad_signature_rate``) or per delivery taken from a queue
@@ -94,7 +94,7 @@ class SandboxConfig:
     allow_duplicates: bool = False
     pit_scopes: str | None = None
     faults: Faults = dataclasses.field(default_factory=Faults)
-    webhooks: WebhookSettings = dataclasses.field(default_factory=WebhookSettings)
+    webhooks: WebhookSubscription = dataclasses.field(default_factory=WebhookSubscription)
 
     def __post_init__(self) -> None:
         checks = {
@@ -124,7 +124,7 @@ class SandboxConfig:
         if isinstance(changes.get("faults"), dict):
             changes["faults"] = Faults(**changes["faults"])
         if isinstance(changes.get("webhooks"), dict):
-            changes["webhooks"] = WebhookSettings(**changes["webhooks"])
+            changes["webhooks"] = WebhookSubscription(**changes["webhooks"])
         if isinstance(changes.get("anchor"), str):
             changes["anchor"] = datetime.fromisoformat(changes["anchor"].replace("Z", "+00:00"))
         return dataclasses.replace(self, **changes)

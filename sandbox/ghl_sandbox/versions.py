@@ -22,7 +22,7 @@ from typing import Any
 
 from fastapi import Request
 
-from airflow_provider_ghl.sandbox.data import DND_CHANNELS
+from ghl_sandbox.data import DND_CHANNELS
 
 V3 = "v3"
 #: v2 channel name -> v3 channel name (``DndSettingsSchema`` -> ``DndSettingsSchemaV3``).

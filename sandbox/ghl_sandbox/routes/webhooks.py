@@ -14,13 +14,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from airflow_provider_ghl.sandbox import models as m
-from airflow_provider_ghl.sandbox import writes
-from airflow_provider_ghl.sandbox.config import WebhookSettings
-from airflow_provider_ghl.sandbox.data import Location
-from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-from airflow_provider_ghl.sandbox.routes.common import ok, sandbox_of
-from airflow_provider_ghl.sandbox.state import Sandbox
+from ghl_sandbox import models as m
+from ghl_sandbox import writes
+from ghl_sandbox.data import Location
+from ghl_sandbox.errors import SandboxHTTPError
+from ghl_sandbox.routes.common import ok, sandbox_of
+from ghl_sandbox.settings import WebhookSubscription
+from ghl_sandbox.state import Sandbox
 
 router = APIRouter()
 
@@ -31,7 +31,7 @@ async def get_webhooks(request: Request) -> JSONResponse:
 
 
 @router.put("/_sandbox/webhooks")
-async def put_webhooks(request: Request, settings: WebhookSettings) -> JSONResponse:
+async def put_webhooks(request: Request, settings: WebhookSubscription) -> JSONResponse:
     hooks = sandbox_of(request).webhooks
     hooks.configure(settings)
     return ok(hooks.view())

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from airflow_provider_ghl.sandbox import models as m
-from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-from airflow_provider_ghl.sandbox.routes.common import ok, own_location
+from ghl_sandbox import models as m
+from ghl_sandbox.errors import SandboxHTTPError
+from ghl_sandbox.routes.common import ok, own_location
 
 router = APIRouter()
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from airflow_provider_ghl.sandbox.data import Contact, Location, is_positive_int, parse_time
+from ghl_sandbox.data import Contact, Location, is_positive_int, parse_time
 
 Predicate = Callable[[Contact], bool]
 

@@ -10,12 +10,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from airflow_provider_ghl.sandbox import models as m
-from airflow_provider_ghl.sandbox import writes
-from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-from airflow_provider_ghl.sandbox.routes.common import ok, own_contact, own_location, sandbox_of
-from airflow_provider_ghl.sandbox.search import SearchError, cursor_of, search
-from airflow_provider_ghl.sandbox.versions import contact_fields_in, contact_out, success
+from ghl_sandbox import models as m
+from ghl_sandbox import writes
+from ghl_sandbox.errors import SandboxHTTPError
+from ghl_sandbox.routes.common import ok, own_contact, own_location, sandbox_of
+from ghl_sandbox.search import SearchError, cursor_of, search
+from ghl_sandbox.versions import contact_fields_in, contact_out, success
 
 router = APIRouter()
 

@@ -1,7 +1,7 @@
 """The sandbox's writes: what GHL does to its data for each kind of change, shared by API and admin routes.
 
 The API routes (``routes/*.py``) and ``POST /_sandbox/changes`` call these, so a change made either way stores
-the same data and, through :class:`~airflow_provider_ghl.sandbox.data.Location`'s change methods (``add``,
+the same data and, through :class:`~ghl_sandbox.data.Location`'s change methods (``add``,
 ``remove``, ``touched``, ``put_child``, ``drop_child``), reports the same webhook. Each function checks its input
 before it changes anything (a refused write changes nothing and reports nothing).
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from airflow_provider_ghl.sandbox.data import Contact, Location, iso, new_id, parse_time
-from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-from airflow_provider_ghl.sandbox.state import Sandbox
+from ghl_sandbox.data import Contact, Location, iso, new_id, parse_time
+from ghl_sandbox.errors import SandboxHTTPError
+from ghl_sandbox.state import Sandbox
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # DTO fields GHL accepts but does not store on the contact.

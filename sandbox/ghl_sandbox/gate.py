@@ -1,9 +1,9 @@
-"""The request layer of the sandbox: the one funnel every GHL API request passes before its route.
+"""The request layer of the sandbox: the one gate every GHL API request passes before its route.
 
 In order: injected latency, the route lookup (404 in GHL's words), the required ``Version`` header, bearer
 auth, the rate budget (``X-RateLimit-*`` headers go on every response) and injected faults (5xx answers and
 dropped connections, before or after a write). Routes then see the caller's :class:`Principal` in
-``scope["ghl.principal"]`` and hold only GHL's behaviour. ``/_sandbox/*`` admin routes skip the funnel.
+``scope["ghl.principal"]`` and hold only GHL's behaviour. ``/_sandbox/*`` admin routes skip the gate.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Match
 from starlette.types import Message, Receive, Scope, Send
 
-from airflow_provider_ghl.sandbox.auth import Principal
-from airflow_provider_ghl.sandbox.errors import error_body
-from airflow_provider_ghl.sandbox.scopes import SCOPE_REFUSAL, required_scope
-from airflow_provider_ghl.sandbox.state import Sandbox
-from airflow_provider_ghl.sandbox.versions import V3
+from ghl_sandbox.auth import Principal
+from ghl_sandbox.errors import error_body
+from ghl_sandbox.scopes import SCOPE_REFUSAL, required_scope
+from ghl_sandbox.state import Sandbox
+from ghl_sandbox.versions import V3
 
 API_VERSIONS = {"2021-07-28", "2021-04-15", V3}
 # Routes only one version has (contacts-v3.json has no GET /contacts/; oauth-v3.json renamed locationToken):
@@ -40,7 +40,7 @@ PRINCIPAL_KEY = "ghl.principal"
 class SandboxASGI:
     """Outermost ASGI layer: every GHL API request goes through :meth:`__call__` once.
 
-    :param sandbox: the state the funnel counts into and checks against.
+    :param sandbox: the state the gate counts into and checks against.
     :param app: the FastAPI app with the routes.
     """
 

@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from airflow_provider_ghl.sandbox import models as m
-from airflow_provider_ghl.sandbox import writes
-from airflow_provider_ghl.sandbox.routes.common import ok, own_contact, sandbox_of
-from airflow_provider_ghl.sandbox.versions import success
+from ghl_sandbox import models as m
+from ghl_sandbox import writes
+from ghl_sandbox.routes.common import ok, own_contact, sandbox_of
+from ghl_sandbox.versions import success
 
 Records = dict[str, dict[str, Any]]
 

@@ -1,6 +1,6 @@
 """The sandbox's mutable world: data store, tokens, rate budgets, faults, statistics and the time anchor.
 
-One :class:`Sandbox` lives on the app (``app.state.sandbox``); the request funnel counts into it and routes read
+One :class:`Sandbox` lives on the app (``app.state.sandbox``); the request gate counts into it and routes read
 and change it. ``POST /_sandbox/reset`` rebuilds all of it from the start-up settings.
 """
 
@@ -12,12 +12,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_ghl.sandbox.auth import TokenRegistry
-from airflow_provider_ghl.sandbox.config import Faults, SandboxConfig
-from airflow_provider_ghl.sandbox.data import Store, iso
-from airflow_provider_ghl.sandbox.ratelimit import RateLimiter
-from airflow_provider_ghl.sandbox.scopes import parse_scopes, scope_text
-from airflow_provider_ghl.sandbox.webhooks import WebhookDelivery
+from ghl_sandbox.auth import TokenRegistry
+from ghl_sandbox.data import Store, iso
+from ghl_sandbox.ratelimit import RateLimiter
+from ghl_sandbox.scopes import parse_scopes, scope_text
+from ghl_sandbox.settings import Faults, SandboxConfig
+from ghl_sandbox.webhooks import WebhookDelivery
 
 
 class Sandbox:

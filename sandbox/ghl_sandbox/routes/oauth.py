@@ -1,8 +1,8 @@
 """OAuth routes: ``POST /oauth/token`` (no bearer needed) and the agency's location-token endpoint
 (``POST /oauth/locationToken`` in v2, ``POST /oauth/location-token`` in v3).
 
-The token registry (:mod:`airflow_provider_ghl.sandbox.auth`) holds the logic and raises GHL's OAuth errors;
-:mod:`airflow_provider_ghl.sandbox.versions` translates v3's camelCase fields.
+The token registry (:mod:`ghl_sandbox.auth`) holds the logic and raises GHL's OAuth errors;
+:mod:`ghl_sandbox.versions` translates v3's camelCase fields.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from airflow_provider_ghl.sandbox.routes.common import ok, principal_of, sandbox_of
-from airflow_provider_ghl.sandbox.versions import is_v3, oauth_field_names, oauth_fields_in, oauth_out
+from ghl_sandbox.routes.common import ok, principal_of, sandbox_of
+from ghl_sandbox.versions import is_v3, oauth_field_names, oauth_fields_in, oauth_out
 
 router = APIRouter()
 

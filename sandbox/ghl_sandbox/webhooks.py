@@ -6,7 +6,7 @@ background task per (URL, location) stream delivers its queue in order, one at a
 most ``max_in_flight``), with ``httpx.AsyncClient``: a non-2xx answer, a timeout or a refused connection is
 retried with exponential backoff and the same body (so the same ``webhookId``), and later events of the stream
 wait behind it, so a receiver that is down gets everything, in order, once it is back. The faults of
-:class:`~airflow_provider_ghl.sandbox.config.WebhookSettings` (duplicates, reordering, delays, corrupted
+:class:`~ghl_sandbox.settings.WebhookSubscription` (duplicates, reordering, delays, corrupted
 signatures) are rolled from a seeded stream. :class:`Signer` holds the keys: Ed25519 derived from the seed
 (``X-GHL-Signature``) and, for the legacy ``X-WH-Signature``, an RSA key made once per process.
 """
@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from airflow_provider_ghl.sandbox.config import WebhookSettings
-from airflow_provider_ghl.sandbox.data import iso
-from airflow_provider_ghl.sandbox.events import payload
+from ghl_sandbox.data import iso
+from ghl_sandbox.events import payload
+from ghl_sandbox.settings import WebhookSubscription
 
 # Events remembered for GET /_sandbox/webhooks/events (id, type, record): enough for a test's burst.
 RECENT_EVENTS = 20_000
@@ -112,7 +112,7 @@ class WebhookDelivery:
     :param seed: seeds the key pair and the fault rolls.
     """
 
-    def __init__(self, settings: WebhookSettings, seed: int) -> None:
+    def __init__(self, settings: WebhookSubscription, seed: int) -> None:
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -123,7 +123,7 @@ class WebhookDelivery:
         self.reset(settings, seed)
 
     # -- settings and state -----------------------------------------------------------------------------------
-    def reset(self, settings: WebhookSettings, seed: int) -> None:
+    def reset(self, settings: WebhookSubscription, seed: int) -> None:
         """Drop every queued delivery and counter and start over with ``settings`` (``POST /_sandbox/reset``).
 
         :param settings: the settings from now on.
@@ -142,7 +142,7 @@ class WebhookDelivery:
         self.last_error = ""
         self.configure(settings)
 
-    def configure(self, settings: WebhookSettings) -> None:
+    def configure(self, settings: WebhookSubscription) -> None:
         """Replace the settings. Queued deliveries to URLs still subscribed go on under the new faults and timings;
         those to URLs no longer subscribed are dropped (counted in ``unsubscribed``), as GHL stops sending.
 

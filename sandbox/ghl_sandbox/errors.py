@@ -1,7 +1,7 @@
 """Error answers of the sandbox, in GHL's shape: ``{"statusCode", "message", ...}``.
 
 Routes and the token registry raise :class:`SandboxHTTPError`; :func:`install_error_handlers` turns it, and
-FastAPI's request validation errors, into GHL-shaped JSON responses. The request funnel builds its own refusals
+FastAPI's request validation errors, into GHL-shaped JSON responses. The request gate builds its own refusals
 (401, 429, injected 5xx, ...) with :func:`error_body`.
 
 Not to be confused with :class:`airflow_provider_ghl.exceptions.GHLError`: that is what the provider (the

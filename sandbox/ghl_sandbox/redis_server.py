@@ -14,7 +14,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from airflow_provider_ghl.sandbox.testing import stop_child
+from ghl_sandbox.testing import stop_child
 
 #: The package that provides the server, named when it is missing.
 REDIS_PACKAGE = "redis-server"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from airflow_provider_ghl.sandbox.data import iso
+from ghl_sandbox.data import iso
 
 CONTACT_FIELDS = (
     "id", "address1", "city", "state", "companyName", "country", "source", "dateAdded", "dateOfBirth", "dnd",

@@ -69,7 +69,7 @@ class SandboxServer:
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self, timeout: float = 120) -> SandboxServer:
-        cmd = [sys.executable, "-m", "airflow_provider_ghl.sandbox.cli", "--port", "0", "--json"]
+        cmd = [sys.executable, "-m", "ghl_sandbox.cli", "--port", "0", "--json"]
         for name, value in self.settings.items():
             if name in _SWITCHES:
                 cmd += [f"--{name.replace('_', '-')}"] if value else []

@@ -1,6 +1,6 @@
 """Which OAuth scope each GHL route needs, as GHL's OpenAPI files declare it (their ``security`` entries).
 
-Every token of the sandbox carries scopes; the request funnel refuses a call outside them with GHL's
+Every token of the sandbox carries scopes; the request gate refuses a call outside them with GHL's
 ``401 {"statusCode": 401, "message": "The token is not authorized for this scope."}``, writes included.
 ``tests/sandbox/test_contract.py`` checks this table against the official files, so it is the spec's word, not
 the provider's. The bulk routes declare no security in the spec; GHL treats them as contact writes.

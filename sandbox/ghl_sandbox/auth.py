@@ -8,9 +8,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_ghl.sandbox.data import Store, secret
-from airflow_provider_ghl.sandbox.errors import SandboxHTTPError
-from airflow_provider_ghl.sandbox.scopes import ALL_SCOPES, parse_scopes, scope_text
+from ghl_sandbox.data import Store, secret
+from ghl_sandbox.errors import SandboxHTTPError
+from ghl_sandbox.scopes import ALL_SCOPES, parse_scopes, scope_text
 
 
 @dataclasses.dataclass(frozen=True)
