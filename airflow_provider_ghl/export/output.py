@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib.util
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,8 +22,8 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_ghl.exceptions import GHLConfigError
-from airflow_provider_ghl.validation import output_location, require_choice
+from airflow_provider_ghl.checks import output_location, require_choice
+from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError
 
 if TYPE_CHECKING:
     from airflow_provider_ghl.export.parquet import ParquetTable
@@ -61,7 +62,7 @@ def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
 def resolve_output(uri: str | ObjectStoragePath, *, field_name: str = "output_path") -> ObjectStoragePath:
     """The output directory as an ObjectStoragePath; ``GHLInputError`` naming the field when it is unusable.
 
-    The check is :func:`~airflow_provider_ghl.validation.output_location`: it resolves the filesystem (which
+    The check is :func:`~airflow_provider_ghl.checks.output_location`: it resolves the filesystem (which
     fails for an unknown scheme or a missing fsspec backend) before anything is requested from GHL or written.
     """
     return output_location(field_name, uri)
@@ -329,3 +330,13 @@ def write_records_file(path: ObjectStoragePath, records: Iterable[Mapping[str, A
         writer.abort()
         raise
     return writer.publish()
+
+
+def file_format(field: str, value: Any, formats: Sequence[str]) -> str:
+    """One of ``formats``; ``parquet`` only when pyarrow is installed (the ``[parquet]`` extra)."""
+    chosen = require_choice(field, value, formats)
+    if chosen == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise GHLInputError(
+            field, "parquet needs pyarrow, which is not installed: pip install 'airflow-provider-ghl[parquet]'"
+        )
+    return chosen

@@ -1,7 +1,7 @@
 """Typed Parquet part files: a schema stable across runs, built from the record kind and the custom fields.
 
 Needs pyarrow (``airflow-provider-ghl[parquet]``); only this module imports it, and only when a Parquet
-output is written (``validation.parquet_format`` refuses the format up front when pyarrow is missing).
+output is written (``file_format`` refuses the format up front when pyarrow is missing).
 
 A contact becomes its standard fields with their types (``dateAdded`` a UTC timestamp, ``tags`` a list of
 strings, ``dndSettings`` a struct per channel), one column per custom field named by its ``fieldKey`` and

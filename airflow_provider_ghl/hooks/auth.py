@@ -31,7 +31,7 @@ from airflow.sdk.log import mask_secret
 from tenacity import Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_exponential, wait_fixed
 
 from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLError
-from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import (
     OAUTH_LOCATION_TOKEN_PATH,
     OAUTH_TOKEN_PATH,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_ghl.exceptions import GHLConfigError
-from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter, limiter_for
 
 #: Seconds a Redis command may take before the backend counts as down (a hang would hold every task).

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, NamedTuple
 
+from airflow_provider_ghl.checks import require_choices
 from airflow_provider_ghl.exceptions import GHLError
 from airflow_provider_ghl.hooks import operations as ops
-from airflow_provider_ghl.hooks.calls import Call, CallRunner
-from airflow_provider_ghl.validation import require_choices
+from airflow_provider_ghl.hooks.request import Request, RequestRunner
 
 #: Builders of the child lists of one contact, by kind.
-CHILD_LISTS: dict[str, Callable[[str], Call[list[dict[str, Any]]]]] = {
+CHILD_LISTS: dict[str, Callable[[str], Request[list[dict[str, Any]]]]] = {
     "tasks": ops.get_tasks,
     "notes": ops.get_notes,
     "appointments": ops.get_appointments,
@@ -41,7 +41,7 @@ class ContactChildren(NamedTuple):
     error: GHLError | None = None
 
 
-class GHLFanoutMixin(CallRunner):
+class GHLFanoutMixin(RequestRunner):
     """The hook's concurrent fan-out over contacts."""
 
     #: Concurrency of the hook: its HTTP pool size, and so the most fan-out threads.
@@ -57,7 +57,7 @@ class GHLFanoutMixin(CallRunner):
     ) -> Iterator[ContactChildren]:
         """Fetch tasks / notes / appointments of many contacts in parallel, yielding results as they complete.
 
-        A bounded pool of threads shares the hook's session and the process-wide rate limiter, so the work
+        A bounded pool of threads shares the hook's session and the connection's shared rate budget, so the work
         runs at the token's budget without 429s. ``contact_ids`` is consumed lazily (it can be
         :meth:`iter_contacts` mapped to ids); at most two jobs per worker are queued at a time.
 

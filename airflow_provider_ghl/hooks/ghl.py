@@ -8,7 +8,7 @@ the one funnel (:meth:`GHLHook.run` and its async twin :meth:`GHLHook.arun`). Ev
 - :mod:`~airflow_provider_ghl.hooks.transport`: retry policy, the one attempt, the ``requests``/``httpx`` senders;
 - :mod:`~airflow_provider_ghl.hooks.paging` and :mod:`~airflow_provider_ghl.hooks.fanout`: iterators, fan-out;
 - :mod:`~airflow_provider_ghl.hooks.auth`, :mod:`~airflow_provider_ghl.hooks.ratelimit`,
-  :mod:`~airflow_provider_ghl.hooks.responses`, :mod:`~airflow_provider_ghl.hooks.config`.
+  :mod:`~airflow_provider_ghl.hooks.responses`, :mod:`~airflow_provider_ghl.hooks.connection`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from airflow.sdk import BaseHook
 from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_ghl import __version__
+from airflow_provider_ghl.checks import require_int
 from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLError, GHLForbiddenError, GHLScopeError
 from airflow_provider_ghl.hooks import operations as ops
 from airflow_provider_ghl.hooks.auth import (
@@ -37,19 +38,18 @@ from airflow_provider_ghl.hooks.auth import (
     VariableTokenStore,
 )
 from airflow_provider_ghl.hooks.budget import budget_limiter
-from airflow_provider_ghl.hooks.calls import Call, DateLike, Resolved, async_operation, iso_utc, operation, resolve
-from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.fanout import CHILD_KINDS, ContactChildren, GHLFanoutMixin
-from airflow_provider_ghl.hooks.operations import SEARCH_MAX_PAGE_LIMIT
 from airflow_provider_ghl.hooks.paging import ContactPage, GHLPagingMixin
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
+from airflow_provider_ghl.hooks.request import DateLike, Request, Resolved, async_operation, iso_utc, operation, resolve
 from airflow_provider_ghl.hooks.responses import extract_result
 from airflow_provider_ghl.hooks.retry import RetryPolicy
 from airflow_provider_ghl.hooks.scopes import OPTIONAL_READS, operation_scope
+from airflow_provider_ghl.hooks.search import SEARCH_MAX_PAGE_LIMIT
 from airflow_provider_ghl.hooks.senders import HttpxSender, RequestsSender, post_form, shared_ssl_context
-from airflow_provider_ghl.hooks.transport import Exchange, RequestStats, attempt, run_sync
+from airflow_provider_ghl.hooks.transport import Exchange, RequestStats, attempt, run_without_loop
 from airflow_provider_ghl.hooks.watchdog import DeadlineAdapter
-from airflow_provider_ghl.validation import require_int
 
 __all__ = [
     "CHILD_KINDS",
@@ -72,7 +72,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
     Authentication is a Private Integration Token (``auth_type=private_token``, the default) or a Marketplace
     app's OAuth tokens (``auth_type=oauth``), rotated through an Airflow Variable (see
     :mod:`airflow_provider_ghl.hooks.auth`; configure a Fernet key so the Variable is encrypted). Every
-    request goes through :meth:`call` (sync) or the async twin: a process-wide rate limiter that follows GHL's
+    request goes through :meth:`run` (sync) or :meth:`arun` (async): the shared rate budget that follows GHL's
     ``X-RateLimit-*`` headers, tenacity retries (429 always; 5xx and dropped connections only where a repeat
     cannot duplicate a write) and mapping of GHL errors to :mod:`airflow_provider_ghl.exceptions`.
 
@@ -225,19 +225,19 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         """
         self._limiter(location_id).forget_daily_figure()
 
-    def resolve(self, call: Call[Any]) -> Resolved:
-        """``call`` resolved against the endpoint table and this hook's connection (path, query, body)."""
-        return resolve(call, self.config)
+    def resolve(self, request: Request[Any]) -> Resolved:
+        """``request`` resolved against the endpoint table and this hook's connection (path, query, body)."""
+        return resolve(request, self.config)
 
-    def run(self, call: Call[T], *, allow_refresh: bool = True, max_attempts: int | None = None) -> T:
-        """Send ``call`` through the one sync funnel and return its resource: throttle, send, observe, map
+    def run(self, request: Request[T], *, allow_refresh: bool = True, max_attempts: int | None = None) -> T:
+        """Send ``request`` through the one sync funnel and return its resource: throttle, send, observe, map
         errors, retry where a repeat cannot duplicate a write.
 
-        :param call: the operation and its arguments (see :mod:`~airflow_provider_ghl.hooks.operations`).
+        :param request: the operation and its arguments (see :mod:`~airflow_provider_ghl.hooks.operations`).
         :param allow_refresh: whether a 401 may spend the OAuth refresh token.
         :param max_attempts: failed attempts before giving up; default ``max_retries + 1`` of the connection.
         """
-        resolved = self.resolve(call)
+        resolved = self.resolve(request)
         endpoint = resolved.endpoint
         exchange = Exchange.of(
             resolved,
@@ -252,20 +252,20 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         )
         for try_ in Retrying(**retry):  # re-raises the last failure
             with try_:
-                result = run_sync(attempt(sender, exchange, self.request_stats, is_oauth=config.is_oauth))
+                result = run_without_loop(attempt(sender, exchange, self.request_stats, is_oauth=config.is_oauth))
         return extract_result(endpoint, result, exchange.method, exchange.path)
 
-    async def arun(self, call: Call[T]) -> T:
+    async def arun(self, request: Request[T]) -> T:
         """Async :meth:`run` over ``httpx.AsyncClient``, for reads (GETs and searches) in the triggerer.
 
         Same headers, limiter, retries and error mapping as the sync funnel. It never refreshes an OAuth token
         (a trigger must not rotate tokens): on 401 it re-reads the token store once, then fails.
         """
         config = await self.aget_config()
-        resolved = self.resolve(call)
+        resolved = self.resolve(request)
         endpoint = resolved.endpoint
         if not endpoint.is_read:
-            raise ValueError(f"{call.operation} writes; the async twin only reads. Use the sync method on a worker.")
+            raise ValueError(f"{request.operation} writes; the async twin only reads. Use the sync method on a worker.")
         exchange = Exchange.of(resolved, retry_safe=True, allow_refresh=False, max_seconds=self.retry_max_seconds)
         # The token provider may read a Variable while it is built: keep that off the event loop.
         auth = await asyncio.to_thread(lambda: self.auth)
@@ -297,7 +297,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         :param json: JSON body.
         :param location_id: location of the call; default: the hook's / connection's.
         """
-        return self.run(Call(operation, path_params, params, json, location_id))
+        return self.run(Request(operation, path_params, params, json, location_id))
 
     async def acall(
         self,
@@ -316,7 +316,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         :param json: JSON body.
         :param location_id: location of the call; default: the hook's / connection's.
         """
-        return await self.arun(Call(operation, path_params, params, json, location_id))
+        return await self.arun(Request(operation, path_params, params, json, location_id))
 
     # ------------------------------------------------------------------------------------------------------
     # Typed operations: one request builder each (hooks/operations.py), the reads also async
@@ -404,9 +404,9 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
             "search_location_tasks": ops.search_location_tasks(limit=1, location_id=location),
         }
         lines = []
-        for name, call in probes.items():
+        for name, probe in probes.items():
             try:
-                self.run(call, allow_refresh=False, max_attempts=2)
+                self.run(probe, allow_refresh=False, max_attempts=2)
             except GHLScopeError as err:
                 lines.append(f"Missing scope {err.scope}: without {OPTIONAL_READS[name]}.")
             except GHLError as err:

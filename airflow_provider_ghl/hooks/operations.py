@@ -1,8 +1,8 @@
 """The request of every typed operation of :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`, built once.
 
-Each function shapes its arguments into a :class:`~airflow_provider_ghl.hooks.calls.Call` of the endpoint table
+Each function shapes its arguments into a :class:`~airflow_provider_ghl.hooks.request.Request` of the endpoint table
 and sends nothing; the hook turns each into a method (and the reads also into an ``a``-prefixed async twin) with
-:func:`~airflow_provider_ghl.hooks.calls.operation`. The docstrings are the methods' docstrings. To add an
+:func:`~airflow_provider_ghl.hooks.request.operation`. The docstrings are the methods' docstrings. To add an
 operation: a row in :data:`~airflow_provider_ghl.hooks.endpoints.ENDPOINTS`, a builder here, one line in the hook.
 """
 
@@ -12,68 +12,62 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from airflow_provider_ghl.hooks.calls import Call, DateLike, compact, iso_utc
-from airflow_provider_ghl.validation import (
-    BULK_TAG_ACTIONS,
-    SEARCH_MAX_PAGE_LIMIT,
-    email_or_phone,
-    require_choice,
-    require_int,
-)
-
-__all__ = ["SEARCH_MAX_PAGE_LIMIT"]  # and one builder per operation
+from airflow_provider_ghl.checks import email_or_phone, require_choice, require_int
+from airflow_provider_ghl.hooks.payloads import BULK_TAG_ACTIONS
+from airflow_provider_ghl.hooks.request import DateLike, Request, compact, iso_utc
+from airflow_provider_ghl.hooks.search import SEARCH_MAX_PAGE_LIMIT
 
 
 # ------------------------------------------------------------------------------------------------------
 # Contacts
 # ------------------------------------------------------------------------------------------------------
-def get_contact(contact_id: str) -> Call[dict[str, Any]]:
+def get_contact(contact_id: str) -> Request[dict[str, Any]]:
     """Get a contact (``GET /contacts/{contactId}``).
 
     :param contact_id: the contact id.
     """
-    return Call("get_contact", path_params={"contactId": contact_id})
+    return Request("get_contact", path_params={"contactId": contact_id})
 
 
-def create_contact(fields: Mapping[str, Any], *, location_id: str | None = None) -> Call[dict[str, Any]]:
+def create_contact(fields: Mapping[str, Any], *, location_id: str | None = None) -> Request[dict[str, Any]]:
     """Create a contact (``POST /contacts/``); raises ``GHLDuplicateContactError`` on a duplicate.
 
     :param fields: contact fields in GHL's names (``firstName``, ``email``, ``customFields``, ...).
     :param location_id: location; default: the hook's.
     """
-    return Call("create_contact", json=dict(fields), location_id=location_id)
+    return Request("create_contact", json=dict(fields), location_id=location_id)
 
 
-def update_contact(contact_id: str, fields: Mapping[str, Any]) -> Call[dict[str, Any]]:
+def update_contact(contact_id: str, fields: Mapping[str, Any]) -> Request[dict[str, Any]]:
     """Update a contact (``PUT /contacts/{contactId}``); ``tags`` here replaces all tags.
 
     :param contact_id: the contact id.
     :param fields: fields to change, in GHL's names.
     """
-    return Call("update_contact", path_params={"contactId": contact_id}, json=dict(fields))
+    return Request("update_contact", path_params={"contactId": contact_id}, json=dict(fields))
 
 
-def delete_contact(contact_id: str) -> Call[None]:
+def delete_contact(contact_id: str) -> Request[None]:
     """Delete a contact (``DELETE /contacts/{contactId}``).
 
     :param contact_id: the contact id.
     """
-    return Call("delete_contact", path_params={"contactId": contact_id})
+    return Request("delete_contact", path_params={"contactId": contact_id})
 
 
-def upsert_contact(fields: Mapping[str, Any], *, location_id: str | None = None) -> Call[dict[str, Any]]:
+def upsert_contact(fields: Mapping[str, Any], *, location_id: str | None = None) -> Request[dict[str, Any]]:
     """Create or update the contact matching e-mail/phone (``POST /contacts/upsert``).
 
     :param fields: contact fields in GHL's names (``createNewIfDuplicateAllowed`` allowed).
     :param location_id: location; default: the hook's.
     :return: ``{"new": bool, "contact": {...}}`` (the body: whether it was created matters).
     """
-    return Call("upsert_contact", json=dict(fields), location_id=location_id)
+    return Request("upsert_contact", json=dict(fields), location_id=location_id)
 
 
 def get_duplicate_contact(
     *, email: str | None = None, phone: str | None = None, location_id: str | None = None
-) -> Call[dict[str, Any] | None]:
+) -> Request[dict[str, Any] | None]:
     """Find the contact a new one with this e-mail / phone would duplicate
     (``GET /contacts/search/duplicate``).
 
@@ -84,7 +78,7 @@ def get_duplicate_contact(
     """
     email, phone = email_or_phone(email, phone, fields=("email", "phone"))
     params = {"email": email, "number": phone}
-    return Call("get_duplicate_contact", params=params, location_id=location_id)
+    return Request("get_duplicate_contact", params=params, location_id=location_id)
 
 
 def get_contacts_by_business(
@@ -94,7 +88,7 @@ def get_contacts_by_business(
     skip: int = 0,
     query: str | None = None,
     location_id: str | None = None,
-) -> Call[dict[str, Any]]:
+) -> Request[dict[str, Any]]:
     """One page of a business's contacts (``GET /contacts/business/{businessId}``).
 
     :param business_id: the business id.
@@ -105,7 +99,7 @@ def get_contacts_by_business(
     :return: ``{"contacts": [...], "count": N}``.
     """
     params = {"limit": str(limit), "skip": str(skip), "query": query}
-    return Call(
+    return Request(
         "get_contacts_by_business",
         path_params={"businessId": business_id},
         params=params,
@@ -120,7 +114,7 @@ def get_contacts(
     start_after: int | None = None,
     start_after_id: str | None = None,
     location_id: str | None = None,
-) -> Call[dict[str, Any]]:
+) -> Request[dict[str, Any]]:
     """One page of the deprecated contact list (``GET /contacts/``; gone in API v3).
 
     :param limit: page size (GHL allows up to 100).
@@ -131,7 +125,7 @@ def get_contacts(
     :return: ``{"contacts": [...], "meta": {...}}``.
     """
     params = {"limit": limit, "query": query, "startAfter": start_after, "startAfterId": start_after_id}
-    return Call("get_contacts", params=params, location_id=location_id)
+    return Request("get_contacts", params=params, location_id=location_id)
 
 
 def search_contacts(
@@ -143,7 +137,7 @@ def search_contacts(
     page: int | None = None,
     search_after: Sequence[Any] | None = None,
     location_id: str | None = None,
-) -> Call[dict[str, Any]]:
+) -> Request[dict[str, Any]]:
     """One page of ``POST /contacts/search``. Use :meth:`iter_contacts` to read everything.
 
     :param query: full-text query (GHL: at most 75 characters).
@@ -168,30 +162,30 @@ def search_contacts(
         body["searchAfter"] = list(search_after)  # GHL refuses page together with searchAfter
     elif page is not None:
         body["page"] = page
-    return Call("search_contacts", json=body, location_id=location_id)
+    return Request("search_contacts", json=body, location_id=location_id)
 
 
 # ------------------------------------------------------------------------------------------------------
 # Tags and bulk updates
 # ------------------------------------------------------------------------------------------------------
-def add_tags(contact_id: str, tags: Sequence[str]) -> Call[list[str]]:
+def add_tags(contact_id: str, tags: Sequence[str]) -> Request[list[str]]:
     """Add tags to a contact (``POST /contacts/{contactId}/tags``).
 
     :param contact_id: the contact id.
     :param tags: tags to add.
     :return: the tags GHL reports.
     """
-    return Call("add_tags", path_params={"contactId": contact_id}, json={"tags": list(tags)})
+    return Request("add_tags", path_params={"contactId": contact_id}, json={"tags": list(tags)})
 
 
-def remove_tags(contact_id: str, tags: Sequence[str]) -> Call[list[str]]:
+def remove_tags(contact_id: str, tags: Sequence[str]) -> Request[list[str]]:
     """Remove tags from a contact (``DELETE /contacts/{contactId}/tags``).
 
     :param contact_id: the contact id.
     :param tags: tags to remove.
     :return: the tags GHL reports.
     """
-    return Call("remove_tags", path_params={"contactId": contact_id}, json={"tags": list(tags)})
+    return Request("remove_tags", path_params={"contactId": contact_id}, json={"tags": list(tags)})
 
 
 def bulk_update_tags(
@@ -201,7 +195,7 @@ def bulk_update_tags(
     *,
     remove_all_tags: bool | None = None,
     location_id: str | None = None,
-) -> Call[dict[str, Any]]:
+) -> Request[dict[str, Any]]:
     """Add or remove tags on many contacts (``POST /contacts/bulk/tags/update/{type}``).
 
     :param contact_ids: contacts to change.
@@ -213,12 +207,12 @@ def bulk_update_tags(
     """
     action = require_choice("action", action, BULK_TAG_ACTIONS)
     body = compact({"contacts": list(contact_ids), "tags": list(tags), "removeAllTags": remove_all_tags})
-    return Call("bulk_update_tags", path_params={"type": action}, json=body, location_id=location_id)
+    return Request("bulk_update_tags", path_params={"type": action}, json=body, location_id=location_id)
 
 
 def bulk_update_business(
     contact_ids: Sequence[str], business_id: str | None, *, location_id: str | None = None
-) -> Call[dict[str, Any]]:
+) -> Request[dict[str, Any]]:
     """Attach contacts to a business, or detach them with ``business_id=None``
     (``POST /contacts/bulk/business``).
 
@@ -228,27 +222,27 @@ def bulk_update_business(
     :return: ``{"success": bool, "ids": [...]}``.
     """
     body = {"ids": list(contact_ids), "businessId": business_id}  # null is meaningful here
-    return Call("bulk_update_business", json=body, location_id=location_id)
+    return Request("bulk_update_business", json=body, location_id=location_id)
 
 
 # ------------------------------------------------------------------------------------------------------
 # Tasks
 # ------------------------------------------------------------------------------------------------------
-def get_tasks(contact_id: str) -> Call[list[dict[str, Any]]]:
+def get_tasks(contact_id: str) -> Request[list[dict[str, Any]]]:
     """List a contact's tasks (``GET /contacts/{contactId}/tasks``).
 
     :param contact_id: the contact id.
     """
-    return Call("get_tasks", path_params={"contactId": contact_id})
+    return Request("get_tasks", path_params={"contactId": contact_id})
 
 
-def get_task(contact_id: str, task_id: str) -> Call[dict[str, Any]]:
+def get_task(contact_id: str, task_id: str) -> Request[dict[str, Any]]:
     """Get one task (``GET /contacts/{contactId}/tasks/{taskId}``).
 
     :param contact_id: the contact id.
     :param task_id: the task id.
     """
-    return Call("get_task", path_params={"contactId": contact_id, "taskId": task_id})
+    return Request("get_task", path_params={"contactId": contact_id, "taskId": task_id})
 
 
 def create_task(
@@ -259,7 +253,7 @@ def create_task(
     completed: bool = False,
     body: str | None = None,
     assigned_to: str | None = None,
-) -> Call[dict[str, Any]]:
+) -> Request[dict[str, Any]]:
     """Create a task on a contact (``POST /contacts/{contactId}/tasks``).
 
     :param contact_id: the contact id.
@@ -276,10 +270,10 @@ def create_task(
         "body": body,
         "assignedTo": assigned_to,
     }
-    return Call("create_task", path_params={"contactId": contact_id}, json=compact(fields))
+    return Request("create_task", path_params={"contactId": contact_id}, json=compact(fields))
 
 
-def update_task(contact_id: str, task_id: str, fields: Mapping[str, Any]) -> Call[dict[str, Any]]:
+def update_task(contact_id: str, task_id: str, fields: Mapping[str, Any]) -> Request[dict[str, Any]]:
     """Update a task (``PUT /contacts/{contactId}/tasks/{taskId}``).
 
     :param contact_id: the contact id.
@@ -287,48 +281,48 @@ def update_task(contact_id: str, task_id: str, fields: Mapping[str, Any]) -> Cal
     :param fields: ``title``, ``body``, ``dueDate``, ``completed``, ``assignedTo``.
     """
     body = {k: iso_utc(v) if isinstance(v, datetime) else v for k, v in fields.items()}
-    return Call("update_task", path_params={"contactId": contact_id, "taskId": task_id}, json=body)
+    return Request("update_task", path_params={"contactId": contact_id, "taskId": task_id}, json=body)
 
 
-def complete_task(contact_id: str, task_id: str, completed: bool = True) -> Call[dict[str, Any]]:
+def complete_task(contact_id: str, task_id: str, completed: bool = True) -> Request[dict[str, Any]]:
     """Mark a task completed or open (``PUT /contacts/{contactId}/tasks/{taskId}/completed``).
 
     :param contact_id: the contact id.
     :param task_id: the task id.
     :param completed: the new state.
     """
-    return Call(
+    return Request(
         "complete_task", path_params={"contactId": contact_id, "taskId": task_id}, json={"completed": completed}
     )
 
 
-def delete_task(contact_id: str, task_id: str) -> Call[None]:
+def delete_task(contact_id: str, task_id: str) -> Request[None]:
     """Delete a task (``DELETE /contacts/{contactId}/tasks/{taskId}``).
 
     :param contact_id: the contact id.
     :param task_id: the task id.
     """
-    return Call("delete_task", path_params={"contactId": contact_id, "taskId": task_id})
+    return Request("delete_task", path_params={"contactId": contact_id, "taskId": task_id})
 
 
 # ------------------------------------------------------------------------------------------------------
 # Notes
 # ------------------------------------------------------------------------------------------------------
-def get_notes(contact_id: str) -> Call[list[dict[str, Any]]]:
+def get_notes(contact_id: str) -> Request[list[dict[str, Any]]]:
     """List a contact's notes (``GET /contacts/{contactId}/notes``).
 
     :param contact_id: the contact id.
     """
-    return Call("get_notes", path_params={"contactId": contact_id})
+    return Request("get_notes", path_params={"contactId": contact_id})
 
 
-def get_note(contact_id: str, note_id: str) -> Call[dict[str, Any]]:
+def get_note(contact_id: str, note_id: str) -> Request[dict[str, Any]]:
     """Get one note (``GET /contacts/{contactId}/notes/{id}``).
 
     :param contact_id: the contact id.
     :param note_id: the note id.
     """
-    return Call("get_note", path_params={"contactId": contact_id, "id": note_id})
+    return Request("get_note", path_params={"contactId": contact_id, "id": note_id})
 
 
 def create_note(
@@ -339,7 +333,7 @@ def create_note(
     title: str | None = None,
     color: str | None = None,
     pinned: bool | None = None,
-) -> Call[dict[str, Any]]:
+) -> Request[dict[str, Any]]:
     """Add a note to a contact (``POST /contacts/{contactId}/notes``).
 
     :param contact_id: the contact id.
@@ -350,86 +344,86 @@ def create_note(
     :param pinned: whether the note is pinned.
     """
     fields = {"body": body, "userId": user_id, "title": title, "color": color, "pinned": pinned}
-    return Call("create_note", path_params={"contactId": contact_id}, json=compact(fields))
+    return Request("create_note", path_params={"contactId": contact_id}, json=compact(fields))
 
 
-def update_note(contact_id: str, note_id: str, fields: Mapping[str, Any]) -> Call[dict[str, Any]]:
+def update_note(contact_id: str, note_id: str, fields: Mapping[str, Any]) -> Request[dict[str, Any]]:
     """Update a note (``PUT /contacts/{contactId}/notes/{id}``).
 
     :param contact_id: the contact id.
     :param note_id: the note id.
     :param fields: ``body``, ``userId``, ``title``, ``color``, ``pinned``.
     """
-    return Call("update_note", path_params={"contactId": contact_id, "id": note_id}, json=dict(fields))
+    return Request("update_note", path_params={"contactId": contact_id, "id": note_id}, json=dict(fields))
 
 
-def delete_note(contact_id: str, note_id: str) -> Call[None]:
+def delete_note(contact_id: str, note_id: str) -> Request[None]:
     """Delete a note (``DELETE /contacts/{contactId}/notes/{id}``).
 
     :param contact_id: the contact id.
     :param note_id: the note id.
     """
-    return Call("delete_note", path_params={"contactId": contact_id, "id": note_id})
+    return Request("delete_note", path_params={"contactId": contact_id, "id": note_id})
 
 
 # ------------------------------------------------------------------------------------------------------
 # Appointments, followers, campaigns, workflows
 # ------------------------------------------------------------------------------------------------------
-def get_appointments(contact_id: str) -> Call[list[dict[str, Any]]]:
+def get_appointments(contact_id: str) -> Request[list[dict[str, Any]]]:
     """List a contact's appointments (``GET /contacts/{contactId}/appointments``).
 
     :param contact_id: the contact id.
     """
-    return Call("get_appointments", path_params={"contactId": contact_id})
+    return Request("get_appointments", path_params={"contactId": contact_id})
 
 
-def add_followers(contact_id: str, followers: Sequence[str]) -> Call[dict[str, Any]]:
+def add_followers(contact_id: str, followers: Sequence[str]) -> Request[dict[str, Any]]:
     """Add followers (user ids) to a contact (``POST /contacts/{contactId}/followers``).
 
     :param contact_id: the contact id.
     :param followers: user ids.
     :return: ``{"followers": [...], "followersAdded": [...]}``.
     """
-    return Call("add_followers", path_params={"contactId": contact_id}, json={"followers": list(followers)})
+    return Request("add_followers", path_params={"contactId": contact_id}, json={"followers": list(followers)})
 
 
-def remove_followers(contact_id: str, followers: Sequence[str]) -> Call[dict[str, Any]]:
+def remove_followers(contact_id: str, followers: Sequence[str]) -> Request[dict[str, Any]]:
     """Remove followers from a contact (``DELETE /contacts/{contactId}/followers``).
 
     :param contact_id: the contact id.
     :param followers: user ids.
     :return: ``{"followers": [...], "followersRemoved": [...]}``.
     """
-    return Call("remove_followers", path_params={"contactId": contact_id}, json={"followers": list(followers)})
+    return Request("remove_followers", path_params={"contactId": contact_id}, json={"followers": list(followers)})
 
 
-def add_to_campaign(contact_id: str, campaign_id: str) -> Call[None]:
+def add_to_campaign(contact_id: str, campaign_id: str) -> Request[None]:
     """Add a contact to a campaign (``POST /contacts/{contactId}/campaigns/{campaignId}``).
 
     :param contact_id: the contact id.
     :param campaign_id: the campaign id.
     """
-    return Call("add_to_campaign", path_params={"contactId": contact_id, "campaignId": campaign_id}, json={})
+    return Request("add_to_campaign", path_params={"contactId": contact_id, "campaignId": campaign_id}, json={})
 
 
-def remove_from_campaign(contact_id: str, campaign_id: str) -> Call[None]:
+def remove_from_campaign(contact_id: str, campaign_id: str) -> Request[None]:
     """Remove a contact from a campaign (``DELETE /contacts/{contactId}/campaigns/{campaignId}``).
 
     :param contact_id: the contact id.
     :param campaign_id: the campaign id.
     """
-    return Call("remove_from_campaign", path_params={"contactId": contact_id, "campaignId": campaign_id})
+    return Request("remove_from_campaign", path_params={"contactId": contact_id, "campaignId": campaign_id})
 
 
-def remove_from_all_campaigns(contact_id: str) -> Call[None]:
+def remove_from_all_campaigns(contact_id: str) -> Request[None]:
     """Remove a contact from every campaign (``DELETE /contacts/{contactId}/campaigns/removeAll``).
 
     :param contact_id: the contact id.
     """
-    return Call("remove_from_all_campaigns", path_params={"contactId": contact_id})
+    return Request("remove_from_all_campaigns", path_params={"contactId": contact_id})
 
 
-def add_to_workflow(contact_id: str, workflow_id: str, *, event_start_time: DateLike | None = None) -> Call[None]:
+def add_to_workflow(contact_id: str, workflow_id: str, *, event_start_time: DateLike | None = None) -> Request[None]:
     """Add a contact to a workflow (``POST /contacts/{contactId}/workflow/{workflowId}``).
 
     :param contact_id: the contact id.
@@ -437,10 +431,12 @@ def add_to_workflow(contact_id: str, workflow_id: str, *, event_start_time: Date
     :param event_start_time: when the workflow's event starts.
     """
     body = compact({"eventStartTime": iso_utc(event_start_time) if event_start_time else None})
-    return Call("add_to_workflow", path_params={"contactId": contact_id, "workflowId": workflow_id}, json=body)
+    return Request("add_to_workflow", path_params={"contactId": contact_id, "workflowId": workflow_id}, json=body)
 
 
-def remove_from_workflow(contact_id: str, workflow_id: str, *, event_start_time: DateLike | None = None) -> Call[None]:
+def remove_from_workflow(
+    contact_id: str, workflow_id: str, *, event_start_time: DateLike | None = None
+) -> Request[None]:
     """Remove a contact from a workflow (``DELETE /contacts/{contactId}/workflow/{workflowId}``).
 
     :param contact_id: the contact id.
@@ -448,7 +444,7 @@ def remove_from_workflow(contact_id: str, workflow_id: str, *, event_start_time:
     :param event_start_time: the event start time the contact was added with.
     """
     body = compact({"eventStartTime": iso_utc(event_start_time) if event_start_time else None})
-    return Call("remove_from_workflow", path_params={"contactId": contact_id, "workflowId": workflow_id}, json=body)
+    return Request("remove_from_workflow", path_params={"contactId": contact_id, "workflowId": workflow_id}, json=body)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -456,14 +452,14 @@ def remove_from_workflow(contact_id: str, workflow_id: str, *, event_start_time:
 # ------------------------------------------------------------------------------------------------------
 def get_custom_fields(
     *, model: Literal["contact", "opportunity", "all"] | None = None, location_id: str | None = None
-) -> Call[list[dict[str, Any]]]:
+) -> Request[list[dict[str, Any]]]:
     """Custom-field definitions of a location (``GET /locations/{locationId}/customFields``): join
     them with a contact's ``customFields`` (``[{id, value}]``) to get names and keys.
 
     :param model: ``contact``, ``opportunity`` or ``all``.
     :param location_id: location; default: the hook's.
     """
-    return Call("get_custom_fields", params={"model": model}, location_id=location_id)
+    return Request("get_custom_fields", params={"model": model}, location_id=location_id)
 
 
 def search_location_tasks(
@@ -476,7 +472,7 @@ def search_location_tasks(
     limit: int = 100,
     skip: int = 0,
     location_id: str | None = None,
-) -> Call[list[dict[str, Any]]]:
+) -> Request[list[dict[str, Any]]]:
     """One page of the location-wide task search (``POST /locations/{locationId}/tasks/search``).
 
     :param contact_ids: only tasks of these contacts.
@@ -499,4 +495,4 @@ def search_location_tasks(
             "skip": skip,
         }
     )
-    return Call("search_location_tasks", json=body, location_id=location_id)
+    return Request("search_location_tasks", json=body, location_id=location_id)

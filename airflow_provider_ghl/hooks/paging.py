@@ -17,8 +17,8 @@ from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from airflow_provider_ghl.exceptions import GHLApiError, GHLUnexpectedResponseError
 from airflow_provider_ghl.hooks import operations as ops
-from airflow_provider_ghl.hooks.calls import Call, CallRunner, DateLike, iso_utc
-from airflow_provider_ghl.hooks.operations import SEARCH_MAX_PAGE_LIMIT
+from airflow_provider_ghl.hooks.request import DateLike, Request, RequestRunner, iso_utc
+from airflow_provider_ghl.hooks.search import SEARCH_MAX_PAGE_LIMIT
 
 PageT = TypeVar("PageT", covariant=True)
 DateField = Literal["dateUpdated", "dateAdded"]
@@ -72,7 +72,7 @@ def next_search_cursor(
 class Pager(Protocol[PageT]):
     """A walk over pages: the request for the next page, and the page an answer gives."""
 
-    def next_call(self) -> Call[Any] | None:
+    def next_call(self) -> Request[Any] | None:
         """The request of the next page, or None when the walk is over."""
         ...
 
@@ -104,7 +104,7 @@ class SearchPager:
         self.cursor: list[Any] | None = list(search_after) if search_after else None
         self._last: list[dict[str, Any]] | None = None
 
-    def next_call(self) -> Call[dict[str, Any]] | None:
+    def next_call(self) -> Request[dict[str, Any]] | None:
         if self._last is not None:
             # Judged only when the next page is wanted: the caller has had the previous one first.
             self.cursor = next_search_cursor(self._last, self.page_limit, self.cursor)
@@ -136,7 +136,7 @@ class LegacyContactPager:
         self.start_after_id: str | None = None
         self.done = False
 
-    def next_call(self) -> Call[dict[str, Any]] | None:
+    def next_call(self) -> Request[dict[str, Any]] | None:
         if self.done:
             return None
         return ops.get_contacts(
@@ -170,7 +170,7 @@ class SkipPager:
 
     def __init__(
         self,
-        build: Callable[[int], Call[Any]],
+        build: Callable[[int], Request[Any]],
         *,
         page_limit: int,
         records: Callable[[Any], list[dict[str, Any]]],
@@ -183,7 +183,7 @@ class SkipPager:
         self.skip = 0
         self.done = False
 
-    def next_call(self) -> Call[Any] | None:
+    def next_call(self) -> Request[Any] | None:
         return None if self.done else self.build(self.skip)
 
     def take(self, result: Any) -> list[dict[str, Any]]:
@@ -194,7 +194,7 @@ class SkipPager:
         return records
 
 
-class GHLPagingMixin(CallRunner):
+class GHLPagingMixin(RequestRunner):
     """The hook's iterators: each walks one pager through the sync funnel, or the async one."""
 
     def walk(self, pager: Pager[PageT]) -> Iterator[PageT]:

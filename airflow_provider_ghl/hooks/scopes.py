@@ -12,10 +12,13 @@ once per read and recording what was lost for the manifest.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
 from airflow_provider_ghl.exceptions import GHLScopeError
 from airflow_provider_ghl.hooks.endpoints import ENDPOINTS, Endpoint
+
+if TYPE_CHECKING:
+    from airflow_provider_ghl.hooks.retry import WarningLogger
 
 READ_SCOPE = "contacts.readonly"
 WRITE_SCOPE = "contacts.write"
@@ -54,17 +57,13 @@ def is_scope_refusal(status: int, message: str | None) -> bool:
     return status == 401 and SCOPE_REFUSAL in (message or "").lower()
 
 
-class _WarningLogger(Protocol):
-    def warning(self, event: Any, *args: Any, **kwargs: Any) -> Any: ...
-
-
 class ScopeDegradations:
     """The optional reads one task went without for lack of a scope: each warned about once, all recorded.
 
     :param log: where the warning goes (the task's logger).
     """
 
-    def __init__(self, log: _WarningLogger) -> None:
+    def __init__(self, log: WarningLogger) -> None:
         self.log = log
         self._missing: dict[str, dict[str, str]] = {}
 

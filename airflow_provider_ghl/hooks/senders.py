@@ -32,7 +32,7 @@ from airflow_provider_ghl.exceptions import (
     GHLRedirectError,
 )
 from airflow_provider_ghl.hooks.auth import TokenProvider
-from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import WHOLE_BODY, Endpoint
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
 from airflow_provider_ghl.hooks.responses import (

@@ -4,7 +4,7 @@ The attempt is written once, as the coroutine :func:`attempt`: read the token, w
 observe the limit headers, recover a rotated token once (never for a scope refusal), map GHL's answer to a
 result or an exception and check its shape. What differs between ``requests`` (workers) and ``httpx`` (the
 triggerer) is only how each step is done, so a :class:`Sender` does them
-(:mod:`~airflow_provider_ghl.hooks.senders`): the sync sender's steps never suspend, so :func:`run_sync`
+(:mod:`~airflow_provider_ghl.hooks.senders`): the sync sender's steps never suspend, so :func:`run_without_loop`
 finishes the coroutine without an event loop. Which failures are repeated is
 :mod:`~airflow_provider_ghl.hooks.retry`'s to decide.
 
@@ -31,10 +31,10 @@ from airflow_provider_ghl.exceptions import (
     GHLRateLimitError,
     GHLScopeError,
 )
-from airflow_provider_ghl.hooks.calls import Resolved
-from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import Endpoint
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
+from airflow_provider_ghl.hooks.request import Resolved
 from airflow_provider_ghl.hooks.responses import (
     as_auth_error,
     check_shape,
@@ -242,7 +242,7 @@ def _parsed(exchange: Exchange, reply: Reply, limiter: RateLimiter, secrets: tup
         ) from None
 
 
-def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+def run_without_loop(coroutine: Coroutine[Any, Any, T]) -> T:
     """Finish a coroutine whose awaits never suspend (a :class:`RequestsSender` attempt), without a loop."""
     try:
         coroutine.send(None)

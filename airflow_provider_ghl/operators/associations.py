@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_ghl.checks import optional_datetime, require_id, require_id_list
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.base import GHLContactListOperator, GHLContactOperator
-from airflow_provider_ghl.validation import optional_datetime, require_id, require_id_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -20,7 +20,7 @@ class GHLGetAppointmentsOperator(GHLContactListOperator):
     :param output_path: JSON Lines file for the appointments. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return self.publish(hook.get_appointments(args["contact_id"]), args["output_path"])
 
 
@@ -45,7 +45,7 @@ class GHLAddFollowersOperator(_GHLFollowersOperator):
     :param followers: user ids. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         result = hook.add_followers(args["contact_id"], args["followers"])
         return {
             "contact_id": args["contact_id"],
@@ -61,7 +61,7 @@ class GHLRemoveFollowersOperator(_GHLFollowersOperator):
     :param followers: user ids. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         result = hook.remove_followers(args["contact_id"], args["followers"])
         return {
             "contact_id": args["contact_id"],
@@ -90,7 +90,7 @@ class GHLAddToCampaignOperator(_GHLCampaignOperator):
     :param campaign_id: the campaign. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         hook.add_to_campaign(args["contact_id"], args["campaign_id"])
         return {"contact_id": args["contact_id"], "campaign_id": args["campaign_id"], "member": True}
 
@@ -102,7 +102,7 @@ class GHLRemoveFromCampaignOperator(_GHLCampaignOperator):
     :param campaign_id: the campaign. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         hook.remove_from_campaign(args["contact_id"], args["campaign_id"])
         return {"contact_id": args["contact_id"], "campaign_id": args["campaign_id"], "member": False}
 
@@ -113,7 +113,7 @@ class GHLRemoveFromAllCampaignsOperator(GHLContactOperator):
     :param contact_id: the contact. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         hook.remove_from_all_campaigns(args["contact_id"])
         return {"contact_id": args["contact_id"], "removed_from_all_campaigns": True}
 
@@ -145,7 +145,7 @@ class GHLAddToWorkflowOperator(_GHLWorkflowOperator):
     :param event_start_time: when the workflow's event starts (datetime or ISO-8601). (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         hook.add_to_workflow(args["contact_id"], args["workflow_id"], event_start_time=args["event_start_time"])
         return {"contact_id": args["contact_id"], "workflow_id": args["workflow_id"], "member": True}
 
@@ -158,6 +158,6 @@ class GHLRemoveFromWorkflowOperator(_GHLWorkflowOperator):
     :param event_start_time: the event start time the contact was added with. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         hook.remove_from_workflow(args["contact_id"], args["workflow_id"], event_start_time=args["event_start_time"])
         return {"contact_id": args["contact_id"], "workflow_id": args["workflow_id"], "member": False}

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink, ObjectStoragePath
 
+from airflow_provider_ghl.checks import optional_id, optional_output_location, require_bool, require_id
 from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted, GHLNotFoundError
 from airflow_provider_ghl.export.output import write_records_file
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.mixin import GHLHookMixin
 from airflow_provider_ghl.hooks.ratelimit import next_daily_reset
 from airflow_provider_ghl.links import CONTACT_URL_XCOM_KEY, GHLContactLink, contact_url
-from airflow_provider_ghl.validation import optional_id, optional_output_location, require_bool, require_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -25,11 +25,11 @@ MAX_XCOM_IDS = 1000
 
 
 class GHLBaseOperator(GHLHookMixin, BaseOperator):
-    """Base of the GHL operators that call the API: validate, then call, then link the contact.
+    """Base of the GHL operators that call the API: validate, then perform, then link the contact.
 
     ``execute`` first checks every argument (:meth:`validate`, which names the argument at fault with
     :class:`~airflow_provider_ghl.exceptions.GHLInputError` and sends and writes nothing), then makes the
-    request(s) (:meth:`call`), then records the app URL of the contact it touched for the "GHL contact" link.
+    request(s) (:meth:`perform`), then records the app URL of the contact it touched for the "GHL contact" link.
     Writes always run here on the worker; nothing is written from a trigger.
 
     :param ghl_conn_id: the ``ghl`` connection. (templated)
@@ -70,7 +70,7 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
         require_bool("wait_for_daily_reset", self.wait_for_daily_reset)
         return {"location_id": optional_id("location_id", self.location_id)}
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> Any:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> Any:
         """Make the request(s) with the validated ``args``; the return value goes to XCom."""
         raise NotImplementedError
 
@@ -81,7 +81,7 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
     def execute(self, context: Context) -> Any:
         args = self.validate(context)
         try:
-            result = self.call(self.hook, args, context)
+            result = self.perform(self.hook, args, context)
         except GHLDailyBudgetExhausted as err:
             if not self.wait_for_daily_reset:
                 raise

@@ -5,17 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_ghl.exceptions import GHLApiError, GHLDuplicateContactError, GHLInputError, GHLNotFoundError
-from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
-from airflow_provider_ghl.operators.base import (
-    MAX_XCOM_IDS,
-    GHLBaseOperator,
-    GHLContactOperator,
-    GHLListOperator,
-    GHLMissingOkOperator,
-)
-from airflow_provider_ghl.validation import (
-    contact_fields,
+from airflow_provider_ghl.checks import (
     email_or_phone,
     optional_datetime,
     optional_id,
@@ -24,8 +14,17 @@ from airflow_provider_ghl.validation import (
     require_id_list,
     require_int,
     require_window,
-    search_filters,
-    search_query,
+)
+from airflow_provider_ghl.exceptions import GHLApiError, GHLDuplicateContactError, GHLInputError, GHLNotFoundError
+from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
+from airflow_provider_ghl.hooks.payloads import contact_fields
+from airflow_provider_ghl.hooks.search import search_filters, search_query
+from airflow_provider_ghl.operators.base import (
+    MAX_XCOM_IDS,
+    GHLBaseOperator,
+    GHLContactOperator,
+    GHLListOperator,
+    GHLMissingOkOperator,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ class GHLGetContactOperator(GHLMissingOkOperator, GHLContactOperator):
     :param missing_ok: return None instead of failing when the contact does not exist.
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any] | None:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any] | None:
         try:
             return hook.get_contact(args["contact_id"])
         except GHLNotFoundError:
@@ -101,7 +100,7 @@ class GHLSearchContactsOperator(GHLListOperator):
         require_window("since", args["since"], "until", args["until"])
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         pages = hook.iter_contact_pages(
             since=args["since"],
             until=args["until"],
@@ -155,7 +154,7 @@ class GHLCreateContactOperator(GHLBaseOperator):
         args.update(fields=fields, if_exists=require_choice("if_exists", self.if_exists, IF_EXISTS))
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         fields, location = args["fields"], args["location_id"]
         existing = None
         if fields.get("email") or fields.get("phone"):
@@ -221,7 +220,7 @@ class GHLUpdateContactOperator(GHLContactOperator):
         args["fields"] = contact_fields("fields", self.fields, _UPDATE_FORBIDDEN)
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.update_contact(args["contact_id"], args["fields"])
 
 
@@ -244,7 +243,7 @@ class GHLUpsertContactOperator(GHLBaseOperator):
         args["fields"] = contact_fields("fields", self.fields, match_on_email_or_phone=True)
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         result = hook.upsert_contact(args["fields"], location_id=args["location_id"])
         return {"new": bool(result.get("new")), "contact": result.get("contact") or {}}
 
@@ -259,7 +258,7 @@ class GHLDeleteContactOperator(GHLMissingOkOperator, GHLContactOperator):
     :param missing_ok: succeed (``deleted: false``) when the contact does not exist, so a re-run is safe.
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return self.run_delete(lambda: hook.delete_contact(args["contact_id"]), args, contact_id=args["contact_id"])
 
     def linked_contact(self, args: Mapping[str, Any], result: Any) -> str | None:
@@ -287,7 +286,7 @@ class GHLGetDuplicateContactOperator(GHLBaseOperator):
         args["email"], args["phone"] = email_or_phone(self.contact_email, self.contact_phone)
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any] | None:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any] | None:
         return hook.get_duplicate_contact(email=args["email"], phone=args["phone"], location_id=args["location_id"])
 
     def linked_contact(self, args: Mapping[str, Any], result: Any) -> str | None:
@@ -313,7 +312,7 @@ class GHLGetContactsByBusinessOperator(GHLListOperator):
         args.update(business_id=require_id("business_id", self.business_id), query=search_query("query", self.query))
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         contacts = hook.iter_contacts_by_business(
             args["business_id"], query=args["query"], location_id=args["location_id"]
         )
@@ -343,7 +342,7 @@ class GHLBulkUpdateBusinessOperator(GHLBaseOperator):
         )
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         result = hook.bulk_update_business(args["contact_ids"], args["business_id"], location_id=args["location_id"])
         if not result.get("success", True):
             raise GHLApiError("GHL reported the bulk business update as failed", meta=result)

@@ -6,13 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ghl.export.contacts import run_export
-from airflow_provider_ghl.export.enrich import ENRICHMENT_CSV_COLUMNS, TASK_SEARCH_MODES, child_records
-from airflow_provider_ghl.export.history import custom_field_types, previous_export, schema_drift
-from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
-from airflow_provider_ghl.layout import ENRICHMENT
-from airflow_provider_ghl.operators.export import GHLBaseExportOperator
-from airflow_provider_ghl.validation import (
+from airflow_provider_ghl.checks import (
     interval_datetime,
     require_choice,
     require_choices,
@@ -20,6 +14,12 @@ from airflow_provider_ghl.validation import (
     require_timedelta,
     require_window,
 )
+from airflow_provider_ghl.export.contacts import run_export
+from airflow_provider_ghl.export.enrich import ENRICHMENT_CSV_COLUMNS, TASK_SEARCH_MODES, child_records
+from airflow_provider_ghl.export.history import custom_field_types, previous_export, schema_drift
+from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
+from airflow_provider_ghl.layout import ENRICHMENT
+from airflow_provider_ghl.operators.export import GHLBaseExportOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -9,24 +9,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
 from airflow_provider_ghl import __version__
+from airflow_provider_ghl.checks import location_or_default, output_location, require_bool, require_choice, require_int
 from airflow_provider_ghl.exceptions import GHLScopeError
 from airflow_provider_ghl.export.contacts import custom_field_keys, export_contacts, utcnow_iso
 from airflow_provider_ghl.export.history import custom_field_types, previous_export, schema_drift
 from airflow_provider_ghl.export.lineage import operator_lineage
-from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS, MANIFEST, ExportOutput
+from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS, MANIFEST, ExportOutput, file_format
 from airflow_provider_ghl.export.tombstones import DELETED, vanished_ids, write_tombstones
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
 from airflow_provider_ghl.hooks.scopes import ScopeDegradations
 from airflow_provider_ghl.layout import FULL_EXPORT
 from airflow_provider_ghl.operators.base import GHLBaseOperator
-from airflow_provider_ghl.validation import (
-    file_format,
-    location_or_default,
-    output_location,
-    require_bool,
-    require_choice,
-    require_int,
-)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,7 +33,7 @@ class GHLBaseExportOperator(GHLBaseOperator):
     summary.
 
     ``execute`` is the one of every GHL operator: :meth:`validate` checks every argument (sending nothing,
-    writing nothing), then :meth:`call` returns at once when the output already holds a complete export, or
+    writing nothing), then :meth:`perform` returns at once when the output already holds a complete export, or
     runs :meth:`export` and publishes its manifest.
 
     :param ghl_conn_id: the ``ghl`` connection (templated).
@@ -99,7 +92,7 @@ class GHLBaseExportOperator(GHLBaseOperator):
         args["location_id"] = location_or_default("location_id", args["location_id"], self.hook.config.location_id)
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         output: ExportOutput = args["output"]
         self._lineage_target = (args["location_id"], self.lineage_resources(args), str(output.root))
         if (done := self._already_done(output)) is not None:
@@ -128,7 +121,7 @@ class GHLBaseExportOperator(GHLBaseOperator):
         """OpenLineage (when the openlineage provider is installed): ``highlevel://<location_id>`` inputs
         named by resource, the output directory by OpenLineage's naming (see ``export/lineage.py``).
 
-        :param task_instance: the finished task instance (unused: what the run resolved is kept by ``call``).
+        :param task_instance: the finished task instance (unused: what the run resolved is kept by ``perform``).
         """
         target = getattr(self, "_lineage_target", None)
         if target is None:  # not executed (e.g. skipped before validation): the arguments as given

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_ghl.checks import optional_id, optional_text, require_bool, require_id
 from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.hooks.payloads import note_fields
 from airflow_provider_ghl.operators.base import GHLContactListOperator, GHLContactOperator, GHLMissingOkOperator
-from airflow_provider_ghl.validation import NOTE_FIELDS as NOTE_FIELDS  # re-exported: it used to live here
-from airflow_provider_ghl.validation import note_fields, optional_id, optional_text, require_bool, require_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -21,7 +21,7 @@ class GHLGetNotesOperator(GHLContactListOperator):
     :param output_path: JSON Lines file for the notes. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return self.publish(hook.get_notes(args["contact_id"]), args["output_path"])
 
 
@@ -45,7 +45,7 @@ class GHLGetNoteOperator(_GHLNoteOperator):
     :param note_id: the note. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.get_note(args["contact_id"], args["note_id"])
 
 
@@ -90,7 +90,7 @@ class GHLCreateNoteOperator(GHLContactOperator):
         )
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.create_note(
             args["contact_id"],
             args["body"],
@@ -119,7 +119,7 @@ class GHLUpdateNoteOperator(_GHLNoteOperator):
     def validate(self, context: Context) -> dict[str, Any]:
         return {**super().validate(context), "fields": note_fields("fields", self.fields)}
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.update_note(args["contact_id"], args["note_id"], args["fields"])
 
 
@@ -131,7 +131,7 @@ class GHLDeleteNoteOperator(GHLMissingOkOperator, _GHLNoteOperator):
     :param missing_ok: succeed (``deleted: false``) when the note does not exist, so a re-run is safe.
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         contact_id, note_id = args["contact_id"], args["note_id"]
         return self.run_delete(
             lambda: hook.delete_note(contact_id, note_id), args, contact_id=contact_id, note_id=note_id

@@ -9,17 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import Asset, AssetAlias, BaseOperatorLink
 
 from airflow_provider_ghl import __version__
-from airflow_provider_ghl.exceptions import GHLConfigError, GHLSyncRowsFailed
-from airflow_provider_ghl.export.contacts import utcnow_iso
-from airflow_provider_ghl.export.lineage import writeback_lineage
-from airflow_provider_ghl.export.output import MANIFEST
-from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.hooks.scopes import ScopeDegradations
-from airflow_provider_ghl.operators.base import GHLBaseOperator
-from airflow_provider_ghl.validation import (
-    SYNC_MATCH_KEYS,
-    SYNC_TAGS_MODES,
-    input_file_format,
+from airflow_provider_ghl.checks import (
     input_location,
     location_or_default,
     output_location,
@@ -30,9 +20,17 @@ from airflow_provider_ghl.validation import (
     require_ratio,
     require_timedelta,
 )
-from airflow_provider_ghl.writeback.diff import CustomFieldRefs
+from airflow_provider_ghl.exceptions import GHLConfigError, GHLSyncRowsFailed
+from airflow_provider_ghl.export.contacts import utcnow_iso
+from airflow_provider_ghl.export.lineage import writeback_lineage
+from airflow_provider_ghl.export.output import MANIFEST
+from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.hooks.scopes import ScopeDegradations
+from airflow_provider_ghl.operators.base import GHLBaseOperator
+from airflow_provider_ghl.writeback.diff import TAGS_MODES, CustomFieldRefs
 from airflow_provider_ghl.writeback.engine import RowApplier, SyncSettings
-from airflow_provider_ghl.writeback.records import InputFile
+from airflow_provider_ghl.writeback.matching import MATCH_KEYS
+from airflow_provider_ghl.writeback.records import InputFile, input_file_format
 from airflow_provider_ghl.writeback.results import SyncOutput
 from airflow_provider_ghl.writeback.run import custom_field_definitions, sync_rows
 
@@ -92,7 +90,7 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         *,
         input_path: str,
         results_path: str,
-        match_on: Sequence[str] = SYNC_MATCH_KEYS,
+        match_on: Sequence[str] = MATCH_KEYS,
         tags_mode: str = "add",
         dry_run: bool = False,
         max_failed_ratio: float = 0.0,
@@ -128,8 +126,8 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         args.update(
             input_file=input_file,
             results_root=output_location("results_path", self.results_path),
-            match_on=require_choices("match_on", self.match_on, SYNC_MATCH_KEYS, allow_empty=False),
-            tags_mode=require_choice("tags_mode", self.tags_mode, SYNC_TAGS_MODES),
+            match_on=require_choices("match_on", self.match_on, MATCH_KEYS, allow_empty=False),
+            tags_mode=require_choice("tags_mode", self.tags_mode, TAGS_MODES),
             dry_run=require_bool("dry_run", self.plan_only),
             max_failed_ratio=require_ratio("max_failed_ratio", self.max_failed_ratio),
             rows_per_file=require_int("rows_per_file", self.rows_per_file, minimum=1),
@@ -139,7 +137,7 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         args["location_id"] = location_or_default("location_id", args["location_id"], self.hook.config.location_id)
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         input_file: InputFile = args["input_file"]
         location = args["location_id"]
         self._lineage_target = (str(input_file.path), location)
@@ -237,7 +235,7 @@ class GHLSyncContactsOperator(GHLBaseOperator):
         """OpenLineage (when the openlineage provider is installed): the input file in, the location's
         ``highlevel://<location_id>`` ``contacts`` out (see ``export/lineage.py``).
 
-        :param task_instance: the finished task instance (unused: what the run resolved is kept by ``call``).
+        :param task_instance: the finished task instance (unused: what the run resolved is kept by ``perform``).
         """
         target: tuple[str, str] | None = getattr(self, "_lineage_target", None)
         if target is None:  # not executed: the arguments as given

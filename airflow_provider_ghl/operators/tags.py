@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_ghl.checks import require_bool, require_id_list, require_str_list
 from airflow_provider_ghl.exceptions import GHLApiError
 from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.hooks.payloads import bulk_tag_change
 from airflow_provider_ghl.operators.base import MAX_XCOM_IDS, GHLBaseOperator, GHLContactOperator
-from airflow_provider_ghl.validation import bulk_tag_change, require_bool, require_id_list, require_str_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -35,7 +36,7 @@ class GHLAddTagsOperator(_GHLContactTagsOperator):
     :param tags: tags to add. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return {"contact_id": args["contact_id"], "tags": hook.add_tags(args["contact_id"], args["tags"])}
 
 
@@ -46,7 +47,7 @@ class GHLRemoveTagsOperator(_GHLContactTagsOperator):
     :param tags: tags to remove. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return {"contact_id": args["contact_id"], "tags": hook.remove_tags(args["contact_id"], args["tags"])}
 
 
@@ -94,7 +95,7 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
         )
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         result = hook.bulk_update_tags(
             args["contact_ids"],
             args["tags"],

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_ghl.checks import optional_id, optional_text, require_bool, require_datetime, require_id
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.operators.base import GHLContactListOperator, GHLContactOperator, GHLMissingOkOperator
 
 # TASK_FIELDS and task_fields are re-exported: they used to live here.
-from airflow_provider_ghl.validation import TASK_FIELDS as TASK_FIELDS
-from airflow_provider_ghl.validation import optional_id, optional_text, require_bool, require_datetime, require_id
-from airflow_provider_ghl.validation import task_fields as task_fields
+from airflow_provider_ghl.hooks.payloads import task_fields
+from airflow_provider_ghl.operators.base import GHLContactListOperator, GHLContactOperator, GHLMissingOkOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,7 +23,7 @@ class GHLGetTasksOperator(GHLContactListOperator):
     :param output_path: JSON Lines file for the tasks. (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return self.publish(hook.get_tasks(args["contact_id"]), args["output_path"])
 
 
@@ -49,7 +48,7 @@ class GHLGetTaskOperator(_GHLTaskOperator):
     :param ghl_task_id: the GHL task (``task_id`` is the Airflow task's). (templated)
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.get_task(args["contact_id"], args["task_id"])
 
 
@@ -94,7 +93,7 @@ class GHLCreateTaskOperator(GHLContactOperator):
         )
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.create_task(
             args["contact_id"],
             title=args["title"],
@@ -123,7 +122,7 @@ class GHLUpdateTaskOperator(_GHLTaskOperator):
     def validate(self, context: Context) -> dict[str, Any]:
         return {**super().validate(context), "fields": task_fields("fields", self.fields)}
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.update_task(args["contact_id"], args["task_id"], args["fields"])
 
 
@@ -142,7 +141,7 @@ class GHLCompleteTaskOperator(_GHLTaskOperator):
     def validate(self, context: Context) -> dict[str, Any]:
         return {**super().validate(context), "completed": require_bool("completed", self.completed)}
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         return hook.complete_task(args["contact_id"], args["task_id"], args["completed"])
 
 
@@ -154,7 +153,7 @@ class GHLDeleteTaskOperator(GHLMissingOkOperator, _GHLTaskOperator):
     :param missing_ok: succeed (``deleted: false``) when the task does not exist, so a re-run is safe.
     """
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         contact_id, task_id = args["contact_id"], args["task_id"]
         return self.run_delete(
             lambda: hook.delete_task(contact_id, task_id), args, contact_id=contact_id, task_id=task_id

@@ -7,20 +7,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import Asset, AssetAlias, BaseOperatorLink, ObjectStoragePath
 
+from airflow_provider_ghl.checks import location_or_default, one_output_of, require_choice, require_int
 from airflow_provider_ghl.export.lineage import ghl_dataset_name, storage_dataset_name
-from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS
+from airflow_provider_ghl.export.output import COMPRESSIONS, FORMATS, file_format
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.layout import WEBHOOK_BATCHES
 from airflow_provider_ghl.operators.base import GHLBaseOperator
-from airflow_provider_ghl.validation import (
-    file_format,
-    inbox_url,
-    location_or_default,
-    one_output_of,
-    require_choice,
-    require_int,
-)
 from airflow_provider_ghl.webhooks.apply import BatchResult, HookRecordSource, drain
+from airflow_provider_ghl.webhooks.inbox import inbox_url
 from airflow_provider_ghl.webhooks.records import DATASETS, KINDS
 
 if TYPE_CHECKING:
@@ -100,7 +94,7 @@ class GHLApplyWebhookEventsOperator(GHLBaseOperator):
         args["folder"] = WEBHOOK_BATCHES.path(where, args["location_id"]) if which == "output_root" else where
         return args
 
-    def call(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+    def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         from airflow_provider_ghl.webhooks.inbox import open_inbox
 
         location, folder = args["location_id"], args["folder"]

@@ -16,9 +16,20 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_ghl import exceptions as ghl_exceptions
+from airflow_provider_ghl.checks import (
+    email_or_phone,
+    interval_datetime,
+    location_or_default,
+    optional_datetime,
+    optional_id,
+    require_id,
+    require_int,
+    require_window,
+)
 from airflow_provider_ghl.exceptions import GHLError
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, iso_utc
 from airflow_provider_ghl.hooks.mixin import GHLHookMixin
+from airflow_provider_ghl.hooks.search import search_filters, search_query
 from airflow_provider_ghl.triggers.ghl import (
     ContactChangedCondition,
     ContactExistsCondition,
@@ -32,19 +43,6 @@ from airflow_provider_ghl.triggers.ghl import (
     NewAppointmentCondition,
     NewNoteCondition,
     TaskCompletedCondition,
-)
-from airflow_provider_ghl.validation import MAX_QUERY_LENGTH as MAX_QUERY_LENGTH  # re-exported: it lived here
-from airflow_provider_ghl.validation import (
-    email_or_phone,
-    interval_datetime,
-    location_or_default,
-    optional_datetime,
-    optional_id,
-    require_id,
-    require_int,
-    require_window,
-    search_filters,
-    search_query,
 )
 
 if TYPE_CHECKING:

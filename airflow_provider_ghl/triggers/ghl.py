@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_ghl.checks import parse_datetime
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.mixin import hook_kwargs
-from airflow_provider_ghl.validation import parse_datetime
 
 #: ``(is_done, value)``: whether the condition holds, and the XCom value once it does.
 Outcome = tuple[bool, Any]

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from airflow_provider_ghl.exceptions import GHLInboxError
+from airflow_provider_ghl.exceptions import GHLInboxError, GHLInputError
 
 #: How long a ``webhookId`` is remembered after its event was acked (GHL's own retries end after ~1 h).
 RETENTION_SECONDS = 7 * 24 * 3600
@@ -157,3 +157,17 @@ def version_rows(versions: Mapping[Key, str]) -> list[tuple[str, str, str]]:
             raise ValueError(f"versions: unknown kind {kind!r} (one of {', '.join(KINDS)})")
         rows.append((kind, str(record_id), str(stamp)))
     return rows
+
+
+def inbox_url(field: str, value: Any) -> str:
+    """A webhook inbox URL: ``sqlite:///<absolute path>`` or ``redis://<Airflow Redis connection id>``."""
+    if not isinstance(value, str) or not value.strip():
+        raise GHLInputError(field, "an inbox URL is required: sqlite:///<absolute path> or redis://<conn_id>")
+    url = value.strip()
+    if url.startswith("sqlite:///") and url.removeprefix("sqlite://").startswith("/") and len(url) > 10:
+        return url
+    conn_id = url.removeprefix("redis://")
+    # The connection's id, never a server address (which would carry a password into logs and XComs).
+    if url.startswith("redis://") and conn_id and not any(c in conn_id for c in "/@:"):
+        return url
+    raise GHLInputError(field, f"must be sqlite:///<absolute path> or redis://<conn_id>, got {value!r}")

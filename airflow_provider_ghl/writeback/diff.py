@@ -18,11 +18,11 @@ from typing import Any
 
 import orjson
 
-from airflow_provider_ghl.validation import SYNC_TAGS_MODES, parse_datetime
+from airflow_provider_ghl.checks import parse_datetime
 from airflow_provider_ghl.writeback.records import CustomFieldValue, RowRejected, SyncRecord
 
 #: ``tags_mode`` values: ``add`` only adds the record's tags; ``replace`` also removes the contact's others.
-TAGS_MODES = SYNC_TAGS_MODES
+TAGS_MODES = ("add", "replace")
 #: Fields that identify a child record (a task or note with the same ones already exists: not created again).
 CHILD_IDENTITY = {"tasks": ("title", "dueDate", "body"), "notes": ("body", "title")}
 #: An ISO date-time at midnight UTC, kept to its day (``1990-01-02T00:00:00.000Z`` -> ``1990-01-02``).

@@ -32,8 +32,8 @@ from airflow_provider_ghl.exceptions import (
     GHLUnexpectedResponseError,
 )
 from airflow_provider_ghl.hooks import operations as ops
-from airflow_provider_ghl.hooks.calls import Call
 from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.hooks.request import Request
 from airflow_provider_ghl.writeback.diff import Change, CustomFieldRefs, create_body, diff, missing_children
 from airflow_provider_ghl.writeback.matching import find_contact
 from airflow_provider_ghl.writeback.records import InputRow, RowRejected, SyncRecord
@@ -250,7 +250,7 @@ class RowApplier:
         return self.hook.run(call)
 
     def _create_child(self, kind: str, contact_id: str, child: Mapping[str, Any]) -> None:
-        call: Call[dict[str, Any]]
+        call: Request[dict[str, Any]]
         if kind == "tasks":
             call = ops.create_task(
                 contact_id,

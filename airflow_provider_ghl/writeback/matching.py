@@ -17,12 +17,11 @@ from typing import Any
 
 from airflow_provider_ghl.exceptions import GHLNotFoundError
 from airflow_provider_ghl.hooks import operations as ops
-from airflow_provider_ghl.hooks.calls import CallRunner
-from airflow_provider_ghl.validation import SYNC_MATCH_KEYS
+from airflow_provider_ghl.hooks.request import RequestRunner
 from airflow_provider_ghl.writeback.records import InputRow, RowRejected, SyncRecord
 
 #: The keys a record can be matched on, in the default order.
-MATCH_KEYS = SYNC_MATCH_KEYS
+MATCH_KEYS = ("id", "email", "phone")
 #: What a contact from the duplicate lookup must hold to be diffed without reading it again.
 _FULL_CONTACT = ("tags", "customFields")
 
@@ -61,7 +60,7 @@ class InFileKeys:
 
 
 def find_contact(
-    hook: CallRunner, record: SyncRecord, match_on: Sequence[str], location_id: str
+    hook: RequestRunner, record: SyncRecord, match_on: Sequence[str], location_id: str
 ) -> tuple[dict[str, Any] | None, str | None]:
     """``(the contact, the key that found it)``, or ``(None, None)`` when no contact has the record's keys.
 
@@ -86,7 +85,7 @@ def find_contact(
     return None, None
 
 
-def full_contact(hook: CallRunner, contact: Mapping[str, Any]) -> dict[str, Any]:
+def full_contact(hook: RequestRunner, contact: Mapping[str, Any]) -> dict[str, Any]:
     """``contact`` if it holds what a diff needs, else the contact read by id."""
     if all(key in contact for key in _FULL_CONTACT):
         return dict(contact)

@@ -26,9 +26,9 @@ from typing import IO, Any
 import orjson
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_ghl.checks import parse_datetime
 from airflow_provider_ghl.exceptions import GHLInputError
-from airflow_provider_ghl.hooks.calls import iso_utc
-from airflow_provider_ghl.validation import parse_datetime
+from airflow_provider_ghl.hooks.request import iso_utc
 
 #: Contact fields a record may set (the fields of GHL's ``UpdateContactDto`` but tags and custom fields).
 TEXT_FIELDS = (
@@ -376,3 +376,17 @@ def _note(i: int, note: Mapping[str, Any]) -> dict[str, Any]:
             raise RowRejected(f"notes[{i}].pinned: expected true or false")
         out["pinned"] = note["pinned"]
     return out
+
+
+#: A write-back's input formats, by the file name's ending (before any ``.gz``).
+INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+def input_file_format(field: str, path: ObjectStoragePath) -> tuple[str, bool]:
+    """``(format, gzipped)`` of a write-back's input by its name (:data:`INPUT_FORMATS`, optionally ``.gz``)."""
+    name = path.name.lower()
+    stem = name.removesuffix(".gz")
+    for ending, fmt in INPUT_FORMATS.items():
+        if stem.endswith(ending):
+            return fmt, name.endswith(".gz")
+    raise GHLInputError(field, f"{path.name!r}: name it .jsonl, .ndjson or .csv (optionally .gz)")

@@ -23,7 +23,7 @@ from airflow_provider_ghl.exceptions import (
     GHLDailyBudgetExhausted,
     GHLRateLimitError,
 )
-from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from ghl_sandbox.redis_server import RedisServer
 from ghl_sandbox.testing import SandboxServer

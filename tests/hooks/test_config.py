@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk import Connection
 
 from airflow_provider_ghl.exceptions import GHLConfigError
-from airflow_provider_ghl.hooks.config import DEFAULT_HOST, GHLConnectionConfig, normalize_base_url
+from airflow_provider_ghl.hooks.connection import DEFAULT_HOST, GHLConnectionConfig, normalize_base_url
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from ghl_sandbox.testing import SandboxServer
 

@@ -18,8 +18,8 @@ from airflow_provider_ghl.exceptions import (
     GHLNotFoundError,
     GHLValidationError,
 )
-from airflow_provider_ghl.hooks.calls import Call
 from airflow_provider_ghl.hooks.ghl import GHLHook
+from airflow_provider_ghl.hooks.request import Request
 from ghl_sandbox.testing import SandboxServer
 
 
@@ -231,7 +231,7 @@ def test_api_v3_paths(fast_sandbox: SandboxServer, conn_factory: Callable[..., s
         host=fast_sandbox.base_url, password=loc["private_token"], location_id=loc["id"], api_version="v3"
     )
     hook = GHLHook(conn_id)
-    resolved = hook.resolve(Call("remove_from_all_campaigns", path_params={"contactId": "c1"}))
+    resolved = hook.resolve(Request("remove_from_all_campaigns", path_params={"contactId": "c1"}))
     assert resolved.path == "/contacts/c1/campaigns/remove-all"
     with pytest.raises(GHLConfigError, match="removed in API v3"):
         hook.get_contacts()

@@ -1,4 +1,4 @@
-"""The hook's own argument checks are validation.py's: GHLInputError naming the argument, nothing sent."""
+"""The hook's own argument checks are those of checks.py: GHLInputError naming the argument, nothing sent."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_ghl.checks import require_int
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.validation import require_int
 from ghl_sandbox.testing import SandboxServer
 
 BAD_CALLS: list[tuple[str, Callable[[GHLHook], Any]]] = [
@@ -44,9 +44,9 @@ def test_the_hook_and_the_operators_judge_page_limit_alike(pit_hook: GHLHook) ->
     # One function judges it, so the message a DAG author sees is the same from the hook and from an operator.
     with pytest.raises(GHLInputError) as from_hook:
         pit_hook.search_contacts(page_limit=501)
-    with pytest.raises(GHLInputError) as from_validation:
+    with pytest.raises(GHLInputError) as from_checks:
         require_int("page_limit", 501, minimum=1, maximum=500)
-    assert str(from_hook.value) == str(from_validation.value)
+    assert str(from_hook.value) == str(from_checks.value)
 
 
 def test_max_workers_is_checked_when_the_hook_is_made() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_ghl import validation
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError
+from airflow_provider_ghl.hooks import search
 from airflow_provider_ghl.operators import associations as a
 from airflow_provider_ghl.operators import contacts as c
 from airflow_provider_ghl.operators import notes as n
@@ -164,5 +164,5 @@ def test_an_argument_is_judged_the_same_by_operators_and_sensors(
 
 
 def test_a_query_of_75_characters_is_sent() -> None:
-    assert validation.search_query("query", "q" * 75) == "q" * 75
-    assert validation.search_query("query", "") is None
+    assert search.search_query("query", "q" * 75) == "q" * 75
+    assert search.search_query("query", "") is None

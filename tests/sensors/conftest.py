@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_ghl.checks import parse_datetime as parse_time
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.ratelimit import reset_limiters
 from airflow_provider_ghl.sensors.ghl import (
@@ -26,7 +27,6 @@ from airflow_provider_ghl.sensors.ghl import (
     GHLTaskCompletedSensor,
 )
 from airflow_provider_ghl.triggers.ghl import GHLConditionTrigger
-from airflow_provider_ghl.validation import parse_datetime as parse_time
 from ghl_sandbox.testing import SandboxServer
 
 CONN_ID = "ghl_sensors"

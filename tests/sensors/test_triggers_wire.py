@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException, TaskDeferred
 
+from airflow_provider_ghl.checks import parse_datetime as parse_time
 from airflow_provider_ghl.exceptions import (
     GHLConfigError,
     GHLError,
@@ -20,7 +21,6 @@ from airflow_provider_ghl.exceptions import (
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.sensors.ghl import GHLNewNoteSensor
 from airflow_provider_ghl.triggers.ghl import GHLConditionTrigger
-from airflow_provider_ghl.validation import parse_datetime as parse_time
 from ghl_sandbox.testing import SandboxServer
 from tests.sensors.conftest import CASES, CONN_ID, Case, drive, rebuild
 

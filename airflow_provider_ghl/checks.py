@@ -1,16 +1,18 @@
-"""Checks of operator and sensor arguments, run before the first request.
+"""The generic checks of operator and sensor arguments, run before the first request or write.
 
 Each raises :class:`~airflow_provider_ghl.exceptions.GHLInputError` naming the argument, so a bad templated value
-fails the task at once (no retry) and nothing is sent to GHL.
+fails the task at once (no retry) and nothing is sent to GHL or written. The checks of one feature's own
+arguments live beside the feature (search: ``hooks/search.py``, request payloads: ``hooks/payloads.py``, the
+inbox URL: ``webhooks/inbox.py``, write-back input: ``writeback/rows.py``, output formats: ``outputs/``); they
+are built from these. This module imports nothing of the provider but its exceptions.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import pendulum
 from airflow.sdk import ObjectStoragePath
@@ -18,13 +20,6 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_ghl.exceptions import GHLInputError
 
 T = TypeVar("T")
-
-#: GHL refuses longer full-text queries.
-MAX_QUERY_LENGTH = 75
-#: The most contacts one ``POST /contacts/search`` page may ask for.
-SEARCH_MAX_PAGE_LIMIT = 500
-#: What a bulk tag update does (the ``{type}`` of ``POST /contacts/bulk/tags/update/{type}``).
-BULK_TAG_ACTIONS: tuple[Literal["add", "remove"], ...] = ("add", "remove")
 
 
 def require_id(field: str, value: Any) -> str:
@@ -39,7 +34,7 @@ def require_id(field: str, value: Any) -> str:
 
 def optional_id(field: str, value: Any) -> str | None:
     """:func:`require_id` for an argument that may be left out (None or empty)."""
-    return None if _absent(value) else require_id(field, value)
+    return None if absent(value) else require_id(field, value)
 
 
 def require_mapping(field: str, value: Any, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -69,22 +64,6 @@ def require_mapping_list(field: str, value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, Sequence) or isinstance(value, (str, bytes, Mapping)):
         raise GHLInputError(field, f"expected a list of JSON objects, got {type(value).__name__}")
     return [require_mapping(f"{field}[{i}]", item) for i, item in enumerate(value)]
-
-
-def search_filters(field: str, value: Any) -> list[dict[str, Any]]:
-    """GHL search filters: a list (or its JSON text) of objects with ``field`` and ``operator``, or ``group``;
-    empty or None means no filter."""
-    if value in (None, "", []):
-        return []
-    filters = require_mapping_list(field, value)
-    for i, item in enumerate(filters):
-        if "group" not in item and not ("field" in item and "operator" in item):
-            raise GHLInputError(f"{field}[{i}]", 'needs "field" and "operator" (or "group" and "filters")')
-    try:
-        json.dumps(filters)  # it becomes a request body (and trigger kwargs when deferred)
-    except (TypeError, ValueError):
-        raise GHLInputError(field, "values must be JSON: strings, numbers, booleans, lists, objects") from None
-    return filters
 
 
 def require_str_list(field: str, value: Any, *, allow_empty: bool = False) -> list[str]:
@@ -140,12 +119,12 @@ def require_datetime(field: str, value: Any) -> datetime:
 
 def optional_datetime(field: str, value: Any) -> datetime | None:
     """:func:`require_datetime` for an argument that may be left out (None or empty)."""
-    return None if _absent(value) else require_datetime(field, value)
+    return None if absent(value) else require_datetime(field, value)
 
 
 def interval_datetime(field: str, value: Any, context: Mapping[str, Any], bound: str) -> datetime:
     """A date-time that defaults to the run's data-interval ``bound`` (``data_interval_start`` or ``_end``)."""
-    if _absent(value):
+    if absent(value):
         value = context.get(bound)
         if value is None:
             raise GHLInputError(
@@ -188,7 +167,7 @@ def optional_text(field: str, value: Any, *, required: bool = False) -> str | No
 
 def optional_word(field: str, value: Any) -> str | None:
     """Text without whitespace, such as an e-mail address or a phone number; None or empty means not given."""
-    if _absent(value):
+    if absent(value):
         return None
     if not isinstance(value, str) or not value.strip() or any(c.isspace() for c in value.strip()):
         raise GHLInputError(field, f"expected a string without spaces, got {value!r}")
@@ -208,15 +187,6 @@ def email_or_phone(
     if checked == (None, None):
         raise GHLInputError(email_field, f"{email_field} or {phone_field} is required; both are empty")
     return checked
-
-
-def search_query(field: str, value: Any) -> str | None:
-    """A GHL full-text query of at most :data:`MAX_QUERY_LENGTH` characters; None or empty means none."""
-    if _absent(value):
-        return None
-    if not isinstance(value, str) or len(value) > MAX_QUERY_LENGTH:
-        raise GHLInputError(field, f"expected a string of at most {MAX_QUERY_LENGTH} characters, got {value!r}")
-    return value
 
 
 def require_bool(field: str, value: Any) -> bool:
@@ -247,16 +217,6 @@ def require_choices(field: str, value: Any, choices: Sequence[str], *, allow_emp
     return items
 
 
-def file_format(field: str, value: Any, formats: Sequence[str]) -> str:
-    """One of ``formats``; ``parquet`` only when pyarrow is installed (the ``[parquet]`` extra)."""
-    chosen = require_choice(field, value, formats)
-    if chosen == "parquet" and importlib.util.find_spec("pyarrow") is None:
-        raise GHLInputError(
-            field, "parquet needs pyarrow, which is not installed: pip install 'airflow-provider-ghl[parquet]'"
-        )
-    return chosen
-
-
 def require_int(field: str, value: Any, *, minimum: int, maximum: int | None = None) -> int:
     """An integer in ``[minimum, maximum]`` (a templated digit string is accepted)."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
@@ -267,6 +227,18 @@ def require_int(field: str, value: Any, *, minimum: int, maximum: int | None = N
         bound = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
         raise GHLInputError(field, f"must be {bound}, got {value}")
     return value
+
+
+def require_ratio(field: str, value: Any) -> float:
+    """A fraction from 0 to 1 (a templated number string is accepted)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise GHLInputError(field, f"expected a number from 0 to 1, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise GHLInputError(field, f"expected a number from 0 to 1, got {value!r}")
+    return float(value)
 
 
 def location_or_default(field: str, value: Any, default: str | None) -> str:
@@ -303,130 +275,7 @@ def output_location(field: str, value: Any) -> ObjectStoragePath:
 
 def optional_output_location(field: str, value: Any) -> ObjectStoragePath | None:
     """:func:`output_location` for an argument that may be left out (None or empty)."""
-    return None if _absent(value) else output_location(field, value)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Request payloads (in GHL's field names)
-# ----------------------------------------------------------------------------------------------------------
-#: Fields ``PUT /contacts/{contactId}/tasks/{taskId}`` accepts.
-TASK_FIELDS = ("title", "body", "dueDate", "completed", "assignedTo")
-#: Fields ``PUT /contacts/{contactId}/notes/{id}`` accepts.
-NOTE_FIELDS = ("body", "userId", "title", "color", "pinned")
-#: Why a contact payload may not carry ``locationId``: the location comes from the operator or the connection.
-LOCATION_FROM_OPERATOR = {"locationId": "set the operator's location_id instead"}
-
-
-def contact_fields(
-    field: str,
-    value: Any,
-    forbidden: Mapping[str, str] = LOCATION_FROM_OPERATOR,
-    *,
-    match_on_email_or_phone: bool = False,
-) -> dict[str, Any]:
-    """A contact payload: a JSON object with well-shaped ``tags`` and ``customFields``, none of the ``forbidden``
-    keys (each mapped to the reason) and, with ``match_on_email_or_phone`` (an upsert), an e-mail or a phone."""
-    fields = require_mapping(field, value)
-    for key, reason in forbidden.items():
-        if key in fields:
-            raise GHLInputError(f"{field}.{key}", reason)
-    if "tags" in fields:
-        fields["tags"] = require_str_list(f"{field}.tags", fields["tags"], allow_empty=True)
-    custom = fields.get("customFields")
-    if custom is not None:
-        if not isinstance(custom, list) or not all(isinstance(c, Mapping) for c in custom):
-            raise GHLInputError(f"{field}.customFields", "expected a list of {id|key, field_value} objects")
-        for i, item in enumerate(custom):
-            if not (item.get("id") or item.get("key")):
-                raise GHLInputError(f"{field}.customFields[{i}]", "needs an 'id' or a 'key'")
-    if match_on_email_or_phone and not (fields.get("email") or fields.get("phone")):
-        raise GHLInputError(field, "an upsert needs 'email' or 'phone' to match on")
-    return fields
-
-
-def task_fields(field: str, value: Any) -> dict[str, Any]:
-    """A task update payload: only the fields GHL accepts, with a real ``dueDate`` and ``completed``."""
-    fields = _known_fields(field, value, TASK_FIELDS, "task")
-    if "dueDate" in fields:
-        fields["dueDate"] = require_datetime(f"{field}.dueDate", fields["dueDate"])
-    if "completed" in fields:
-        fields["completed"] = require_bool(f"{field}.completed", fields["completed"])
-    return fields
-
-
-def note_fields(field: str, value: Any) -> dict[str, Any]:
-    """A note update payload: only the fields GHL accepts, a non-blank ``body`` and a real ``pinned``."""
-    fields = _known_fields(field, value, NOTE_FIELDS, "note")
-    if "body" in fields:
-        optional_text(f"{field}.body", fields["body"], required=True)
-    if "pinned" in fields:
-        fields["pinned"] = require_bool(f"{field}.pinned", fields["pinned"])
-    return fields
-
-
-def bulk_tag_change(action: Any, remove_all_tags: Any, tags: Any) -> dict[str, Any]:
-    """``action``, ``remove_all_tags`` and ``tags`` of a bulk tag update: with ``remove_all_tags`` (only for
-    ``remove``) ``tags`` may be empty."""
-    checked_action = require_choice("action", action, BULK_TAG_ACTIONS)
-    remove_all = require_bool("remove_all_tags", remove_all_tags)
-    if remove_all and checked_action != "remove":
-        raise GHLInputError("remove_all_tags", "only applies to action='remove'")
-    return {
-        "action": checked_action,
-        "remove_all_tags": remove_all,
-        "tags": require_str_list("tags", tags, allow_empty=remove_all),
-    }
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Webhook apply (operators/webhooks.py)
-# ----------------------------------------------------------------------------------------------------------
-def inbox_url(field: str, value: Any) -> str:
-    """A webhook inbox URL: ``sqlite:///<absolute path>`` or ``redis://<Airflow Redis connection id>``."""
-    if not isinstance(value, str) or not value.strip():
-        raise GHLInputError(field, "an inbox URL is required: sqlite:///<absolute path> or redis://<conn_id>")
-    url = value.strip()
-    if url.startswith("sqlite:///") and url.removeprefix("sqlite://").startswith("/") and len(url) > 10:
-        return url
-    conn_id = url.removeprefix("redis://")
-    # The connection's id, never a server address (which would carry a password into logs and XComs).
-    if url.startswith("redis://") and conn_id and not any(c in conn_id for c in "/@:"):
-        return url
-    raise GHLInputError(field, f"must be sqlite:///<absolute path> or redis://<conn_id>, got {value!r}")
-
-
-def one_output_of(fields: Mapping[str, Any]) -> tuple[str, ObjectStoragePath]:
-    """The one of ``fields`` (argument name -> value) that is given, as ``(name, output location)``."""
-    given = {name: value for name, value in fields.items() if not _absent(value)}
-    if len(given) != 1:
-        names = " or ".join(fields)
-        raise GHLInputError(next(iter(given or fields)), f"give exactly one of {names}, got {len(given)}")
-    [(name, value)] = given.items()
-    return name, output_location(name, value)
-
-
-def _known_fields(field: str, value: Any, known: Sequence[str], what: str) -> dict[str, Any]:
-    fields = require_mapping(field, value)
-    unknown = sorted(set(fields) - set(known))
-    if unknown:
-        raise GHLInputError(f"{field}.{unknown[0]}", f"not a {what} field; use {', '.join(known)}")
-    return fields
-
-
-def _absent(value: Any) -> bool:
-    # Templates render a missing optional argument as None or as "".
-    return value is None or (isinstance(value, str) and value == "")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Write-back (GHLSyncContactsOperator)
-# ----------------------------------------------------------------------------------------------------------
-#: The keys a write-back matches records on, in the default order.
-SYNC_MATCH_KEYS = ("id", "email", "phone")
-#: How a write-back treats tags: ``add`` the record's, or ``replace`` the contact's with them.
-SYNC_TAGS_MODES = ("add", "replace")
-#: A write-back's input formats, by the file name's ending (before any ``.gz``).
-SYNC_INPUT_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+    return None if absent(value) else output_location(field, value)
 
 
 def input_location(field: str, value: Any) -> ObjectStoragePath:
@@ -441,23 +290,25 @@ def input_location(field: str, value: Any) -> ObjectStoragePath:
     return path
 
 
-def input_file_format(field: str, path: ObjectStoragePath) -> tuple[str, bool]:
-    """``(format, gzipped)`` of a write-back's input by its name (:data:`SYNC_INPUT_FORMATS`, optionally ``.gz``)."""
-    name = path.name.lower()
-    stem = name.removesuffix(".gz")
-    for ending, fmt in SYNC_INPUT_FORMATS.items():
-        if stem.endswith(ending):
-            return fmt, name.endswith(".gz")
-    raise GHLInputError(field, f"{path.name!r}: name it .jsonl, .ndjson or .csv (optionally .gz)")
+def one_output_of(fields: Mapping[str, Any]) -> tuple[str, ObjectStoragePath]:
+    """The one of ``fields`` (argument name -> value) that is given, as ``(name, output location)``."""
+    given = {name: value for name, value in fields.items() if not absent(value)}
+    if len(given) != 1:
+        names = " or ".join(fields)
+        raise GHLInputError(next(iter(given or fields)), f"give exactly one of {names}, got {len(given)}")
+    [(name, value)] = given.items()
+    return name, output_location(name, value)
 
 
-def require_ratio(field: str, value: Any) -> float:
-    """A fraction from 0 to 1 (a templated number string is accepted)."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise GHLInputError(field, f"expected a number from 0 to 1, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise GHLInputError(field, f"expected a number from 0 to 1, got {value!r}")
-    return float(value)
+def known_fields(field: str, value: Any, known: Sequence[str], what: str) -> dict[str, Any]:
+    """A JSON object (:func:`require_mapping`) holding only ``known`` keys; an unknown one is named with ``what``."""
+    fields = require_mapping(field, value)
+    unknown = sorted(set(fields) - set(known))
+    if unknown:
+        raise GHLInputError(f"{field}.{unknown[0]}", f"not a {what} field; use {', '.join(known)}")
+    return fields
+
+
+def absent(value: Any) -> bool:
+    """Whether an optional argument was left out: templates render a missing one as None or as ``""``."""
+    return value is None or (isinstance(value, str) and value == "")

@@ -1,7 +1,7 @@
-"""One operation call as data, how the endpoint table turns it into a request, and how the hook's typed methods
+"""One operation request as data, how the endpoint table turns it into a request, and how the hook's typed methods
 are made from the request builders of :mod:`~airflow_provider_ghl.hooks.operations`.
 
-A builder shapes its arguments into a :class:`Call` once; :func:`operation` makes the sync method of
+A builder shapes its arguments into a :class:`Request` once; :func:`operation` makes the sync method of
 :class:`~airflow_provider_ghl.hooks.ghl.GHLHook` from it and :func:`async_operation` the async twin, so the two
 can never drift apart (the way a sensor's condition builds one request for poke and trigger).
 """
@@ -17,7 +17,7 @@ from typing import Any, Concatenate, Generic, NamedTuple, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from airflow_provider_ghl.exceptions import GHLConfigError
-from airflow_provider_ghl.hooks.config import GHLConnectionConfig
+from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import ENDPOINTS, Endpoint
 
 P = ParamSpec("P")
@@ -41,7 +41,7 @@ def compact(mapping: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclasses.dataclass(frozen=True)
-class Call(Generic[T]):
+class Request(Generic[T]):
     """One operation of :data:`~airflow_provider_ghl.hooks.endpoints.ENDPOINTS` with its arguments.
 
     ``T`` is what running it returns (for type checkers only).
@@ -50,7 +50,7 @@ class Call(Generic[T]):
     :param path_params: values of the path template (GHL's names, e.g. ``contactId``).
     :param params: query parameters (``None`` values are dropped).
     :param json: JSON body.
-    :param location_id: location of the call; None: the hook's / connection's.
+    :param location_id: location of the request; None: the hook's / connection's.
     """
 
     operation: str
@@ -61,7 +61,7 @@ class Call(Generic[T]):
 
 
 class Resolved(NamedTuple):
-    """A :class:`Call` resolved against the endpoint table and the connection: ready to send."""
+    """A :class:`Request` resolved against the endpoint table and the connection: ready to send."""
 
     endpoint: Endpoint
     path: str
@@ -72,25 +72,25 @@ class Resolved(NamedTuple):
     operation: str = ""
 
 
-def resolve(call: Call[Any], config: GHLConnectionConfig) -> Resolved:
-    """Build path, query and body of ``call`` from its endpoint row; place the location where GHL wants it."""
+def resolve(request: Request[Any], config: GHLConnectionConfig) -> Resolved:
+    """Build path, query and body of ``request`` from its endpoint row; place the location where GHL wants it."""
     try:
-        endpoint = ENDPOINTS[call.operation]
+        endpoint = ENDPOINTS[request.operation]
     except KeyError:
-        raise ValueError(f"Unknown GHL operation {call.operation!r}") from None
+        raise ValueError(f"Unknown GHL operation {request.operation!r}") from None
     template = endpoint.path
     if config.api_version == "v3" and endpoint.v3_path is not None:
         if not endpoint.v3_path:
-            raise GHLConfigError(f"{call.operation} ({endpoint.method} {endpoint.path}) was removed in API v3.")
+            raise GHLConfigError(f"{request.operation} ({endpoint.method} {endpoint.path}) was removed in API v3.")
         template = endpoint.v3_path
-    location = call.location_id or config.location_id
-    values = dict(call.path_params or {})
-    query = compact(call.params or {})
-    body = call.json
+    location = request.location_id or config.location_id
+    values = dict(request.path_params or {})
+    query = compact(request.params or {})
+    body = request.json
     if endpoint.location is not None:
         if not location:
             raise GHLConfigError(
-                f"{call.operation} needs a location: pass location_id or set location_id on connection "
+                f"{request.operation} needs a location: pass location_id or set location_id on connection "
                 f"{config.conn_id!r}."
             )
         if endpoint.location == "query":
@@ -101,50 +101,50 @@ def resolve(call: Call[Any], config: GHLConnectionConfig) -> Resolved:
             values["locationId"] = location
     for name, value in values.items():
         if value is None or str(value) == "":
-            raise ValueError(f"{call.operation}: path parameter {name} is empty")
+            raise ValueError(f"{request.operation}: path parameter {name} is empty")
     # Quote every path value so an id can never reach another route.
     path = template.format(**{k: quote(str(v), safe="") for k, v in values.items()})
-    return Resolved(endpoint, path, query or None, body, location, call.operation)
+    return Resolved(endpoint, path, query or None, body, location, request.operation)
 
 
-class CallRunner:
-    """What the hook's mixins rely on: running a :class:`Call` (implemented by ``GHLHook``)."""
+class RequestRunner:
+    """What the hook's mixins rely on: running a :class:`Request` (implemented by ``GHLHook``)."""
 
-    def run(self, call: Call[T]) -> T:
-        """Send ``call`` through the sync funnel and return its resource."""
+    def run(self, request: Request[T]) -> T:
+        """Send ``request`` through the sync funnel and return its resource."""
         raise NotImplementedError
 
-    async def arun(self, call: Call[T]) -> T:
-        """Send ``call`` (a read) through the async funnel and return its resource."""
+    async def arun(self, request: Request[T]) -> T:
+        """Send ``request`` (a read) through the async funnel and return its resource."""
         raise NotImplementedError
 
 
 def _method_signature(build: Callable[..., Any]) -> inspect.Signature:
-    """The builder's signature as the hook method's: ``self`` first, returning the resource, not the Call."""
+    """The builder's signature as the hook method's: ``self`` first, returning the resource, not the Request."""
     signature = inspect.signature(build)
     returns = signature.return_annotation
-    if isinstance(returns, str) and returns.startswith("Call[") and returns.endswith("]"):
-        returns = returns[len("Call[") : -1]
+    if isinstance(returns, str) and returns.startswith("Request[") and returns.endswith("]"):
+        returns = returns[len("Request[") : -1]
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
     return signature.replace(parameters=[self_param, *signature.parameters.values()], return_annotation=returns)
 
 
-def operation(build: Callable[P, Call[T]]) -> Callable[Concatenate[CallRunner, P], T]:
+def operation(build: Callable[P, Request[T]]) -> Callable[Concatenate[RequestRunner, P], T]:
     """The hook method that runs what ``build`` returns (same arguments, same docstring)."""
 
     @functools.wraps(build)
-    def method(self: CallRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def method(self: RequestRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return self.run(build(*args, **kwargs))
 
     method.__signature__ = _method_signature(build)  # type: ignore[attr-defined]
     return method
 
 
-def async_operation(build: Callable[P, Call[T]]) -> Callable[Concatenate[CallRunner, P], Coroutine[Any, Any, T]]:
+def async_operation(build: Callable[P, Request[T]]) -> Callable[Concatenate[RequestRunner, P], Coroutine[Any, Any, T]]:
     """The async twin of :func:`operation`: the same request, sent with the async funnel (reads only)."""
 
     @functools.wraps(build)
-    async def method(self: CallRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def method(self: RequestRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
         return await self.arun(build(*args, **kwargs))
 
     method.__name__ = method.__qualname__ = f"a{build.__name__}"
