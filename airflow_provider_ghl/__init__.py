@@ -43,7 +43,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_ghl.operators.export",
                     "airflow_provider_ghl.operators.enrich",
                     "airflow_provider_ghl.operators.token",
-                    "airflow_provider_ghl.operators.sync",
+                    "airflow_provider_ghl.operators.writeback",
                     "airflow_provider_ghl.operators.webhooks",
                 ],
             }

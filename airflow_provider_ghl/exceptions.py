@@ -186,6 +186,11 @@ class GHLRateLimitError(GHLApiError):
         super().__init__(message, **kwargs)
 
 
+class GHLTaskStopped(GHLError):
+    """The task was stopped (its ``on_kill``): the hook sends no further request. What a run committed before
+    stays committed; a retried task resumes from it."""
+
+
 class GHLDailyBudgetExhausted(GHLError):
     """The daily request budget is (nearly) spent: stop instead of burning retries until it resets.
 
@@ -215,7 +220,7 @@ class GHLBudgetBackendError(GHLError):
         super().__init__(f"GHL rate budget backend {backend!r} of connection {conn_id!r} failed: {detail}")
 
 
-class GHLSyncRowsFailed(GHLError, AirflowFailException):
+class GHLWriteBackRowsFailed(GHLError, AirflowFailException):
     """A write-back ended with more failed rows (rejected or refused) than ``max_failed_ratio`` allows.
 
     The results and the dead-letter file are written before this is raised; a retry would fail the same way,
@@ -244,3 +249,10 @@ class GHLInboxError(GHLError):
         self.inbox = inbox
         self.detail = detail
         super().__init__(f"GHL webhook inbox {inbox!r}: {detail}")
+
+
+def __getattr__(name: str) -> Any:
+    # Names of the previous release (one release, with a warning).
+    from airflow_provider_ghl.deprecation import moved_names
+
+    return moved_names(__name__, {"GHLSyncRowsFailed": "airflow_provider_ghl.exceptions:GHLWriteBackRowsFailed"})(name)

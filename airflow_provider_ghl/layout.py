@@ -15,6 +15,9 @@ it): :class:`BatchLayout` gives the location's folder of batches as a template (
 and each batch as a path.
 
 Imports nothing from Airflow, so a script can use it before it has configured Airflow (``scripts/demo.py``).
+
+Deprecated (one release): the provider depends on no layout; the example DAGs have their own helper now,
+the example DAGs' own ghl_layout.py (dags/ghl_layout.py: copy it beside your DAGs).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol, Self, TypeVar, overload
+
+from airflow_provider_ghl.deprecation import warn_moved
 
 #: Airflow Variable with the output root URI (any Airflow object-storage URI, e.g. ``s3://bucket/ghl``).
 EXPORT_ROOT_VARIABLE = "ghl_export_root"
@@ -250,3 +255,7 @@ class BatchLayout:
 
 #: Webhook events applied per location, one folder per inbox batch ``<first_seq>-<last_seq>`` (12 digits each).
 WEBHOOK_BATCHES = BatchLayout("webhooks", r"\d{12}-\d{12}")
+
+warn_moved(
+    "airflow_provider_ghl.layout", "the example DAGs' own ghl_layout.py (dags/ghl_layout.py: copy it beside your DAGs)"
+)

@@ -1,4 +1,8 @@
-"""Which GHL locations a DAG works on, and through which connection, read at run time from Airflow configuration."""
+"""Which GHL locations a DAG works on, and through which connection, read at run time from Airflow configuration.
+
+Deprecated (one release): the provider depends on no layout; the example DAGs have their own helper now,
+the example DAGs' own ghl_locations.py (dags/ghl_locations.py: copy it beside your DAGs).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from airflow.sdk import Variable, task
 
+from airflow_provider_ghl.deprecation import warn_moved
 from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.layout import DEFAULT_EXPORT_ROOT, EXPORT_ROOT_VARIABLE
@@ -102,3 +107,9 @@ def configuration_doc(*rows: tuple[str, str, str]) -> str:
 `["loc1", "loc2"]`, or an object giving each location its own connection (a Private Integration Token is
 per location), e.g. `{{"loc1": "ghl_loc1", "loc2": "ghl_loc2"}}`.
 """
+
+
+warn_moved(
+    "airflow_provider_ghl.locations",
+    "the example DAGs' own ghl_locations.py (dags/ghl_locations.py: copy it beside your DAGs)",
+)

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Variable, task_group
 
-from airflow_provider_ghl.layout import ENRICHMENT, LOCATION, LOOKBACK
-from airflow_provider_ghl.locations import configuration_doc, locations
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 from airflow_provider_ghl.sensors.ghl import GHLContactChangedSensor
+
+from ghl_layout import ENRICHMENT, LOCATION, LOOKBACK
+from ghl_locations import configuration_doc, locations
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

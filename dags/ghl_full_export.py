@@ -7,9 +7,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_provider_ghl.layout import FULL_EXPORT, LOCATION
-from airflow_provider_ghl.locations import configuration_doc, locations
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
+
+from ghl_layout import FULL_EXPORT, LOCATION
+from ghl_locations import configuration_doc, locations
 
 DOC_MD = f"""
 ### GHL full contacts export

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from airflow_provider_ghl.layout import ENRICHMENT, LOCATION, LOOKBACK
-from airflow_provider_ghl.locations import configuration_doc, locations
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
+
+from ghl_layout import ENRICHMENT, LOCATION, LOOKBACK
+from ghl_locations import configuration_doc, locations
 
 DOC_MD = f"""
 ### GHL incremental enrichment

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, DeltaTriggerTimetable
 
-from airflow_provider_ghl.locations import GHL_CONN_ID
 from airflow_provider_ghl.operators.token import GHLRefreshTokenOperator
+
+from ghl_locations import GHL_CONN_ID
 
 DOC_MD = f"""
 ### GHL OAuth token refresh

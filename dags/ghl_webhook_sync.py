@@ -7,14 +7,15 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Asset, AssetWatcher
 
-from airflow_provider_ghl.layout import EXPORT_ROOT, LOCATION, WEBHOOK_BATCHES
-from airflow_provider_ghl.locations import configuration_doc, locations
 from airflow_provider_ghl.operators.webhooks import (
     WEBHOOKS_ASSET_ALIAS,
     GHLApplyWebhookEventsOperator,
     configured_inbox,
 )
 from airflow_provider_ghl.triggers.webhooks import GHLWebhookInboxTrigger
+
+from ghl_layout import LOCATION, WEBHOOK_BATCHES
+from ghl_locations import configuration_doc, locations
 
 #: The inbox the receiver stores into: the ``[ghl_webhooks] inbox`` setting (configuration, not a Variable: the
 #: trigger's arguments are fixed when the file is parsed, and the receiver reads the same setting).
@@ -35,8 +36,8 @@ high-water mark, not only the events of the asset event that started the run) an
 (`contacts`, `tombstones`, `tasks`, `notes`, `appointments` part files, then `_manifest.json`), then acknowledges
 it. Each record is its final state in the batch (last writer wins by event `timestamp`, also against earlier
 batches); a killed task re-runs to the same batch and never applies an event twice. The API is asked only for
-what a payload lacks. Each location's webhooks folder is attached as an Asset to the `{WEBHOOKS_ASSET_ALIAS}`
-alias: schedule downstream DAGs on it.
+what a payload lacks. Each location's webhooks folder is announced on the `{WEBHOOKS_ASSET_ALIAS}` asset alias
+(`output_path` in the event's extra): schedule downstream DAGs on it.
 
 While the DAG is **paused** its watcher does not run: events wait in the inbox and the first run after
 unpausing applies them all. The watcher fires for any location of the inbox; the tasks apply the configured ones.
@@ -62,6 +63,6 @@ with DAG(
     GHLApplyWebhookEventsOperator.partial(
         task_id="apply",
         # Each location brings its connection id (for what payloads lack); LOCATION is this task's location.
-        output_root=EXPORT_ROOT,
+        output_path=WEBHOOK_BATCHES.template(),
         map_index_template=LOCATION,
     ).expand_kwargs(locations())

@@ -9,10 +9,10 @@
    hour, changes contacts in the sandbox, and runs the enrichment for the current hour, which must pick
    them all up.
 4. Starts ``ghl-webhooks serve`` (the demo's home, so its SQLite inbox is the DAG's) and subscribes it in the
-   sandbox; writes a CSV per location into the sync inbox and runs ``ghl_sync_back`` (plan, then apply: its
+   sandbox; writes a CSV per location into the write-back inbox and runs ``ghl_write_back`` (plan, then apply: its
    writes are webhook events); makes a few more changes (a delete, a note, a task), waits until the sandbox
    has delivered them all, and runs ``ghl_webhook_sync``, which applies each location's inbox into a batch
-   (``scripts/demo_sync.py``). The receiver is stopped at the end, also when a step fails.
+   (``scripts/demo_changes.py``). The receiver is stopped at the end, also when a step fails.
 5. Prints per DAG run and location what was written (read back from each ``_manifest.json``), the requests
    and 429s (the hook's count from the manifest, and the sandbox's own count), the elapsed time and where
    everything is.
@@ -38,23 +38,26 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# The example DAGs' layout is the DAGs folder's own module; scripts/ is not a package: the write-back and webhook
+# steps are the module beside this file.
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent / "dags"), str(Path(__file__).resolve().parent)]
+
 # Neither imports Airflow: this process must not load Airflow before main() has set the demo's settings.
-from airflow_provider_ghl.layout import (
+import demo_changes  # noqa: E402
+from demo_changes import WEBHOOK_SYNC_DAG, WRITE_BACK_DAG  # noqa: E402
+
+from ghl_sandbox.testing import SandboxServer  # noqa: E402
+
+from ghl_layout import (  # noqa: E402
     ENRICHMENT,
     EXPORT_ROOT_VARIABLE,
     FULL_EXPORT,
-    SYNC_INBOX,
-    SYNC_PLAN,
-    SYNC_RESULTS,
     WEBHOOK_BATCHES,
+    WRITEBACK_INBOX,
+    WRITEBACK_PLAN,
+    WRITEBACK_RESULTS,
     OutputLayout,
 )
-from ghl_sandbox.testing import SandboxServer
-
-# scripts/ is not a package: the write-back and webhook steps are the module beside this file.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import demo_sync
-from demo_sync import SYNC_BACK_DAG, WEBHOOK_SYNC_DAG
 
 ROOT = Path(__file__).resolve().parent.parent
 DAGS = ROOT / "dags"
@@ -89,7 +92,7 @@ ENRICHMENT_DAG = "ghl_incremental_enrichment"
 OUTPUTS: dict[str, OutputLayout] = {
     FULL_EXPORT_DAG: FULL_EXPORT,
     ENRICHMENT_DAG: ENRICHMENT,
-    SYNC_BACK_DAG: SYNC_RESULTS,  # and SYNC_PLAN, its dry run
+    WRITE_BACK_DAG: WRITEBACK_RESULTS,  # and WRITEBACK_PLAN, its dry run
 }
 MANIFEST = "_manifest.json"
 DATASETS = ("contacts", "tasks", "notes", "appointments")
@@ -177,7 +180,7 @@ def airflow_env(
     the export root.
     """
     # Imported here, not at the top: the module imports Airflow, which must not load before main() has run.
-    from airflow_provider_ghl.locations import GHL_CONN_ID, LOCATIONS_VARIABLE
+    from ghl_locations import GHL_CONN_ID, LOCATIONS_VARIABLE
 
     return {
         **clean_environ(base),
@@ -339,7 +342,7 @@ class Demo:
     """The sandbox, the Airflow home and the DAG runs of one ``make demo``."""
 
     def __init__(
-        self, sandbox: SandboxServer, fernet_key: str, started: float, receiver: demo_sync.WebhookReceiver
+        self, sandbox: SandboxServer, fernet_key: str, started: float, receiver: demo_changes.WebhookReceiver
     ) -> None:
         self.sandbox = sandbox
         self.fernet_key = fernet_key
@@ -347,7 +350,7 @@ class Demo:
         self.receiver = receiver
         self.locations: list[str] = sandbox.location_ids
         #: Per location: the ids of the exported contacts in its write-back CSV.
-        self.synced: dict[str, list[str]] = {}
+        self.written_back: dict[str, list[str]] = {}
         #: Per location: its failed write-back rows (row, why, the row as it came).
         self.dead_letters: dict[str, list[tuple[int, str, str]]] = {}
         self.receiver_url = ""
@@ -433,31 +436,36 @@ class Demo:
         self.sandbox.set_webhooks([self.receiver_url])
         events_before = self.sandbox.webhook_stats()["events"]
         self.say(f"ghl-webhooks serve at {self.receiver_url}, subscribed in the sandbox")
-        sync = self.sync_back(full, today)
-        return [full, first, second, sync, self.webhook_sync(events_before)], touched
+        written = self.write_back(full, today)
+        return [full, first, second, written, self.webhook_sync(events_before)], touched
 
-    def sync_back(self, full: RunResult, day: date) -> RunResult:
-        """A CSV per location into its sync inbox, ``ghl_sync_back``; its plan and results must match the CSV."""
-        expected, self.synced = demo_sync.write_sync_inputs(full.outputs, OUTPUT)
+    def write_back(self, full: RunResult, day: date) -> RunResult:
+        """A CSV per location into its write-back inbox, ``ghl_write_back``; its plan and results must match the CSV."""
+        expected, self.written_back = demo_changes.write_writeback_inputs(full.outputs, OUTPUT)
+        changes = demo_changes
         self.say(
-            f"Wrote {demo_sync.SYNC_ROWS}-row CSVs ({demo_sync.SYNC_CHANGED} contacts changed, {demo_sync.SYNC_NEW} "
-            f"new, 1 bad row) to {SYNC_INBOX.describe(relative(OUTPUT))}{demo_sync.SYNC_INPUT}"
+            f"Wrote {changes.WRITEBACK_ROWS}-row CSVs ({changes.WRITEBACK_CHANGED} contacts changed, "
+            f"{changes.WRITEBACK_NEW} new, 1 bad row) to {WRITEBACK_INBOX.describe(relative(OUTPUT))}"
+            f"{changes.WRITEBACK_INPUT}"
         )
         midnight = datetime.combine(day, datetime.min.time(), UTC)
-        run = self.dags_test(f"write-back {day}", SYNC_BACK_DAG, midnight, ds=day)
-        self.dead_letters = demo_sync.check_sync(run.outputs, OUTPUT, expected, ds=day)
+        run = self.dags_test(f"write-back {day}", WRITE_BACK_DAG, midnight, ds=day)
+        self.dead_letters = demo_changes.check_write_back(run.outputs, OUTPUT, expected, ds=day)
         return run
 
     def webhook_sync(self, events_before: int) -> RunResult:
         """More changes, every event delivered, ``ghl_webhook_sync``: each location's batch holds all of its events."""
         for location in self.locations:
-            demo_sync.extra_changes(self.sandbox, location, self.synced[location])
-        made = demo_sync.deliver(self.sandbox, self.receiver, events_before)
+            demo_changes.extra_changes(self.sandbox, location, self.written_back[location])
+        made = demo_changes.deliver(self.sandbox, self.receiver, events_before)
         self.receiver_stats = self.receiver.stats()
         kinds = ", ".join(f"{n} x {kind}" for kind, n in sorted(Counter(e["type"] for e in made).items()))
         self.say(f"Made a delete, a note and a task per location; {len(made)} webhook events delivered ({kinds})")
         run = self.dags_test(
-            "webhook sync", WEBHOOK_SYNC_DAG, datetime.now(UTC), outputs=lambda loc: demo_sync.latest_batch(OUTPUT, loc)
+            "webhook sync",
+            WEBHOOK_SYNC_DAG,
+            datetime.now(UTC),
+            outputs=lambda loc: demo_changes.latest_batch(OUTPUT, loc),
         )
         expected = Counter(event["locationId"] for event in made)
         for location, batch in run.outputs.items():
@@ -493,7 +501,7 @@ class Demo:
         print("wall time of `airflow dags test` (Airflow start-up, DAG parsing and every task).")
         changed = ", ".join(f"{len(ids)} in {loc}" for loc, ids in touched.items())
         print(f"Contacts changed between the enrichment runs: {changed}; the second window holds every one.")
-        self.report_sync(runs)
+        self.report_changes(runs)
         print(
             f"\nSandbox in total: {stats['requests_total']} requests, {stats['responses_429']} x 429, "
             f"peak concurrency {stats['peak_concurrency']}, {stats['tokens_refreshed']} OAuth refresh(es)."
@@ -502,8 +510,9 @@ class Demo:
         print("Where to look:")
         print(f"  exports      {FULL_EXPORT.describe(relative(OUTPUT))}")
         print(f"               {ENRICHMENT.describe(relative(OUTPUT))}")
-        print(f"  write-back   {SYNC_INBOX.describe(relative(OUTPUT))}{demo_sync.SYNC_INPUT} (the input)")
-        print(f"               {SYNC_PLAN.describe(relative(OUTPUT))} and {SYNC_RESULTS.describe(relative(OUTPUT))}")
+        print(f"  write-back   {WRITEBACK_INBOX.describe(relative(OUTPUT))}{demo_changes.WRITEBACK_INPUT} (the input)")
+        plan, results = WRITEBACK_PLAN.describe(relative(OUTPUT)), WRITEBACK_RESULTS.describe(relative(OUTPUT))
+        print(f"               {plan} and {results}")
         print(f"  webhooks     {WEBHOOK_BATCHES.describe(relative(OUTPUT))}")
         inbox = self.receiver.inbox  # sqlite:///<absolute path>, as the receiver's banner says
         print(f"               inbox {relative(Path(inbox.removeprefix('sqlite:///')))}, log {relative(RECEIVER_LOG)}")
@@ -513,18 +522,21 @@ class Demo:
         print(f"  inspect      source {env_file} && .venv/bin/airflow dags list-runs {ENRICHMENT_DAG}")
         print(f"\nmake demo finished in {time.monotonic() - self.started:.0f} s.")
 
-    def report_sync(self, runs: Sequence[RunResult]) -> None:
+    def report_changes(self, runs: Sequence[RunResult]) -> None:
         """The write-back's plan and results with its dead letters, and the webhook batches."""
-        for dag_id, columns in ((SYNC_BACK_DAG, demo_sync.SYNC_TABLE), (WEBHOOK_SYNC_DAG, demo_sync.WEBHOOK_TABLE)):
+        for dag_id, columns in (
+            (WRITE_BACK_DAG, demo_changes.WRITEBACK_TABLE),
+            (WEBHOOK_SYNC_DAG, demo_changes.WEBHOOK_TABLE),
+        ):
             rows: list[list[Any]] = []
             for run in [r for r in runs if r.dag_id == dag_id]:
-                rows += demo_sync.run_rows(run.label, dag_id, run.outputs, OUTPUT, relative, **run.values)
-                counts = [*[None] * 7, run.requests, run.responses_429] if dag_id == SYNC_BACK_DAG else [None] * 7
+                rows += demo_changes.run_rows(run.label, dag_id, run.outputs, OUTPUT, relative, **run.values)
+                counts = [*[None] * 7, run.requests, run.responses_429] if dag_id == WRITE_BACK_DAG else [None] * 7
                 rows.append(["", "  sandbox / dags test", "", *counts, run.seconds, run.logs])
             print(f"\n{format_table(rows, columns)}")
-            if dag_id == SYNC_BACK_DAG:
-                print("\n".join(demo_sync.dead_letter_lines(self.dead_letters)))
-        print(demo_sync.receiver_line(self.receiver_url, self.receiver_stats))
+            if dag_id == WRITE_BACK_DAG:
+                print("\n".join(demo_changes.dead_letter_lines(self.dead_letters)))
+        print(demo_changes.receiver_line(self.receiver_url, self.receiver_stats))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -577,7 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_requests=MAX_REQUESTS,
         interval_ms=INTERVAL_MS,
     )
-    receiver: demo_sync.WebhookReceiver | None = None
+    receiver: demo_changes.WebhookReceiver | None = None
     try:
         with sandbox:
             try:
@@ -586,13 +598,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 code = None
             check_exit(migrate_args, code, migrate_log)
             # Started now (after the migration wrote airflow.cfg), it loads while the exports run.
-            env = demo_sync.receiver_env({**clean_environ(), **settings}, sandbox.webhook_public_key)
-            receiver = demo_sync.WebhookReceiver(env, RECEIVER_LOG, ROOT).launch()
+            env = demo_changes.receiver_env({**clean_environ(), **settings}, sandbox.webhook_public_key)
+            receiver = demo_changes.WebhookReceiver(env, RECEIVER_LOG, ROOT).launch()
             demo = Demo(sandbox, fernet_key, started, receiver)
             demo.say(f"Sandbox at {sandbox.base_url}, Airflow DB ready")
             runs, touched = demo.run(args.contacts, args.touch)
             demo.report(runs, touched)
-    except (DemoFailed, demo_sync.StepFailed, TimeoutError) as exc:
+    except (DemoFailed, demo_changes.StepFailed, TimeoutError) as exc:
         print(f"\nmake demo FAILED: {exc}", file=sys.stderr)
         return 1
     finally:

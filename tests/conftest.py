@@ -18,6 +18,8 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # A Fernet key makes Variables (the OAuth token store) encrypted at rest, as the docs require of deployments.
 os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "hZ7cmn3PqWZ8vX3DhCqFZf1hx3Jq4pCw7Jc7a6b8Y2E=")
+# The example DAGs' own helpers (ghl_layout, ghl_locations) import from the DAGs folder, as the DAGs do there.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dags"))
 
 from ghl_sandbox.redis_server import REDIS_PACKAGE, RedisServer  # noqa: E402
 from ghl_sandbox.testing import SandboxServer  # noqa: E402

@@ -39,3 +39,18 @@ def run_dag_file(
     output = run.stdout + run.stderr
     assert run.returncode == 0 and "DAGRUN_STATE success" in output, output[-4000:]
     return run
+
+
+def announced_outputs(airflow_db: Path) -> dict[str, str]:
+    """``output_path`` -> asset name of every output the runs in ``airflow_db`` announced (the asset events of the
+    GHL operators' outputs: one asset per location and task, the committed directory in the event's extra)."""
+    import sqlite3
+
+    with sqlite3.connect(airflow_db) as con:
+        rows = con.execute("select a.name, e.extra from asset_event e join asset a on a.id = e.asset_id").fetchall()
+    announced = {}
+    for name, extra in rows:
+        path = json.loads(extra or "{}").get("output_path")
+        if path:
+            announced[path] = name
+    return announced

@@ -1,4 +1,4 @@
-"""Streaming, resumable export of GHL contacts into an :class:`~airflow_provider_ghl.export.output.ExportOutput`.
+"""Streaming, resumable export of GHL contacts into an :class:`~airflow_provider_ghl.outputs.directory.OutputDirectory`.
 
 Pages are written as they arrive (constant memory), cut into part files of ``records_per_file`` that are
 published whole; at each commit the cursor of the last contact written is checkpointed. A retried attempt
@@ -13,27 +13,21 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ghl.export.output import Checkpoint, ExportOutput, PartWriter
+from airflow_provider_ghl.outputs.columns import CONTACT_COLUMNS
+from airflow_provider_ghl.outputs.directory import Checkpoint, OutputDirectory, PartWriter
 
 if TYPE_CHECKING:
-    from airflow_provider_ghl.export.parquet import ParquetTable
+    from airflow_provider_ghl.outputs.parquet import ParquetTable
 
-#: Each dataset's record layout: CSV columns, a Parquet table or None (see ``ExportOutput.record_layouts``).
+#: Each dataset's record layout: CSV columns, a Parquet table or None (see ``OutputDirectory.record_layouts``).
 Layouts = Mapping[str, "Sequence[str] | ParquetTable | None"]
 
 log = logging.getLogger(__name__)
 
 #: ``(contacts, total)`` pages starting after a ``searchAfter`` cursor (None: from the beginning).
 PageSource = Callable[[list[Any] | None], Iterable[tuple[list[dict[str, Any]], int | None]]]
-
-CSV_COLUMNS = (
-    "id", "locationId", "firstName", "lastName", "name", "email", "phone", "companyName", "address1", "city",
-    "state", "postalCode", "country", "timezone", "website", "type", "source", "assignedTo", "dnd", "tags",
-    "dateOfBirth", "dateAdded", "dateUpdated", "businessId",
-)  # fmt: skip
 
 
 def custom_field_keys(definitions: Iterable[Mapping[str, Any]]) -> dict[str, str]:
@@ -118,14 +112,14 @@ class DatasetWriters:
 
     :param output: where the parts go.
     :param checkpoints: progress restored from an earlier attempt, per dataset (updated in place).
-    :param columns: the datasets to write, each with its record layout (``ExportOutput.record_layouts``).
+    :param columns: the datasets to write, each with its record layout (``OutputDirectory.record_layouts``).
     :param records_per_file: a part this full triggers a commit of all datasets.
     :param identity: what the run exports (location, window, format); stored with the checkpoint.
     """
 
     def __init__(
         self,
-        output: ExportOutput,
+        output: OutputDirectory,
         checkpoints: dict[str, Checkpoint],
         columns: Layouts,
         *,
@@ -198,7 +192,7 @@ PageTransform = Callable[[list[dict[str, Any]]], Iterable[tuple[str, Mapping[str
 
 def run_export(
     pages: PageSource,
-    output: ExportOutput,
+    output: OutputDirectory,
     transform: PageTransform,
     columns: Layouts,
     *,
@@ -242,7 +236,7 @@ def run_export(
 
 def export_contacts(
     pages: PageSource,
-    output: ExportOutput,
+    output: OutputDirectory,
     *,
     custom_fields: Mapping[str, str] | None,
     definitions: Sequence[Mapping[str, Any]] = (),
@@ -259,7 +253,7 @@ def export_contacts(
     :param definitions: the custom field definitions (the Parquet columns; may be empty).
     """
     by_key = [f"customFieldsByKey.{k}" for k in sorted(set(custom_fields.values()))] if custom_fields else []
-    csv_columns = [*CSV_COLUMNS, *(by_key if custom_fields is not None else ["customFields"])]
+    csv_columns = [*CONTACT_COLUMNS, *(by_key if custom_fields is not None else ["customFields"])]
     result = run_export(
         pages,
         output,
@@ -272,7 +266,3 @@ def export_contacts(
     )
     contacts = result.pop("datasets")["contacts"]
     return {**contacts, **result}
-
-
-def utcnow_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow_provider_ghl.exceptions import GHLScopeError
-from airflow_provider_ghl.export.contacts import CSV_COLUMNS
 from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
 from airflow_provider_ghl.hooks.scopes import ScopeDegradations
 
@@ -15,19 +14,6 @@ TASK_SEARCH_LIMIT = 100
 TASK_SEARCH_MODES = ("auto", "always", "never")
 #: The hook operation of the location-wide task search (an optional read: see ScopeDegradations).
 TASK_SEARCH = "search_location_tasks"
-
-CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
-    "tasks": ("id", "contactId", "title", "body", "assignedTo", "dueDate", "completed"),
-    "notes": ("id", "contactId", "body", "userId", "dateAdded", "title", "color", "pinned"),
-    "appointments": (
-        "id", "contactId", "calendarId", "locationId", "title", "status", "appointmentStatus", "assignedUserId",
-        "startTime", "endTime", "address", "groupId", "notes", "users", "dateAdded", "dateUpdated",
-    ),
-}  # fmt: skip
-
-
-#: Every enrichment dataset's CSV columns.
-ENRICHMENT_CSV_COLUMNS: dict[str, Sequence[str]] = {"contacts": CSV_COLUMNS, **CHILD_COLUMNS}
 
 
 def use_task_search(mode: str, contacts: int) -> bool:

@@ -1,7 +1,8 @@
 """Deleted contacts as tombstones: the ids of the previous full export that this one no longer has.
 
 GHL's search never returns a deleted contact, so a full export cannot see a deletion directly. It can see an
-absence: an id of the previous committed full export of the same location missing from this one. Those ids
+absence: an id of the previous committed full export of the same location (the task's previous output, or
+the one named by ``previous_output``) missing from this one. Those ids
 are written as the ``deleted`` dataset of this export, in its format, before its manifest (so in the same
 commit), each with the time of the export that noticed.
 """
@@ -16,12 +17,12 @@ from collections.abc import Iterable, Iterator, Sequence
 import orjson
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_ghl.export.history import CommittedExport
-from airflow_provider_ghl.export.output import ExportOutput, PartInfo
+from airflow_provider_ghl.outputs.columns import TOMBSTONE_COLUMNS
+from airflow_provider_ghl.outputs.directory import OutputDirectory, PartInfo
+from airflow_provider_ghl.outputs.runs import CommittedOutput
 
-#: The tombstone dataset's name and its records' columns.
+#: The tombstone dataset's name.
 DELETED = "deleted"
-TOMBSTONE_COLUMNS = ("id", "locationId", "detectedAt")
 
 
 def contact_ids(root: ObjectStoragePath, files: Iterable[str], fmt: str) -> Iterator[str]:
@@ -34,7 +35,7 @@ def contact_ids(root: ObjectStoragePath, files: Iterable[str], fmt: str) -> Iter
     for name in files:
         path = root / name
         if fmt == "parquet":
-            from airflow_provider_ghl.export.parquet import parquet_ids
+            from airflow_provider_ghl.outputs.parquet import parquet_ids
 
             yield from parquet_ids(path)
             continue
@@ -48,19 +49,19 @@ def contact_ids(root: ObjectStoragePath, files: Iterable[str], fmt: str) -> Iter
             yield from (orjson.loads(line)["id"] for line in data.splitlines() if line.strip())
 
 
-def vanished_ids(previous: CommittedExport, current: ExportOutput, current_files: Sequence[str]) -> list[str]:
+def vanished_ids(previous: CommittedOutput, current: OutputDirectory, current_files: Sequence[str]) -> list[str]:
     """Ids of ``previous`` that the current export (its committed ``current_files``) does not have, sorted.
 
     Holds the previous export's ids in memory (one set), streams the current ones.
     """
-    gone = set(contact_ids(previous.root, previous.contact_files, previous.manifest.get("format", "jsonl")))
+    gone = set(contact_ids(previous.root, previous.files("contacts"), previous.format))
     for contact_id in contact_ids(current.root, current_files, current.fmt):
         gone.discard(contact_id)
     return sorted(gone)
 
 
 def write_tombstones(
-    output: ExportOutput,
+    output: OutputDirectory,
     ids: Sequence[str],
     *,
     location_id: str,

@@ -1,7 +1,8 @@
 """Concurrent fan-out: the tasks, notes and appointments of many contacts, fetched by a bounded thread pool.
 
 Every request still goes through the hook's one funnel, so the pool runs at the token's shared rate budget
-without 429s however many threads it has.
+without 429s however many threads it has. :func:`lazily_fed` is the one bounded, lazily fed pool of the provider
+(the write-back's rows run on it too).
 """
 
 from __future__ import annotations
@@ -9,12 +10,57 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from airflow_provider_ghl.checks import require_choices
-from airflow_provider_ghl.exceptions import GHLError
+from airflow_provider_ghl.exceptions import GHLError, GHLTaskStopped
 from airflow_provider_ghl.hooks import operations as ops
 from airflow_provider_ghl.hooks.request import Request, RequestRunner
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def lazily_fed(
+    work: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    *,
+    thread_name: str,
+    feeding: Callable[[], bool] = lambda: True,
+) -> Iterator[tuple[T, Future[R]]]:
+    """Run ``work`` over ``items`` on ``workers`` threads; yield each ``(item, its finished future)`` as it finishes.
+
+    ``items`` is consumed lazily, at most two per worker ahead of what the caller has taken, so a generator of
+    millions costs no memory. When ``feeding()`` turns false no further item is taken: those in flight still
+    finish and are yielded. Closing the iterator early cancels the items not started and waits for the running
+    ones.
+
+    :param work: what to do with one item (its exception is in the future, for the caller to judge).
+    :param items: the items.
+    :param workers: threads.
+    :param thread_name: the threads' name prefix.
+    :param feeding: whether to go on taking items (checked before each take).
+    """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name)
+    pending: dict[Future[R], T] = {}
+    feed = iter(items)
+
+    def submit(count: int) -> None:
+        if feeding():
+            for item in itertools.islice(feed, count):
+                pending[pool.submit(work, item)] = item
+
+    try:
+        submit(workers * 2)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished = [(pending.pop(future), future) for future in done]
+            yield from finished
+            submit(len(finished))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
 
 #: Builders of the child lists of one contact, by kind.
 CHILD_LISTS: dict[str, Callable[[str], Request[list[dict[str, Any]]]]] = {
@@ -69,27 +115,15 @@ class GHLFanoutMixin(RequestRunner):
         kinds = require_choices("kinds", kinds, CHILD_KINDS, allow_empty=False)
         workers = min(max_workers or self.max_workers, self.max_workers)
         jobs = ((contact_id, kind) for contact_id in contact_ids for kind in kinds)
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghl-fanout")
-        pending: dict[Future[list[dict[str, Any]]], tuple[str, str]] = {}
 
-        def submit(count: int) -> None:
-            for contact_id, kind in itertools.islice(jobs, count):
-                pending[pool.submit(self.run, CHILD_LISTS[kind](contact_id))] = (contact_id, kind)
+        def fetch(job: tuple[str, str]) -> list[dict[str, Any]]:
+            return self.run(CHILD_LISTS[job[1]](job[0]))
 
-        try:
-            submit(workers * 2)
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                finished = [(future, *pending.pop(future)) for future in done]
-                submit(len(finished))  # keep the pool busy while the caller handles results
-                for future, contact_id, kind in finished:
-                    error = future.exception()
-                    if error is None:
-                        yield ContactChildren(contact_id, kind, future.result() or [])
-                    elif raise_on_error or not isinstance(error, GHLError):
-                        raise error
-                    else:
-                        yield ContactChildren(contact_id, kind, [], error)
-        finally:
-            # The caller may stop early: drop queued jobs, let the running requests finish.
-            pool.shutdown(wait=True, cancel_futures=True)
+        for (contact_id, kind), future in lazily_fed(fetch, jobs, workers, thread_name="ghl-fanout"):
+            error = future.exception()
+            if error is None:
+                yield ContactChildren(contact_id, kind, future.result() or [])
+            elif raise_on_error or not isinstance(error, GHLError) or isinstance(error, GHLTaskStopped):
+                raise error
+            else:
+                yield ContactChildren(contact_id, kind, [], error)

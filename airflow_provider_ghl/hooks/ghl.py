@@ -26,7 +26,14 @@ from tenacity import AsyncRetrying, Retrying
 
 from airflow_provider_ghl import __version__
 from airflow_provider_ghl.checks import require_int
-from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLError, GHLForbiddenError, GHLScopeError
+from airflow_provider_ghl.exceptions import (
+    GHLAuthError,
+    GHLConfigError,
+    GHLError,
+    GHLForbiddenError,
+    GHLScopeError,
+    GHLTaskStopped,
+)
 from airflow_provider_ghl.hooks import operations as ops
 from airflow_provider_ghl.hooks.auth import (
     DEFAULT_REFRESH_SKEW,
@@ -131,6 +138,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         self.request_stats = RequestStats()
         # cached_property is not thread-safe; the fan-out reaches session and auth from many threads at once.
         self._init_lock = threading.Lock()
+        self._stopped = False
         self._retry = RetryPolicy(backoff=retry_backoff, max_seconds=retry_max_seconds, log=self.log)
 
     # ------------------------------------------------------------------------------------------------------
@@ -172,6 +180,16 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         session = self.__dict__.pop("_session", None)
         if session is not None:
             session.close()
+
+    def stop(self) -> None:
+        """Send nothing more: every later attempt raises :class:`~airflow_provider_ghl.exceptions.GHLTaskStopped`,
+        and the session is closed (a task's ``on_kill``; the threads of a fan-out stop at their next request)."""
+        self._stopped = True
+        self.close()
+
+    def is_stopped(self) -> bool:
+        """Whether :meth:`stop` was called (a long run checks it between units of work it commits)."""
+        return self._stopped
 
     @property
     def auth(self) -> TokenProvider:
@@ -252,6 +270,8 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
         )
         for try_ in Retrying(**retry):  # re-raises the last failure
             with try_:
+                if self._stopped:
+                    raise GHLTaskStopped(f"Not sending {exchange.method} {exchange.path}: the task was stopped.")
                 result = run_without_loop(attempt(sender, exchange, self.request_stats, is_oauth=config.is_oauth))
         return extract_result(endpoint, result, exchange.method, exchange.path)
 

@@ -14,13 +14,20 @@ if TYPE_CHECKING:
 
 
 class GHLGetAppointmentsOperator(GHLContactListOperator):
-    """List a contact's appointments; returns ``{"count", "ids"}`` (the appointments go to ``output_path``).
+    """List a contact's appointments; returns ``count`` and ``ids`` (see :meth:`perform`), records to ``output_path``.
 
     :param contact_id: the contact. (templated)
     :param output_path: JSON Lines file for the appointments. (templated)
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Read the contact's appointments, write them to ``output_path`` when given, return the summary.
+
+        :return: ``{"count", "ids"}``: how many appointments, and the first
+            :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS` of their ids (plus ``ids_truncated: True`` when
+            ``ids`` holds fewer than ``count``); with ``output_path`` also ``output_path`` and ``bytes`` (the file's
+            size).
+        """
         return self.publish(hook.get_appointments(args["contact_id"]), args["output_path"])
 
 
@@ -46,6 +53,11 @@ class GHLAddFollowersOperator(_GHLFollowersOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Add the followers to the contact.
+
+        :return: ``{"contact_id", "followers", "added"}``: GHL's ``followers`` and ``followersAdded`` (``added`` is
+            empty when GHL leaves it out).
+        """
         result = hook.add_followers(args["contact_id"], args["followers"])
         return {
             "contact_id": args["contact_id"],
@@ -62,6 +74,11 @@ class GHLRemoveFollowersOperator(_GHLFollowersOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Remove the followers from the contact.
+
+        :return: ``{"contact_id", "followers", "removed"}``: GHL's ``followers`` and ``followersRemoved``
+            (``removed`` is empty when GHL leaves it out).
+        """
         result = hook.remove_followers(args["contact_id"], args["followers"])
         return {
             "contact_id": args["contact_id"],
@@ -91,6 +108,10 @@ class GHLAddToCampaignOperator(_GHLCampaignOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Add the contact to the campaign.
+
+        :return: ``{"contact_id", "campaign_id", "member": True}``; GHL's answer adds nothing.
+        """
         hook.add_to_campaign(args["contact_id"], args["campaign_id"])
         return {"contact_id": args["contact_id"], "campaign_id": args["campaign_id"], "member": True}
 
@@ -103,6 +124,10 @@ class GHLRemoveFromCampaignOperator(_GHLCampaignOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Remove the contact from the campaign.
+
+        :return: ``{"contact_id", "campaign_id", "member": False}``; GHL's answer adds nothing.
+        """
         hook.remove_from_campaign(args["contact_id"], args["campaign_id"])
         return {"contact_id": args["contact_id"], "campaign_id": args["campaign_id"], "member": False}
 
@@ -114,6 +139,10 @@ class GHLRemoveFromAllCampaignsOperator(GHLContactOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Remove the contact from every campaign.
+
+        :return: ``{"contact_id", "removed_from_all_campaigns": True}``; GHL's answer adds nothing.
+        """
         hook.remove_from_all_campaigns(args["contact_id"])
         return {"contact_id": args["contact_id"], "removed_from_all_campaigns": True}
 
@@ -146,6 +175,10 @@ class GHLAddToWorkflowOperator(_GHLWorkflowOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Add the contact to the workflow.
+
+        :return: ``{"contact_id", "workflow_id", "member": True}``; GHL's answer adds nothing.
+        """
         hook.add_to_workflow(args["contact_id"], args["workflow_id"], event_start_time=args["event_start_time"])
         return {"contact_id": args["contact_id"], "workflow_id": args["workflow_id"], "member": True}
 
@@ -159,5 +192,9 @@ class GHLRemoveFromWorkflowOperator(_GHLWorkflowOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Remove the contact from the workflow.
+
+        :return: ``{"contact_id", "workflow_id", "member": False}``; GHL's answer adds nothing.
+        """
         hook.remove_from_workflow(args["contact_id"], args["workflow_id"], event_start_time=args["event_start_time"])
         return {"contact_id": args["contact_id"], "workflow_id": args["workflow_id"], "member": False}

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink, ObjectStoragePath
 
 from airflow_provider_ghl.checks import optional_id, optional_output_location, require_bool, require_id
 from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted, GHLNotFoundError
-from airflow_provider_ghl.export.output import write_records_file
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.mixin import GHLHookMixin
 from airflow_provider_ghl.hooks.ratelimit import next_daily_reset
 from airflow_provider_ghl.links import CONTACT_URL_XCOM_KEY, GHLContactLink, contact_url
+from airflow_provider_ghl.outputs.directory import write_records_file
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
+
+T = TypeVar("T")
 
 #: Most ids an operator returns through XCom; longer results need ``output_path``.
 MAX_XCOM_IDS = 1000
@@ -98,6 +100,14 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
                 context["ti"].xcom_push(key=CONTACT_URL_XCOM_KEY, value=url)
         return result
 
+    def on_kill(self) -> None:
+        """Stop sending: the hook refuses every further request and closes its connections, so the run ends at
+        its next request (threads of a fan-out or a write-back pool included); what it committed stays."""
+        hook: GHLHook | None = self.__dict__.get("hook")  # built on first use: none yet, nothing to stop
+        if hook is not None:
+            self.log.warning("Stopping: no further GHL request will be sent.")
+            hook.stop()
+
     def resume_after_daily_reset(self, context: Context, event: Any = None) -> Any:
         """Run again after the deferred wait for the daily reset (the trigger's ``method_name``).
 
@@ -138,16 +148,28 @@ class GHLMissingOkOperator(GHLBaseOperator):
     def validate(self, context: Context) -> dict[str, Any]:
         return {**super().validate(context), "missing_ok": require_bool("missing_ok", self.missing_ok)}
 
-    def run_delete(self, delete: Callable[[], Any], args: Mapping[str, Any], **ids: str) -> dict[str, Any]:
-        """Run ``delete``; with ``missing_ok`` a resource that is already gone counts as done (safe re-runs)."""
+    def unless_missing(self, run: Callable[[], T], args: Mapping[str, Any], what: str) -> T | None:
+        """``run()``; with ``missing_ok`` a resource that does not exist gives None (logged) instead of the error.
+
+        :param run: the request(s).
+        :param args: the validated arguments (``missing_ok``).
+        :param what: the resource, for the log (``Contact abc``).
+        """
         try:
-            delete()
+            return run()
         except GHLNotFoundError:
             if not args["missing_ok"]:
                 raise
-            self.log.info("%s already gone (missing_ok).", ids)
-            return {**ids, "deleted": False}
-        return {**ids, "deleted": True}
+            self.log.info("%s does not exist (missing_ok).", what)
+            return None
+
+    def run_delete(self, delete: Callable[[], Any], args: Mapping[str, Any], **ids: str) -> dict[str, Any]:
+        """Run ``delete``; with ``missing_ok`` a resource that is already gone counts as done (safe re-runs).
+
+        :return: ``ids`` and ``deleted`` (False: it was already gone).
+        """
+        done = self.unless_missing(lambda: delete() or True, args, str(ids))
+        return {**ids, "deleted": done is not None}
 
 
 class GHLListOperator(GHLBaseOperator):

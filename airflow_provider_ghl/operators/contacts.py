@@ -15,7 +15,7 @@ from airflow_provider_ghl.checks import (
     require_int,
     require_window,
 )
-from airflow_provider_ghl.exceptions import GHLApiError, GHLDuplicateContactError, GHLInputError, GHLNotFoundError
+from airflow_provider_ghl.exceptions import GHLApiError, GHLDuplicateContactError, GHLInputError
 from airflow_provider_ghl.hooks.ghl import SEARCH_MAX_PAGE_LIMIT, GHLHook
 from airflow_provider_ghl.hooks.payloads import contact_fields
 from airflow_provider_ghl.hooks.search import search_filters, search_query
@@ -41,20 +41,20 @@ class GHLGetContactOperator(GHLMissingOkOperator, GHLContactOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any] | None:
-        try:
-            return hook.get_contact(args["contact_id"])
-        except GHLNotFoundError:
-            if not args["missing_ok"]:
-                raise
-            self.log.info("Contact %s does not exist (missing_ok).", args["contact_id"])
-            return None
+        """Get the contact.
+
+        :return: the contact, as GHL returns it; None when it does not exist and ``missing_ok`` is set.
+        """
+        contact_id = args["contact_id"]
+        return self.unless_missing(lambda: hook.get_contact(contact_id), args, f"Contact {contact_id}")
 
 
 class GHLSearchContactsOperator(GHLListOperator):
     """Search a location's contacts (``POST /contacts/search``, every page via ``searchAfter``).
 
-    Returns ``{"total", "count", "ids"}``; with ``output_path`` the contacts themselves go to that file. Without
-    it the search may match at most :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS` contacts.
+    Returns ``total``, ``count`` and ``ids`` (see :meth:`perform`); with ``output_path`` the contacts themselves
+    go to that file. Without it the search may match at most
+    :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS` contacts.
 
     :param query: full-text query (at most 75 characters). (templated)
     :param filters: GHL filter objects, e.g. ``[{"field": "tags", "operator": "contains", "value": "vip"}]``.
@@ -101,6 +101,14 @@ class GHLSearchContactsOperator(GHLListOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Read every page of the search, write the contacts to ``output_path`` when given, return the summary.
+
+        :return: ``{"total", "count", "ids"}``: ``total`` is how many contacts GHL says match (from the first
+            page; None when GHL does not say), ``count`` how many were read, ``ids`` the first
+            :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS` of their ids (plus ``ids_truncated: True``
+            when ``ids`` holds fewer than ``count``); with ``output_path`` also ``output_path`` and ``bytes`` (the
+            file's size). Without ``output_path``, a ``total`` above ``MAX_XCOM_IDS`` fails the task instead.
+        """
         pages = hook.iter_contact_pages(
             since=args["since"],
             until=args["until"],
@@ -155,6 +163,13 @@ class GHLCreateContactOperator(GHLBaseOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Create the contact (or find it) and return what was done.
+
+        :return: ``{"action", "contact"}``: ``action`` is ``created`` (``contact``: the new contact, as GHL
+            returns it), ``skipped`` (the existing contact with this e-mail/phone, read again, unchanged) or
+            ``updated`` (that contact after the update; when ``fields`` has ``tags``, its ``tags`` are the list GHL
+            reports once they are added). With ``if_exists="fail"`` an existing contact fails the task instead.
+        """
         fields, location = args["fields"], args["location_id"]
         existing = None
         if fields.get("email") or fields.get("phone"):
@@ -221,12 +236,17 @@ class GHLUpdateContactOperator(GHLContactOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Update the contact's fields.
+
+        :return: the contact after the update, as GHL returns it.
+        """
         return hook.update_contact(args["contact_id"], args["fields"])
 
 
 class GHLUpsertContactOperator(GHLBaseOperator):
     """Create or update the contact matching the e-mail/phone (GHL's upsert, following the location's
-    duplicate settings); returns ``{"new": bool, "contact": {...}}``.
+    duplicate settings); returns ``{"action": "created"|"updated", "contact": {...}}``, as
+    :class:`GHLCreateContactOperator` does.
 
     :param fields: the contact in GHL's field names; needs ``email`` or ``phone``. (templated)
     """
@@ -244,8 +264,13 @@ class GHLUpsertContactOperator(GHLBaseOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Create or update the contact with GHL's upsert and return what was done.
+
+        :return: ``{"action", "contact"}``: ``action`` is ``created`` when GHL says the contact is new (``new``),
+            else ``updated``; ``contact`` is the contact as GHL returns it.
+        """
         result = hook.upsert_contact(args["fields"], location_id=args["location_id"])
-        return {"new": bool(result.get("new")), "contact": result.get("contact") or {}}
+        return {"action": "created" if result.get("new") else "updated", "contact": result.get("contact") or {}}
 
     def linked_contact(self, args: Mapping[str, Any], result: Any) -> str | None:
         return result["contact"].get("id")
@@ -259,6 +284,11 @@ class GHLDeleteContactOperator(GHLMissingOkOperator, GHLContactOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Delete the contact.
+
+        :return: ``{"contact_id", "deleted"}``: ``deleted`` is False when the contact was already gone
+            (``missing_ok``).
+        """
         return self.run_delete(lambda: hook.delete_contact(args["contact_id"]), args, contact_id=args["contact_id"])
 
     def linked_contact(self, args: Mapping[str, Any], result: Any) -> str | None:
@@ -287,6 +317,10 @@ class GHLGetDuplicateContactOperator(GHLBaseOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any] | None:
+        """Look up the contact that has this e-mail or phone.
+
+        :return: that contact, as GHL returns it, or None when there is none.
+        """
         return hook.get_duplicate_contact(email=args["email"], phone=args["phone"], location_id=args["location_id"])
 
     def linked_contact(self, args: Mapping[str, Any], result: Any) -> str | None:
@@ -294,7 +328,7 @@ class GHLGetDuplicateContactOperator(GHLBaseOperator):
 
 
 class GHLGetContactsByBusinessOperator(GHLListOperator):
-    """Every contact of a business; returns ``{"count", "ids"}`` (records to ``output_path``).
+    """Every contact of a business; returns ``count`` and ``ids`` (see :meth:`perform`), records to ``output_path``.
 
     :param business_id: the business. (templated)
     :param query: text filter (at most 75 characters). (templated)
@@ -313,6 +347,13 @@ class GHLGetContactsByBusinessOperator(GHLListOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Read every contact of the business, write them to ``output_path`` when given, return the summary.
+
+        :return: ``{"count", "ids"}``: how many contacts, and the first
+            :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS` of their ids (plus ``ids_truncated: True`` when
+            ``ids`` holds fewer than ``count``); with ``output_path`` also ``output_path`` and ``bytes`` (the file's
+            size).
+        """
         contacts = hook.iter_contacts_by_business(
             args["business_id"], query=args["query"], location_id=args["location_id"]
         )
@@ -343,6 +384,11 @@ class GHLBulkUpdateBusinessOperator(GHLBaseOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Attach the contacts to the business, or detach them, in one request.
+
+        :return: ``{"count", "business_id"}``: ``count`` is the number of contact ids sent, ``business_id`` is
+            None when they were detached. GHL answering ``success: false`` fails the task instead.
+        """
         result = hook.bulk_update_business(args["contact_ids"], args["business_id"], location_id=args["location_id"])
         if not result.get("success", True):
             raise GHLApiError("GHL reported the bulk business update as failed", meta=result)

@@ -15,11 +15,11 @@ from airflow_provider_ghl.checks import (
     require_window,
 )
 from airflow_provider_ghl.export.contacts import run_export
-from airflow_provider_ghl.export.enrich import ENRICHMENT_CSV_COLUMNS, TASK_SEARCH_MODES, child_records
-from airflow_provider_ghl.export.history import custom_field_types, previous_export, schema_drift
+from airflow_provider_ghl.export.enrich import TASK_SEARCH_MODES, child_records
+from airflow_provider_ghl.export.schema import custom_field_types, schema_drift
 from airflow_provider_ghl.hooks.ghl import CHILD_KINDS, GHLHook
-from airflow_provider_ghl.layout import ENRICHMENT
 from airflow_provider_ghl.operators.export import GHLBaseExportOperator
+from airflow_provider_ghl.outputs.columns import ENRICHMENT_CSV_COLUMNS
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -92,10 +92,15 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
             "window": (since - lookback, until),
         }
 
+    def identity(self, args: dict[str, Any]) -> dict[str, Any]:
+        since, until = args["window"]
+        window = {"updated_since": since.isoformat(), "updated_until": until.isoformat()}
+        return {**super().identity(args), "window": window}
+
     def lineage_resources(self, args: dict[str, Any]) -> list[str]:
         return ["contacts", *args["include"]]
 
-    def export(self, hook: GHLHook, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def export(self, hook: GHLHook, args: dict[str, Any], context: Context) -> tuple[dict[str, Any], dict[str, Any]]:
         location, output, include = args["location_id"], args["output"], args["include"]
         (since, until), page_limit = args["window"], args["page_limit"]
         # Only Parquet needs the custom field definitions (its typed columns): other formats send no request more.
@@ -121,7 +126,7 @@ class GHLEnrichContactsOperator(GHLBaseExportOperator):
         facts: dict[str, Any] = {"window": window, "include": include}
         if output.fmt == "parquet" and definitions is not None:
             facts["custom_fields"] = custom_field_types(definitions)
-            previous = previous_export(ENRICHMENT, output.root, location, dataset=self.dataset)
+            previous = self.find_previous_output(context, location, self.dataset, output.root)
             facts["schema_drift"] = schema_drift(previous, facts["custom_fields"])
         return result, facts
 

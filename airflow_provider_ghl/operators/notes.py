@@ -15,13 +15,20 @@ if TYPE_CHECKING:
 
 
 class GHLGetNotesOperator(GHLContactListOperator):
-    """List a contact's notes; returns ``{"count", "ids"}`` (the notes go to ``output_path``).
+    """List a contact's notes; returns ``count`` and ``ids`` (see :meth:`perform`); the notes go to ``output_path``.
 
     :param contact_id: the contact. (templated)
     :param output_path: JSON Lines file for the notes. (templated)
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Read the contact's notes, write them to ``output_path`` when given, return the summary.
+
+        :return: ``{"count", "ids"}``: how many notes, and the first
+            :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS` of their ids (plus ``ids_truncated: True`` when
+            ``ids`` holds fewer than ``count``); with ``output_path`` also ``output_path`` and ``bytes`` (the file's
+            size).
+        """
         return self.publish(hook.get_notes(args["contact_id"]), args["output_path"])
 
 
@@ -46,6 +53,10 @@ class GHLGetNoteOperator(_GHLNoteOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Get the note.
+
+        :return: the note, as GHL returns it.
+        """
         return hook.get_note(args["contact_id"], args["note_id"])
 
 
@@ -91,6 +102,10 @@ class GHLCreateNoteOperator(GHLContactOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Add the note to the contact.
+
+        :return: the new note, as GHL returns it.
+        """
         return hook.create_note(
             args["contact_id"],
             args["body"],
@@ -120,6 +135,10 @@ class GHLUpdateNoteOperator(_GHLNoteOperator):
         return {**super().validate(context), "fields": note_fields("fields", self.fields)}
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Update the note's fields.
+
+        :return: the note after the update, as GHL returns it.
+        """
         return hook.update_note(args["contact_id"], args["note_id"], args["fields"])
 
 
@@ -132,6 +151,11 @@ class GHLDeleteNoteOperator(GHLMissingOkOperator, _GHLNoteOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Delete the note.
+
+        :return: ``{"contact_id", "note_id", "deleted"}``: ``deleted`` is False when the note was already gone
+            (``missing_ok``).
+        """
         contact_id, note_id = args["contact_id"], args["note_id"]
         return self.run_delete(
             lambda: hook.delete_note(contact_id, note_id), args, contact_id=contact_id, note_id=note_id

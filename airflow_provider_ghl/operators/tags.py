@@ -37,6 +37,10 @@ class GHLAddTagsOperator(_GHLContactTagsOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Add the tags to the contact.
+
+        :return: ``{"contact_id", "tags"}``: ``tags`` is the list GHL reports in its answer.
+        """
         return {"contact_id": args["contact_id"], "tags": hook.add_tags(args["contact_id"], args["tags"])}
 
 
@@ -48,6 +52,10 @@ class GHLRemoveTagsOperator(_GHLContactTagsOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Remove the tags from the contact.
+
+        :return: ``{"contact_id", "tags"}``: ``tags`` is the list GHL reports in its answer.
+        """
         return {"contact_id": args["contact_id"], "tags": hook.remove_tags(args["contact_id"], args["tags"])}
 
 
@@ -96,6 +104,13 @@ class GHLBulkUpdateTagsOperator(GHLBaseOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Add or remove the tags on every contact in one request and return GHL's per-contact outcome.
+
+        :return: ``{"action", "succeeded", "failed"}``: ``succeeded`` counts GHL's per-contact responses that are
+            not errors, ``failed`` lists the errors as ``{"contactId", "message"}`` (the first
+            :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS`). With ``fail_on_error`` any error fails the
+            task instead, so ``failed`` can be non-empty only without it.
+        """
         result = hook.bulk_update_tags(
             args["contact_ids"],
             args["tags"],

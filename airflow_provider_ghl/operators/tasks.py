@@ -17,13 +17,20 @@ if TYPE_CHECKING:
 
 
 class GHLGetTasksOperator(GHLContactListOperator):
-    """List a contact's tasks; returns ``{"count", "ids"}`` (the tasks go to ``output_path``).
+    """List a contact's tasks; returns ``count`` and ``ids`` (see :meth:`perform`); the tasks go to ``output_path``.
 
     :param contact_id: the contact. (templated)
     :param output_path: JSON Lines file for the tasks. (templated)
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Read the contact's tasks, write them to ``output_path`` when given, return the summary.
+
+        :return: ``{"count", "ids"}``: how many tasks, and the first
+            :data:`~airflow_provider_ghl.operators.base.MAX_XCOM_IDS` of their ids (plus ``ids_truncated: True`` when
+            ``ids`` holds fewer than ``count``); with ``output_path`` also ``output_path`` and ``bytes`` (the file's
+            size).
+        """
         return self.publish(hook.get_tasks(args["contact_id"]), args["output_path"])
 
 
@@ -49,6 +56,10 @@ class GHLGetTaskOperator(_GHLTaskOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Get the task.
+
+        :return: the task, as GHL returns it.
+        """
         return hook.get_task(args["contact_id"], args["task_id"])
 
 
@@ -94,6 +105,10 @@ class GHLCreateTaskOperator(GHLContactOperator):
         return args
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Create the task on the contact.
+
+        :return: the new task, as GHL returns it.
+        """
         return hook.create_task(
             args["contact_id"],
             title=args["title"],
@@ -123,6 +138,10 @@ class GHLUpdateTaskOperator(_GHLTaskOperator):
         return {**super().validate(context), "fields": task_fields("fields", self.fields)}
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Update the task's fields.
+
+        :return: the task after the update, as GHL returns it.
+        """
         return hook.update_task(args["contact_id"], args["task_id"], args["fields"])
 
 
@@ -142,6 +161,10 @@ class GHLCompleteTaskOperator(_GHLTaskOperator):
         return {**super().validate(context), "completed": require_bool("completed", self.completed)}
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Set the task's ``completed`` state.
+
+        :return: the task after the change, as GHL returns it.
+        """
         return hook.complete_task(args["contact_id"], args["task_id"], args["completed"])
 
 
@@ -154,6 +177,11 @@ class GHLDeleteTaskOperator(GHLMissingOkOperator, _GHLTaskOperator):
     """
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
+        """Delete the task.
+
+        :return: ``{"contact_id", "task_id", "deleted"}`` (``task_id`` is GHL's): ``deleted`` is False when the
+            task was already gone (``missing_ok``).
+        """
         contact_id, task_id = args["contact_id"], args["task_id"]
         return self.run_delete(
             lambda: hook.delete_task(contact_id, task_id), args, contact_id=contact_id, task_id=task_id

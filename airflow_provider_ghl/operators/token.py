@@ -40,6 +40,12 @@ class GHLRefreshTokenOperator(GHLHookMixin, BaseOperator):
         super().__init__(ghl_conn_id=ghl_conn_id, location_id=None, hook_params=hook_params, **kwargs)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        """Rotate the connection's token set and return non-secret facts about the set now stored.
+
+        :return: ``{"conn_id", "token_variable", "expires_at", "refreshed_at", "scope", "user_type", "location_id",
+            "company_id"}``, never a token, of the set now stored (another worker's newer set when it rotated
+            first); ``expires_at`` and ``refreshed_at`` are ISO-8601 UTC times, ``refreshed_at`` None when unknown.
+        """
         tokens = self.hook.refresh_oauth_token()
         facts = tokens.describe()
         self.log.info(

@@ -229,8 +229,8 @@ class GHLContactChangedSensor(GHLBaseSensor):
 class GHLContactExistsSensor(GHLBaseSensor):
     """Wait until a contact with this e-mail or phone exists (``GET /contacts/search/duplicate``).
 
-    GHL's duplicate lookup matches the e-mail first, then the phone. XCom:
-    ``{"contact_id": "...", "email": "...", "phone": "..."}`` of the contact found.
+    GHL's duplicate lookup matches the e-mail first, then the phone. XCom: the contact found, as
+    :class:`~airflow_provider_ghl.operators.contacts.GHLGetDuplicateContactOperator` returns it.
 
     :param contact_email: e-mail to look for (``email`` is Airflow's alert address). (templated)
     :param contact_phone: phone number to look for, E.164 (``+15550100``). (templated)

@@ -116,7 +116,7 @@ class ContactChangedCondition(GHLCondition):
 class ContactExistsCondition(GHLCondition):
     """GHL's duplicate lookup finds a contact with this e-mail or phone (e-mail is matched first).
 
-    The value is ``{"contact_id": ..., "email": ..., "phone": ...}`` of the contact found.
+    The value is the contact found, as the lookup returns it (what ``GHLGetDuplicateContactOperator`` returns).
 
     :param email: e-mail to look for.
     :param phone: phone number to look for (E.164).
@@ -131,7 +131,7 @@ class ContactExistsCondition(GHLCondition):
     def evaluate(self, result: Any) -> Outcome:
         if not result:
             return False, None
-        return True, {"contact_id": result.get("id"), "email": result.get("email"), "phone": result.get("phone")}
+        return True, dict(result)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,6 @@
 """Apply one claimed inbox batch: the final state of every record it changes, written whole, then acknowledged.
 
-For each record the batch touches (``(kind, id)``, see :mod:`~airflow_provider_ghl.webhooks.records`) its events
+For each record the batch touches (``(kind, id)``, see :mod:`~airflow_provider_ghl.webhooks.changes`) its events
 are taken in ``timestamp`` order (last writer wins; arrival order breaks a tie). An event older than the version
 the inbox stored for the record when an earlier batch was applied is **stale** and ignored; so is a repeat of an
 event already in the batch under another ``webhookId`` (a **duplicate**). What is left folds into one record:
@@ -21,7 +21,6 @@ twice. Unpublished files of a killed attempt are removed before a batch is writt
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +28,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_ghl import __version__
 from airflow_provider_ghl.exceptions import GHLNotFoundError
-from airflow_provider_ghl.export.contacts import utcnow_iso
-from airflow_provider_ghl.export.output import MANIFEST, ExportOutput
-from airflow_provider_ghl.webhooks.inbox import event_instant
-from airflow_provider_ghl.webhooks.records import (
+from airflow_provider_ghl.outputs.directory import OutputDirectory
+from airflow_provider_ghl.outputs.runs import RunClock, committed_manifest, read_committed
+from airflow_provider_ghl.webhooks.changes import (
     CARRIED_OVER,
     CHILD_KINDS,
     CSV_LAYOUTS,
@@ -48,6 +45,7 @@ from airflow_provider_ghl.webhooks.records import (
     event_fields,
     parquet_tables,
 )
+from airflow_provider_ghl.webhooks.inbox import BATCH_ID, event_instant
 
 if TYPE_CHECKING:
     from airflow_provider_ghl.hooks.ghl import GHLHook
@@ -270,7 +268,7 @@ class BatchResult:
     paths: list[str] = field(default_factory=list)
 
 
-def write_datasets(output: ExportOutput, records: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, Any]:
+def write_datasets(output: OutputDirectory, records: Mapping[str, Iterable[Mapping[str, Any]]]) -> dict[str, Any]:
     """One part file per non-empty dataset, each published whole; the manifest's ``datasets``."""
     tables: Mapping[str, Any] = parquet_tables() if output.fmt == "parquet" else {}
     datasets: dict[str, Any] = {}
@@ -307,19 +305,20 @@ def apply_batch(
 
     :param inbox: the inbox the batch was claimed from.
     :param batch: the claimed batch.
-    :param folder: the location's folder of batches (``WEBHOOK_BATCHES``).
+    :param folder: the location's folder of batches (each batch a folder named by its ``batch_id``).
     :param fmt: ``jsonl``, ``csv`` or ``parquet``.
     :param compression: None or ``gzip``.
     :param source: where to get what payloads lack (None: never ask; such records are counted unresolved).
     :param requests: a callable giving the API requests sent so far (for the manifest), e.g. the hook's stats.
     """
-    started, started_at = time.monotonic(), utcnow_iso()
-    output = ExportOutput(folder / batch.batch_id, fmt=fmt, compression=compression)
+    clock = RunClock()
+    output = OutputDirectory(folder / batch.batch_id, fmt=fmt, compression=compression)
     events = inbox.events(batch)
     keys = {c.key for c in map(change_of, events) if c is not None}
     plan = plan_batch(events, inbox.versions(batch.location_id, keys))
-    committed = output.read_manifest()
-    if committed is not None and committed.get("batch_id") == batch.batch_id:
+    identity = {"dataset": "webhooks", "location_id": batch.location_id, "batch_id": batch.batch_id}
+    committed = committed_manifest(output, identity, field="output_path")
+    if committed is not None:
         log.info(
             "Batch %s of %s already written (manifest found): acknowledging it.", batch.batch_id, batch.location_id
         )
@@ -342,13 +341,9 @@ def apply_batch(
         "event_types": dict(sorted(plan.event_types.items())),
         "looked_up": looked_up,
         "unresolved": [list(k) for k in unresolved],
-        "requests": sent,
         "datasets": datasets,
         "files": [f for d in datasets.values() for f in d["files"]],
-        "started_at": started_at,
-        "finished_at": utcnow_iso(),
-        "duration_seconds": round(time.monotonic() - started, 3),
-        "provider_version": __version__,
+        **clock.facts(requests=sent),
     }
     output.write_manifest(manifest)
     inbox.ack(batch, plan.versions)
@@ -372,6 +367,7 @@ def drain(
     folder: ObjectStoragePath,
     *,
     max_events: int = 10_000,
+    stopped: Callable[[], bool] | None = None,
     **apply_kwargs: Any,
 ) -> list[BatchResult]:
     """Apply every batch of ``location_id`` up to the high-water mark seen at the start.
@@ -384,11 +380,13 @@ def drain(
     :param location_id: the location.
     :param folder: the location's folder of batches.
     :param max_events: the most events per batch.
+    :param stopped: whether the task was stopped (its ``on_kill``): no further batch is claimed; the applied
+        ones stay applied.
     :param apply_kwargs: see :func:`apply_batch`.
     """
     high_water = inbox.pending().get(location_id)
     results: list[BatchResult] = []
-    while True:
+    while not (stopped is not None and stopped()):
         batch = inbox.claim(location_id, limit=max_events)
         if batch is None:
             break
@@ -400,8 +398,9 @@ def drain(
 
 def committed_batches(folder: ObjectStoragePath) -> list[dict[str, Any]]:
     """The manifests of the committed batches in a location's folder of batches, in apply order."""
-    from airflow_provider_ghl.export.output import read_json
-    from airflow_provider_ghl.layout import WEBHOOK_BATCHES
-
-    manifests = (read_json(p / MANIFEST) for p in WEBHOOK_BATCHES.batches(folder))
-    return [m for m in manifests if m is not None]
+    try:
+        batches = sorted((p for p in folder.iterdir() if BATCH_ID.fullmatch(p.name)), key=lambda p: p.name)
+    except FileNotFoundError:
+        return []
+    committed = (read_committed(p) for p in batches)
+    return [dict(c.manifest) for c in committed if c is not None]

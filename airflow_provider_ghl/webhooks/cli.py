@@ -14,9 +14,9 @@ import sys
 from fastapi import FastAPI
 
 from airflow_provider_ghl.exceptions import GHLConfigError
-from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.options import URL_PREFIX
 from airflow_provider_ghl.webhooks.receiver import build_receiver_app
+from airflow_provider_ghl.webhooks.settings import WebhookSettings
 
 
 def build_server_app(settings: WebhookSettings) -> FastAPI:

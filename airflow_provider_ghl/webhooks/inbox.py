@@ -30,6 +30,7 @@ after its ack, so a late redelivery is still a duplicate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +64,10 @@ class InboxEvent:
     type: str
     timestamp: str
     body: dict[str, Any]
+
+
+#: What a :attr:`Batch.batch_id` looks like; its text sorts in apply order.
+BATCH_ID = re.compile(r"\d{12}-\d{12}")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The ``[ghl_webhooks]`` Airflow config section: its options and defaults, as plain data.
 
 No imports: ``get_provider_info`` declares the section from :func:`config_section` while Airflow is still
-discovering providers. :class:`~airflow_provider_ghl.webhooks.config.WebhookSettings` reads and validates it.
+discovering providers. :class:`~airflow_provider_ghl.webhooks.settings.WebhookSettings` reads and validates it.
 """
 
 from __future__ import annotations

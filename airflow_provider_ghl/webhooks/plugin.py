@@ -42,8 +42,8 @@ class LazyReceiverApp:
         """
         with self._lock:
             if self._app is None:
-                from airflow_provider_ghl.webhooks.config import WebhookSettings
                 from airflow_provider_ghl.webhooks.receiver import build_receiver_app
+                from airflow_provider_ghl.webhooks.settings import WebhookSettings
 
                 self._app = build_receiver_app(WebhookSettings.load())
             return self._app

@@ -30,8 +30,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.inbox import Inbox, event_instant, open_inbox
+from airflow_provider_ghl.webhooks.settings import WebhookSettings
 from airflow_provider_ghl.webhooks.signatures import SignatureRefused
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from airflow_provider_ghl.checks import parse_datetime
-from airflow_provider_ghl.writeback.records import CustomFieldValue, RowRejected, SyncRecord
+from airflow_provider_ghl.writeback.rows import CustomFieldValue, RowRejected, WriteBackRecord
 
 #: ``tags_mode`` values: ``add`` only adds the record's tags; ``replace`` also removes the contact's others.
 TAGS_MODES = ("add", "replace")
@@ -125,7 +125,7 @@ def _same_field(name: str, wanted: Any, current: Any) -> bool:
     return same_value(wanted, current)
 
 
-def diff(record: SyncRecord, contact: Mapping[str, Any], refs: CustomFieldRefs, tags_mode: str) -> Change:
+def diff(record: WriteBackRecord, contact: Mapping[str, Any], refs: CustomFieldRefs, tags_mode: str) -> Change:
     """What ``record`` changes on ``contact`` (GHL's contact object).
 
     :param record: the checked record.
@@ -162,7 +162,7 @@ def diff(record: SyncRecord, contact: Mapping[str, Any], refs: CustomFieldRefs, 
     return change
 
 
-def create_body(record: SyncRecord, refs: CustomFieldRefs) -> tuple[dict[str, Any], list[str]]:
+def create_body(record: WriteBackRecord, refs: CustomFieldRefs) -> tuple[dict[str, Any], list[str]]:
     """The body of ``POST /contacts/`` for a record without a contact, and the names of what it sets.
 
     Tags go in the create: a new contact has no tags to race with.

@@ -18,9 +18,7 @@ import itertools
 import logging
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,11 +30,12 @@ from airflow_provider_ghl.exceptions import (
     GHLUnexpectedResponseError,
 )
 from airflow_provider_ghl.hooks import operations as ops
+from airflow_provider_ghl.hooks.fanout import lazily_fed
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.request import Request
 from airflow_provider_ghl.writeback.diff import Change, CustomFieldRefs, create_body, diff, missing_children
 from airflow_provider_ghl.writeback.matching import find_contact
-from airflow_provider_ghl.writeback.records import InputRow, RowRejected, SyncRecord
+from airflow_provider_ghl.writeback.rows import InputRow, RowRejected, WriteBackRecord
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class RowResult:
 
 
 @dataclass(frozen=True)
-class SyncSettings:
+class WriteBackSettings:
     """How rows are applied.
 
     :param location_id: the location written.
@@ -126,7 +125,7 @@ class RowApplier:
     :param refs: the custom field resolver.
     """
 
-    def __init__(self, hook: GHLHook, settings: SyncSettings, refs: CustomFieldRefs) -> None:
+    def __init__(self, hook: GHLHook, settings: WriteBackSettings, refs: CustomFieldRefs) -> None:
         self.hook = hook
         self.settings = settings
         self.refs = refs
@@ -156,7 +155,7 @@ class RowApplier:
         return result
 
     # -- contacts -------------------------------------------------------------------------------------------
-    def _create(self, record: SyncRecord, result: RowResult) -> bool:
+    def _create(self, record: WriteBackRecord, result: RowResult) -> bool:
         """Create the contact (or update the one GHL names as its duplicate); whether it is surely new."""
         body, changed = create_body(record, self.refs)
         result.action, result.changed, result.writes = "create", changed, {"contact_create": 1}
@@ -190,7 +189,7 @@ class RowApplier:
             return True
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _update(self, record: SyncRecord, contact: Mapping[str, Any], result: RowResult) -> None:
+    def _update(self, record: WriteBackRecord, contact: Mapping[str, Any], result: RowResult) -> None:
         change = diff(record, contact, self.refs, self.settings.tags_mode)
         result.contact_id = str(contact["id"])
         result.action = "skip" if change.empty else "update"
@@ -201,7 +200,7 @@ class RowApplier:
         if not self.settings.dry_run and not change.empty:
             self._converge(record, contact, change)
 
-    def _converge(self, record: SyncRecord, contact: Mapping[str, Any], change: Change) -> None:
+    def _converge(self, record: WriteBackRecord, contact: Mapping[str, Any], change: Change) -> None:
         """Send ``change``; after an ambiguous failure read the contact again and send only what is missing."""
         contact_id = str(contact["id"])
         for attempt in itertools.count(1):
@@ -224,7 +223,7 @@ class RowApplier:
                 change = diff(record, current, self.refs, self.settings.tags_mode)
 
     # -- children -------------------------------------------------------------------------------------------
-    def _children(self, record: SyncRecord, result: RowResult, *, fresh: bool) -> None:
+    def _children(self, record: WriteBackRecord, result: RowResult, *, fresh: bool) -> None:
         """Create the record's tasks and notes the contact does not have yet (by fingerprint)."""
         for kind, wanted in (("tasks", record.tasks), ("notes", record.notes)):
             if not wanted:
@@ -287,8 +286,8 @@ class RowApplier:
         time.sleep(delay)
 
 
-def _without_id(record: SyncRecord) -> SyncRecord:
-    return SyncRecord(None, record.fields, record.tags, record.custom_fields, record.tasks, record.notes)
+def _without_id(record: WriteBackRecord) -> WriteBackRecord:
+    return WriteBackRecord(None, record.fields, record.tags, record.custom_fields, record.tasks, record.notes)
 
 
 def _counted(**flags: bool) -> dict[str, int]:
@@ -300,42 +299,16 @@ def apply_rows(
 ) -> Iterator[tuple[InputRow, RowResult]]:
     """Apply rows on a pool of ``workers`` threads, yielding ``(row, result)`` as they finish (any order).
 
-    ``rows`` is consumed lazily, at most two rows per worker ahead. A failure of the whole task stops the feed,
-    lets the rows in flight finish, then raises; their results are yielded first so nothing done is lost.
+    ``rows`` is consumed lazily (:func:`~airflow_provider_ghl.hooks.fanout.lazily_fed`). A failure of the whole
+    task stops the feed, lets the rows in flight finish, then raises; their results are yielded first so nothing
+    done is lost.
     """
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ghl-sync")
-    pending: dict[Future[RowResult], InputRow] = {}
-    feed = iter(rows)
-    failure: BaseException | None = None
-
-    def submit(count: int) -> None:
-        for row in itertools.islice(feed, count):
-            pending[pool.submit(apply, row)] = row
-
-    try:
-        submit(workers * 2)
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            finished = [(future, pending.pop(future)) for future in done]
-            for future, row in finished:
-                error = future.exception()
-                if error is None:
-                    yield row, future.result()
-                elif failure is None:
-                    failure = error
-            if failure is None:
-                submit(len(finished))
-        if failure is not None:
-            raise failure
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def count_results(results: Iterable[RowResult]) -> tuple[Counter[str], Counter[str]]:
-    """``(rows per action, writes per kind)`` of ``results``."""
-    actions: Counter[str] = Counter()
-    writes: Counter[str] = Counter()
-    for result in results:
-        actions[result.action] += 1
-        writes.update(result.writes)
-    return actions, writes
+    failures: list[BaseException] = []
+    for row, future in lazily_fed(apply, rows, workers, thread_name="ghl-writeback", feeding=lambda: not failures):
+        error = future.exception()
+        if error is None:
+            yield row, future.result()
+        else:
+            failures.append(error)
+    if failures:
+        raise failures[0]

@@ -18,7 +18,7 @@ from typing import Any
 from airflow_provider_ghl.exceptions import GHLNotFoundError
 from airflow_provider_ghl.hooks import operations as ops
 from airflow_provider_ghl.hooks.request import RequestRunner
-from airflow_provider_ghl.writeback.records import InputRow, RowRejected, SyncRecord
+from airflow_provider_ghl.writeback.rows import InputRow, RowRejected, WriteBackRecord
 
 #: The keys a record can be matched on, in the default order.
 MATCH_KEYS = ("id", "email", "phone")
@@ -26,7 +26,7 @@ MATCH_KEYS = ("id", "email", "phone")
 _FULL_CONTACT = ("tags", "customFields")
 
 
-def record_keys(record: SyncRecord, match_on: Sequence[str]) -> list[tuple[str, str]]:
+def record_keys(record: WriteBackRecord, match_on: Sequence[str]) -> list[tuple[str, str]]:
     """The record's usable keys in ``match_on`` order (e-mails compared without case)."""
     values = {"id": record.contact_id, "email": (record.email or "").lower() or None, "phone": record.phone}
     return [(key, value) for key in match_on if (value := values.get(key))]
@@ -60,7 +60,7 @@ class InFileKeys:
 
 
 def find_contact(
-    hook: RequestRunner, record: SyncRecord, match_on: Sequence[str], location_id: str
+    hook: RequestRunner, record: WriteBackRecord, match_on: Sequence[str], location_id: str
 ) -> tuple[dict[str, Any] | None, str | None]:
     """``(the contact, the key that found it)``, or ``(None, None)`` when no contact has the record's keys.
 
@@ -92,7 +92,7 @@ def full_contact(hook: RequestRunner, contact: Mapping[str, Any]) -> dict[str, A
     return hook.run(ops.get_contact(str(contact["id"])))
 
 
-def _lookups(record: SyncRecord, match_on: Sequence[str]) -> list[dict[str, str]]:
+def _lookups(record: WriteBackRecord, match_on: Sequence[str]) -> list[dict[str, str]]:
     lookups: list[dict[str, str]] = []
     previous = None
     for key, value in record_keys(record, match_on):

@@ -1,7 +1,7 @@
 """Where a write-back reports: a result per input row, the failed rows as they came, a checkpoint, a manifest.
 
 Layout under ``results_path`` (any Airflow object-storage URI), through the export's
-:class:`~airflow_provider_ghl.export.output.ExportOutput`::
+:class:`~airflow_provider_ghl.outputs.directory.OutputDirectory`::
 
     results-00001.jsonl        one JSON object per input row, in row order: row, action, contact id, changed, error
     dead_letter-00001.csv      the rejected and failed rows of those rows, exactly as they came (CSV: with the
@@ -24,15 +24,15 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_ghl.exceptions import GHLConfigError
-from airflow_provider_ghl.export.output import Checkpoint, ExportOutput
+from airflow_provider_ghl.outputs.directory import Checkpoint, OutputDirectory
 from airflow_provider_ghl.writeback.engine import ACTIONS, RowResult
-from airflow_provider_ghl.writeback.records import InputFile, InputRow
+from airflow_provider_ghl.writeback.rows import InputFile, InputRow
 
 RESULTS = "results"
 DEAD_LETTER = "dead_letter"
 
 
-class SyncOutput:
+class WriteBackResults:
     """The ``results_path`` directory of one write-back run.
 
     :param root: the directory.
@@ -44,7 +44,7 @@ class SyncOutput:
     def __init__(
         self, root: ObjectStoragePath, input_file: InputFile, *, rows_per_file: int, identity: Mapping[str, Any]
     ) -> None:
-        self.output = ExportOutput(root, fmt="jsonl")
+        self.output = OutputDirectory(root, fmt="jsonl")
         self.input = input_file
         self.rows_per_file = rows_per_file
         self.identity = dict(identity)

@@ -12,8 +12,8 @@ from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.scopes import ScopeDegradations
 from airflow_provider_ghl.writeback.engine import RowApplier, apply_rows
 from airflow_provider_ghl.writeback.matching import InFileKeys
-from airflow_provider_ghl.writeback.records import InputFile, InputRow
-from airflow_provider_ghl.writeback.results import SyncOutput
+from airflow_provider_ghl.writeback.results import WriteBackResults
+from airflow_provider_ghl.writeback.rows import InputFile, InputRow
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ def custom_field_definitions(
     return definitions
 
 
-def sync_rows(
+def write_back_rows(
     input_file: InputFile,
-    output: SyncOutput,
+    output: WriteBackResults,
     applier: RowApplier,
     *,
     match_on: Sequence[str],
@@ -46,7 +46,7 @@ def sync_rows(
     a manifest here).
 
     :param input_file: the rows.
-    :param output: results, dead letters and checkpoint, already resumed (:meth:`SyncOutput.resume`).
+    :param output: results, dead letters and checkpoint, already resumed (:meth:`WriteBackResults.resume`).
     :param applier: plans and applies one row.
     :param match_on: the keys rows are matched on (rows sharing one are rejected, the later ones).
     :param workers: rows in flight at once.

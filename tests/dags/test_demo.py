@@ -198,15 +198,15 @@ def test_a_failed_task_is_shown_by_its_traceback(demo: ModuleType) -> None:
     assert demo.failure_excerpt("a\nb\nc", lines=2) == "b\nc"
 
 
-# -- the write-back and webhook runs (scripts/demo_sync.py) --------------------------------------------------
-def test_the_demo_reads_where_the_sync_back_dag_reads_and_writes(
+# -- the write-back and webhook runs (scripts/demo_changes.py) --------------------------------------------------
+def test_the_demo_reads_where_the_write_back_dag_reads_and_writes(
     demo: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    from airflow_provider_ghl.layout import SYNC_INBOX, SYNC_PLAN
+    from ghl_layout import WRITEBACK_INBOX, WRITEBACK_PLAN
 
-    bag = DagBag(dag_folder=str(demo.DAGS / "ghl_sync_back.py"))
+    bag = DagBag(dag_folder=str(demo.DAGS / "ghl_write_back.py"))
     assert not bag.import_errors, bag.import_errors
     root, day = Path("/d/out"), date(2026, 12, 2)
     monkeypatch.setenv("AIRFLOW_VAR_GHL_EXPORT_ROOT", root.as_uri())
@@ -215,7 +215,7 @@ def test_the_demo_reads_where_the_sync_back_dag_reads_and_writes(
     for i, location in enumerate(loc["location_id"] for loc in locations):
         plan, apply = (
             render(
-                bag.dags["ghl_sync_back"].get_task(f"sync_location.{step}"),
+                bag.dags["ghl_write_back"].get_task(f"write_back_location.{step}"),
                 logical_date=midnight,
                 data_interval=(midnight, midnight),
                 locations=locations,
@@ -223,14 +223,14 @@ def test_the_demo_reads_where_the_sync_back_dag_reads_and_writes(
             )
             for step in ("plan", "apply")
         )
-        csv_path = SYNC_INBOX.path(root, location) / demo.demo_sync.SYNC_INPUT
+        csv_path = WRITEBACK_INBOX.path(root, location) / demo.demo_changes.WRITEBACK_INPUT
         assert plan.input_path == apply.input_path == csv_path.as_uri()
-        assert plan.results_path == SYNC_PLAN.path(root, location, ds=day).as_uri()
-        assert apply.results_path == demo.output_dir("ghl_sync_back", location, root, ds=day).as_uri()
+        assert plan.results_path == WRITEBACK_PLAN.path(root, location, ds=day).as_uri()
+        assert apply.results_path == demo.output_dir("ghl_write_back", location, root, ds=day).as_uri()
 
 
-def _sync_back_module(demo: ModuleType) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ghl_demo_sync_back_dag", demo.DAGS / "ghl_sync_back.py")
+def _write_back_module(demo: ModuleType) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("ghl_demo_write_back_dag", demo.DAGS / "ghl_write_back.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -244,12 +244,13 @@ def test_the_demo_csv_plans_and_applies_as_the_demo_expects(
     the DAG's tolerance, the plan predicts the apply, and the demo reads the counts and dead letters back."""
     import gzip
 
-    from airflow_provider_ghl.layout import SYNC_INBOX, SYNC_PLAN, SYNC_RESULTS
-    from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
+    from airflow_provider_ghl.operators.writeback import GHLWriteBackContactsOperator
 
-    sync = demo.demo_sync
-    dag = _sync_back_module(demo)
-    assert dag.INPUT_FILE == sync.SYNC_INPUT
+    from ghl_layout import WRITEBACK_INBOX, WRITEBACK_PLAN, WRITEBACK_RESULTS
+
+    changes = demo.demo_changes
+    dag = _write_back_module(demo)
+    assert dag.INPUT_FILE == changes.WRITEBACK_INPUT
     location = clean_sandbox.location_ids[0]
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEMO", json.dumps(clean_sandbox.airflow_connection(0)))
     # A full export's directory, as the demo finds it: gzipped JSON Lines named by the manifest.
@@ -264,32 +265,34 @@ def test_the_demo_csv_plans_and_applies_as_the_demo_expects(
     (export / "_manifest.json").write_text(json.dumps(manifest))
     root, day = tmp_path / "out", date(2026, 12, 2)
 
-    expected, synced = sync.write_sync_inputs({location: export}, root)
-    assert len(synced[location]) == sync.SYNC_EXISTING and expected[location]["reject"] == 1
+    expected, written_back = changes.write_writeback_inputs({location: export}, root)
+    assert len(written_back[location]) == changes.WRITEBACK_EXISTING and expected[location]["reject"] == 1
     assert expected[location]["reject"] / expected[location]["rows"] <= dag.MAX_FAILED_RATIO
     clean_sandbox.clear_stats()
-    for dry_run, layout in ((True, SYNC_PLAN), (False, SYNC_RESULTS)):
-        GHLSyncContactsOperator(
+    for dry_run, layout in ((True, WRITEBACK_PLAN), (False, WRITEBACK_RESULTS)):
+        GHLWriteBackContactsOperator(
             task_id="plan" if dry_run else "apply",
             ghl_conn_id="ghl_demo",
             location_id=location,
-            input_path=(SYNC_INBOX.path(root, location) / sync.SYNC_INPUT).as_uri(),
+            input_path=(WRITEBACK_INBOX.path(root, location) / changes.WRITEBACK_INPUT).as_uri(),
             results_path=layout.path(root, location, ds=day).as_uri(),
             max_failed_ratio=dag.MAX_FAILED_RATIO,
             dry_run=dry_run,
         ).execute(context={})
-    results = SYNC_RESULTS.path(root, location, ds=day)
+    results = WRITEBACK_RESULTS.path(root, location, ds=day)
 
-    failed = sync.check_sync({location: results}, root, expected, ds=day)
+    failed = changes.check_write_back({location: results}, root, expected, ds=day)
     [(row, why, text)] = failed[location]
-    assert (row, text) == (sync.SYNC_ROWS, f",{sync.BAD_EMAIL},Bad,Row,") and "email" in why
+    assert (row, text) == (changes.WRITEBACK_ROWS, f",{changes.BAD_EMAIL},Bad,Row,") and "email" in why
     writes = clean_sandbox.stats()["writes"]
-    assert writes == 2 * sync.SYNC_CHANGED + sync.SYNC_NEW  # a PUT and a tag write per change, a create per new
-    plan_row, apply_row = sync.run_rows("write-back", sync.SYNC_BACK_DAG, {location: results}, root, str, ds=day)
+    assert (
+        writes == 2 * changes.WRITEBACK_CHANGED + changes.WRITEBACK_NEW
+    )  # a PUT and a tag write per change, a create per new
+    plan_row, apply_row = changes.run_rows("write-back", changes.WRITE_BACK_DAG, {location: results}, root, str, ds=day)
     assert plan_row[:3] == ["write-back", location, "plan"] and apply_row[:3] == ["", location, "apply"]
-    assert plan_row[3:10] == apply_row[3:10] == [50, sync.SYNC_NEW, sync.SYNC_CHANGED, 37, 1, 0, writes]
-    with pytest.raises(sync.StepFailed, match="expected"):
-        sync.check_sync({location: results}, root, {location: {**expected[location], "create": 0}}, ds=day)
+    assert plan_row[3:10] == apply_row[3:10] == [50, changes.WRITEBACK_NEW, changes.WRITEBACK_CHANGED, 37, 1, 0, writes]
+    with pytest.raises(changes.StepFailed, match="expected"):
+        changes.check_write_back({location: results}, root, {location: {**expected[location], "create": 0}}, ds=day)
 
 
 def test_the_demo_receiver_stores_what_the_sandbox_delivers_in_its_airflow_home(
@@ -297,25 +300,26 @@ def test_the_demo_receiver_stores_what_the_sandbox_delivers_in_its_airflow_home(
 ) -> None:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_ghl.layout import WEBHOOK_BATCHES
     from airflow_provider_ghl.webhooks.apply import drain
     from airflow_provider_ghl.webhooks.inbox import open_inbox
 
-    sync = demo.demo_sync
+    from ghl_layout import WEBHOOK_BATCHES
+
+    changes = demo.demo_changes
     location = clean_sandbox.location_ids[0]
     owner = clean_sandbox.contact_ids(location)[0]
     home = tmp_path / "home"
     home.mkdir()
     settings = demo.airflow_settings(home=home, fernet_key=demo.new_fernet_key())
-    env = sync.receiver_env({**demo.clean_environ(), **settings}, clean_sandbox.webhook_public_key)
-    receiver = sync.WebhookReceiver(env, tmp_path / "receiver.log", demo.ROOT).launch()
+    env = changes.receiver_env({**demo.clean_environ(), **settings}, clean_sandbox.webhook_public_key)
+    receiver = changes.WebhookReceiver(env, tmp_path / "receiver.log", demo.ROOT).launch()
     try:
         url = receiver.wait_ready()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/ghl/webhooks")
         clean_sandbox.set_webhooks([url])
         before = clean_sandbox.webhook_stats()["events"]
-        made = sync.extra_changes(clean_sandbox, location, [owner])
-        delivered = sync.deliver(clean_sandbox, receiver, before)
+        made = changes.extra_changes(clean_sandbox, location, [owner])
+        delivered = changes.deliver(clean_sandbox, receiver, before)
     finally:
         receiver.stop()
         clean_sandbox.set_webhooks([])
@@ -332,21 +336,21 @@ def test_the_demo_receiver_stores_what_the_sandbox_delivers_in_its_airflow_home(
         drain(inbox, location, ObjectStoragePath(WEBHOOK_BATCHES.path(root, location).as_uri()))
     finally:
         inbox.close()
-    batch = sync.latest_batch(root, location)
+    batch = changes.latest_batch(root, location)
     assert batch is not None and batch.name == "000000000001-000000000004"
-    [row] = sync.run_rows("webhook sync", sync.WEBHOOK_SYNC_DAG, {location: batch}, root, str)
+    [row] = changes.run_rows("webhook sync", changes.WEBHOOK_SYNC_DAG, {location: batch}, root, str)
     # events, contacts, tombstones, notes, tasks (made, then completed: one record), stale/dup, requests
     assert row[:3] == ["webhook sync", location, batch.name] and row[3:10] == [4, 0, 1, 1, 1, 0, 0]
-    assert sync.latest_batch(root, "another-location") is None
+    assert changes.latest_batch(root, "another-location") is None
 
 
 def test_a_receiver_that_cannot_start_fails_the_demo_with_its_output(demo: ModuleType, tmp_path: Path) -> None:
-    sync = demo.demo_sync
+    changes = demo.demo_changes
     settings = demo.airflow_settings(home=tmp_path, fernet_key=demo.new_fernet_key())
-    env = sync.receiver_env({**demo.clean_environ(), **settings}, "not-a-key")
-    receiver = sync.WebhookReceiver(env, tmp_path / "receiver.log", demo.ROOT).launch()
+    env = changes.receiver_env({**demo.clean_environ(), **settings}, "not-a-key")
+    receiver = changes.WebhookReceiver(env, tmp_path / "receiver.log", demo.ROOT).launch()
     try:
-        with pytest.raises(sync.StepFailed, match=r"exited(.|\n)*public_key"):
+        with pytest.raises(changes.StepFailed, match=r"exited(.|\n)*public_key"):
             receiver.wait_ready(timeout=60)
     finally:
         receiver.stop()

@@ -17,6 +17,7 @@ import pytest
 
 from airflow_provider_ghl.exceptions import GHLConfigError
 from ghl_sandbox.testing import SandboxServer
+from tests.dag_run import announced_outputs
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_IDS = {
@@ -24,15 +25,9 @@ DAG_IDS = {
     "ghl_incremental_enrichment",
     "ghl_enrichment_on_change",
     "ghl_token_refresh",
-    "ghl_sync_back",
+    "ghl_write_back",
     "ghl_webhook_sync",
 }
-
-
-def _asset_event_uris(airflow_db: Path) -> set[str]:
-    """The URIs of every asset event the runs in ``airflow_db`` emitted."""
-    with sqlite3.connect(airflow_db) as con:
-        return {r[0] for r in con.execute("select a.uri from asset_event e join asset a on a.id = e.asset_id")}
 
 
 def test_dagbag_imports_without_network_or_variables(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,10 +69,10 @@ def _load(name: str) -> ModuleType:
 def test_location_list_comes_from_the_variable_else_the_connection(
     name: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_ghl import locations as package
+    import ghl_locations
 
     dag_task = _load(name).locations
-    assert dag_task is package.locations  # the package's task, not a copy of it in the DAG file
+    assert dag_task is ghl_locations.locations  # the DAGs folder's helper, not a copy of it in the DAG file
     locations = dag_task.function
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(sandbox.airflow_connection(1)))
     monkeypatch.delenv("AIRFLOW_VAR_GHL_LOCATION_IDS", raising=False)
@@ -152,9 +147,11 @@ def test_full_export_dag_runs_each_location_on_its_own_connection(
         ]
         assert sorted(ids) == sorted(sandbox.contact_ids(location))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(sandbox.location_ids)
-    # Each mapped export announced its output as an asset (through the operator's asset alias).
-    outputs = {f"file://{tmp_path / loc / 'contacts' / 'full' / '2026-11-22'}" for loc in sandbox.location_ids}
-    assert outputs <= _asset_event_uris(airflow_db)
+    # Each mapped export announced its output: an event of its location's asset, through the operator's alias.
+    announced = announced_outputs(airflow_db)
+    for location in sandbox.location_ids:
+        output = f"file://{tmp_path / location / 'contacts' / 'full' / '2026-11-22'}"
+        assert announced[output] == f"ghl/{location}/ghl_full_export.full_export"
 
 
 def test_incremental_enrichment_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
@@ -178,7 +175,8 @@ def test_incremental_enrichment_dag_runs(sandbox: SandboxServer, airflow_db: Pat
         for line in (out / f).read_text().splitlines()
     ]
     assert set(touched) <= set(contacts)
-    assert f"file://{out}" in _asset_event_uris(airflow_db)  # the mapped task announced its output
+    # The mapped task announced its output.
+    assert announced_outputs(airflow_db)[f"file://{out}"] == f"ghl/{location}/ghl_incremental_enrichment.enrich"
 
 
 def test_token_refresh_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
@@ -194,11 +192,11 @@ def test_token_refresh_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_pa
         assert con.execute("select count(*) from variable where key = ?", (variable,)).fetchone() == (1,)
 
 
-def test_sync_back_dag_plans_then_applies_the_csv(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
+def test_write_back_dag_plans_then_applies_the_csv(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
     sandbox.reset()
     location = sandbox.location_ids[0]
     existing = sorted(sandbox.contact_ids(location))[0]
-    inbox = tmp_path / location / "sync" / "inbox"
+    inbox = tmp_path / location / "writeback" / "inbox"
     inbox.mkdir(parents=True)
     (inbox / "contacts.csv").write_text(
         "id,email,firstName,tags,customFields.contact.referral_code\n"
@@ -208,10 +206,10 @@ def test_sync_back_dag_plans_then_applies_the_csv(sandbox: SandboxServer, airflo
     day = datetime(2026, 12, 1, tzinfo=UTC)
     sandbox.clear_stats()
 
-    _dags_test(sandbox, tmp_path, "ghl_sync_back", day)
+    _dags_test(sandbox, tmp_path, "ghl_write_back", day)
 
-    plan = json.loads((tmp_path / location / "sync" / "plan" / "2026-12-01" / "_manifest.json").read_text())
-    results = json.loads((tmp_path / location / "sync" / "results" / "2026-12-01" / "_manifest.json").read_text())
+    plan = json.loads((tmp_path / location / "writeback" / "plan" / "2026-12-01" / "_manifest.json").read_text())
+    results = json.loads((tmp_path / location / "writeback" / "results" / "2026-12-01" / "_manifest.json").read_text())
     assert plan["dry_run"] is True and results["dry_run"] is False
     assert plan["counts"] == results["counts"]
     assert (results["counts"]["create"], results["counts"]["update"]) == (1, 1)
@@ -254,4 +252,4 @@ def test_webhook_sync_dag_applies_what_waits_in_the_inbox(
     assert sandbox.stats()["requests_by_route"] == {"GET /contacts/{contactId}": 1}
     assert inbox.pending() == {"not-configured": 1}  # applied once; the other location is not the DAG's
     inbox.close()
-    assert f"file://{folder}" in _asset_event_uris(airflow_db)
+    assert announced_outputs(airflow_db)[f"file://{folder}"] == f"ghl/{location}/ghl_webhook_sync.apply"

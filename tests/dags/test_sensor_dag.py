@@ -113,7 +113,7 @@ def test_each_location_of_the_group_renders_its_own_layout_directory(dag: Any, m
     the layout's LOCATION template must still name this map index's location."""
     from airflow.sdk.definitions._internal.expandinput import MappedArgument
 
-    from airflow_provider_ghl.layout import ENRICHMENT
+    from ghl_layout import ENRICHMENT
 
     monkeypatch.setenv("AIRFLOW_VAR_GHL_EXPORT_ROOT", "s3://bucket/ghl")
     start, end = datetime(2026, 11, 23, 19, tzinfo=UTC), datetime(2026, 11, 23, 20, tzinfo=UTC)

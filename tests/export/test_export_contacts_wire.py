@@ -19,10 +19,11 @@ import pytest
 import requests
 from structlog.testing import capture_logs
 
-from airflow_provider_ghl.exceptions import GHLConfigError, GHLForbiddenError
+from airflow_provider_ghl.exceptions import GHLConfigError, GHLForbiddenError, GHLTaskStopped
 from airflow_provider_ghl.hooks.ghl import ContactPage
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
 from ghl_sandbox.testing import SandboxServer
+from tests.stopping import stopped_mid_run
 
 CONTACTS = 2_500
 
@@ -189,6 +190,28 @@ def test_killed_worker_resumes_to_the_exact_set(conn_id: str, export_sandbox: Sa
     manifest = json.loads((out / "_manifest.json").read_text())
     assert manifest["resumed_from_records"] == done
     assert not [p for p in out.iterdir() if p.name.endswith(".inprogress") or p.name == "_checkpoint.json"]
+
+
+def test_on_kill_stops_the_export_at_its_next_request_and_a_rerun_resumes(
+    conn_id: str, export_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Airflow calls ``on_kill`` (SIGTERM, execution timeout) while ``execute`` runs: nothing more is requested,
+    what was committed stays, and the retried task finishes the export with every contact once."""
+    out = tmp_path / "stopped"
+    export_sandbox.set_faults(latency_ms=20)
+    err = stopped_mid_run(
+        _operator(conn_id, out, records_per_file=300), started=lambda: bool(list(out.glob("contacts-*.jsonl")))
+    )
+    assert isinstance(err, GHLTaskStopped), err
+    assert not (out / "_manifest.json").exists()
+    sent = export_sandbox.stats()["requests_total"]
+    time.sleep(0.3)
+    assert export_sandbox.stats()["requests_total"] == sent  # nothing more after the stop
+
+    export_sandbox.set_faults()
+    _operator(conn_id, out, records_per_file=300).execute(context={})
+    assert json.loads((out / "_manifest.json").read_text())["resumed_from_records"] > 0
+    _assert_exact(out, export_sandbox)
 
 
 def test_exactly_once_when_the_oauth_access_token_expires_mid_run(

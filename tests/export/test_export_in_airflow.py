@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ghl_sandbox.testing import SandboxServer
-from tests.dag_run import run_dag_file
+from tests.dag_run import announced_outputs, run_dag_file
 
 DAGS = Path(__file__).with_name("dags")
 
@@ -49,12 +48,11 @@ def test_exports_run_in_airflow_and_emit_asset_events(sandbox: SandboxServer, ai
     ]
     assert set(changed) <= set(contacts)
 
-    with sqlite3.connect(airflow_db) as con:
-        uris = {
-            row[0]
-            for row in con.execute(
-                "select a.uri from asset_event e join asset a on a.id = e.asset_id where a.uri like ?",
-                (f"file://{tmp_path}%",),
-            )
-        }
-    assert uris == {f"file://{full}", f"file://{enrichment}"}
+    # Each committed output is an event of its task's asset for the location, the directory in its extra.
+    announced = {
+        path: name for path, name in announced_outputs(airflow_db).items() if path.startswith(f"file://{tmp_path}")
+    }
+    assert announced == {
+        f"file://{full}": f"ghl/{location['id']}/ghl_export_in_airflow.full_export",
+        f"file://{enrichment}": f"ghl/{location['id']}/ghl_export_in_airflow.enrich",
+    }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_ghl.export.lineage import ghl_dataset_name, storage_dataset_name
+from airflow_provider_ghl.outputs.lineage import ghl_dataset_name, storage_dataset_name
 from ghl_sandbox.testing import SandboxServer
 from tests.dag_run import run_dag_file
 

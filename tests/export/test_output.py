@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_ghl.checks import output_location
 from airflow_provider_ghl.exceptions import GHLConfigError
 from airflow_provider_ghl.export.contacts import export_contacts, with_custom_fields_by_key
-from airflow_provider_ghl.export.output import CHECKPOINT, MANIFEST, ExportOutput, flatten, resolve_output
+from airflow_provider_ghl.outputs.directory import CHECKPOINT, MANIFEST, OutputDirectory, flatten
 
 
-def _output(tmp_path: Path, **kwargs: Any) -> ExportOutput:
-    return ExportOutput(resolve_output(f"file://{tmp_path}/out"), **kwargs)
+def _output(tmp_path: Path, **kwargs: Any) -> OutputDirectory:
+    return OutputDirectory(output_location("output_path", f"file://{tmp_path}/out"), **kwargs)
 
 
 def _contacts(n: int) -> list[dict[str, Any]]:
@@ -42,7 +43,7 @@ def _pager(contacts: list[dict[str, Any]], page: int, fail_after: int | None = N
     return pages
 
 
-def _read_ids(out: ExportOutput) -> list[str]:
+def _read_ids(out: OutputDirectory) -> list[str]:
     ids = []
     for name in out.read_manifest()["files"]:
         raw = (out.root / name).read_bytes()
@@ -61,7 +62,7 @@ def _read_ids(out: ExportOutput) -> list[str]:
 )
 def test_unusable_output_uri_is_refused_naming_the_field(uri: str, message: str) -> None:
     with pytest.raises(GHLConfigError, match=message) as err:
-        resolve_output(uri)
+        output_location("output_path", uri)
     assert "output_path" in str(err.value)
 
 
@@ -125,7 +126,7 @@ def test_killed_export_resumes_from_its_checkpoint_without_duplicates(tmp_path: 
 
 
 def test_objectstoragepath_accepts_plain_absolute_paths(tmp_path: Path) -> None:
-    assert isinstance(resolve_output(str(tmp_path)), ObjectStoragePath)
+    assert isinstance(output_location("output_path", str(tmp_path)), ObjectStoragePath)
 
 
 def test_resume_leaves_other_files_alone_and_refuses_a_different_export(tmp_path: Path) -> None:
@@ -136,7 +137,7 @@ def test_resume_leaves_other_files_alone_and_refuses_a_different_export(tmp_path
     (out.root / "README.jsonl").write_text("mine\n")  # the user's own files share the directory
     (out.root / "contacts-final.jsonl").write_text("mine\n")
     # Another format (or location, or window) must not continue this checkpoint.
-    other = ExportOutput(out.root, compression="gzip")
+    other = OutputDirectory(out.root, compression="gzip")
     with pytest.raises(GHLConfigError, match="unfinished export of something else"):
         export_contacts(_pager(contacts, 100), other, custom_fields={}, records_per_file=200)
     summary = export_contacts(_pager(contacts, 100), out, custom_fields={}, records_per_file=200)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_ghl.export.contacts import export_contacts
-from airflow_provider_ghl.export.parquet import ParquetTable
+from airflow_provider_ghl.outputs.parquet import ParquetTable
 from tests.export.parquet_support import pa, pq
 from tests.export.test_output import _contacts, _output, _pager
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_ghl.layout import FULL_EXPORT
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
 from ghl_sandbox.testing import SandboxServer
 from tests.export.parquet_support import pa, pq
+
+from ghl_layout import FULL_EXPORT
 
 CONTACTS = 400
 
@@ -94,10 +95,14 @@ def test_second_parquet_export_reports_schema_drift_and_tombstones(
 ) -> None:
     location = sandbox.location_ids[0]
 
-    def export(day: date) -> tuple[Path, dict[str, Any]]:
+    def export(day: date, previous: Path | None = None) -> tuple[Path, dict[str, Any]]:
         out = FULL_EXPORT.path(tmp_path, location, ds=day)
         GHLExportContactsOperator(
-            task_id="export", ghl_conn_id=conn_id, output_path=f"file://{out}", file_format="parquet"
+            task_id="export",
+            ghl_conn_id=conn_id,
+            output_path=f"file://{out}",
+            file_format="parquet",
+            previous_output=f"file://{previous}" if previous else None,
         ).execute(context={})
         return out, json.loads((out / "_manifest.json").read_text())
 
@@ -113,7 +118,7 @@ def test_second_parquet_export_reports_schema_drift_and_tombstones(
     for contact_id in gone:
         requests.delete(f"{sandbox.base_url}/contacts/{contact_id}", headers=sandbox.headers(0), timeout=10)
 
-    second_dir, second = export(date(2026, 11, 29))
+    second_dir, second = export(date(2026, 11, 29), previous=first_dir)
     assert second["schema_drift"] == {
         "previous_export": f"file://{first_dir}",
         "added": ["contact.referral_code"],

@@ -1,20 +1,23 @@
-"""Deletes as tombstones: two full exports in the layout, contacts deleted between them over GHL's API."""
+"""Deletes as tombstones: two full exports, contacts deleted between them over GHL's API. In Airflow the second
+run finds the first through its asset event, whatever the output paths; outside Airflow ``previous_output`` names it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from airflow_provider_ghl.exceptions import GHLInputError
-from airflow_provider_ghl.layout import FULL_EXPORT
+from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
 from ghl_sandbox.testing import SandboxServer
+from tests.dag_run import run_dag_file
+
+DAGS = Path(__file__).with_name("dags")
+
 
 CONTACTS = 300
 
@@ -55,8 +58,7 @@ def test_second_export_tombstones_exactly_the_contacts_deleted_since_the_first(
     conn_id: str, sandbox: SandboxServer, tmp_path: Path, file_format: str
 ) -> None:
     location = sandbox.location_ids[0]
-    first_dir = FULL_EXPORT.path(tmp_path, location, ds=date(2026, 11, 22))
-    second_dir = FULL_EXPORT.path(tmp_path, location, ds=date(2026, 11, 29))
+    first_dir, second_dir = tmp_path / "first", tmp_path / "elsewhere" / "second"
     first = _export(conn_id, first_dir, file_format=file_format, records_per_file=120)
     assert (
         "deleted" not in first["datasets"] and first["tombstones"] is None
@@ -64,7 +66,9 @@ def test_second_export_tombstones_exactly_the_contacts_deleted_since_the_first(
 
     deleted = sorted(sandbox.contact_ids(location)[::37])
     _delete(sandbox, deleted)
-    second = _export(conn_id, second_dir, file_format=file_format, records_per_file=5)
+    second = _export(
+        conn_id, second_dir, file_format=file_format, records_per_file=5, previous_output=f"file://{first_dir}"
+    )
 
     assert second["datasets"]["contacts"]["records"] == CONTACTS - len(deleted)
     tombstones = second["datasets"]["deleted"]
@@ -81,30 +85,66 @@ def test_second_export_tombstones_exactly_the_contacts_deleted_since_the_first(
     assert {(r["locationId"], r["detectedAt"]) for r in rows} == {(location, second["started_at"])}
 
 
-def test_only_a_committed_export_of_the_same_location_counts(
+def test_previous_output_must_be_a_committed_full_export_of_the_location(
     conn_id: str, sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     location, other = sandbox.location_ids
-    day = date(2026, 11, 22)
-    first = FULL_EXPORT.path(tmp_path, location, ds=day)
-    _export(conn_id, first)
-    # An unfinished later run (no manifest) and a manifest of another location are passed over.
-    unfinished = FULL_EXPORT.path(tmp_path, location, ds=date(2026, 11, 25))
-    unfinished.mkdir(parents=True)
-    foreign = FULL_EXPORT.path(tmp_path, location, ds=date(2026, 11, 26))
-    foreign.mkdir(parents=True)
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
     (foreign / "_manifest.json").write_text(json.dumps({"dataset": "contacts", "location_id": other}))
-    deleted = sandbox.contact_ids(location)[:3]
-    _delete(sandbox, deleted)
+    enrichment = tmp_path / "enrichment"
+    enrichment.mkdir()
+    (enrichment / "_manifest.json").write_text(json.dumps({"dataset": "enrichment", "location_id": location}))
+    for previous, problem in ((unfinished, "no committed export"), (foreign, other), (enrichment, "'enrichment'")):
+        with pytest.raises(GHLInputError, match="previous_output") as err:
+            _export(conn_id, tmp_path / "out", previous_output=f"file://{previous}")
+        assert problem in str(err.value)
+        assert not (tmp_path / "out").exists()  # refused before anything was written or requested
 
-    later = _export(conn_id, FULL_EXPORT.path(tmp_path, location, ds=date(2026, 11, 29)))
-    assert later["tombstones"]["previous_export"] == f"file://{first}"
-    assert later["datasets"]["deleted"]["records"] == 3
-
-    # Outside the layout there is no previous run, and tombstones=False never looks.
+    # Outside Airflow, without previous_output, there is nothing to compare with; tombstones=False never looks.
     assert _export(conn_id, tmp_path / "adhoc")["tombstones"] is None
-    off = _export(conn_id, FULL_EXPORT.path(tmp_path, location, ds=date(2026, 12, 6)), tombstones=False)
+    off = _export(conn_id, tmp_path / "off", tombstones=False, previous_output=f"file://{tmp_path / 'adhoc'}")
     assert off["tombstones"] is None and "deleted" not in off["datasets"]
+
+
+def test_a_finished_export_of_something_else_is_not_passed_off_as_this_one(conn_id: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _export(conn_id, out)
+    with pytest.raises(GHLConfigError, match="finished run of something else"):
+        _export(conn_id, out, file_format="csv")
+
+
+def test_in_airflow_the_previous_run_is_found_whatever_the_output_paths(
+    sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
+) -> None:
+    """``<root>/<ds_nodash>/ghl-contacts``: the runs share no parent directory pattern."""
+    sandbox.reset()
+    location = sandbox.location_ids[0]
+    conn = sandbox.airflow_connection(0)
+
+    def run(day: str) -> dict[str, Any]:
+        run_dag_file(DAGS / "ghl_tombstones_in_airflow.py", "ghl_tombstones", conn, f"file://{tmp_path}", day)
+        return json.loads((tmp_path / day.replace("-", "") / "ghl-contacts" / "_manifest.json").read_text())
+
+    first = run("2026-11-22")
+    assert first["tombstones"] is None and "deleted" not in first["datasets"]
+    deleted = sorted(sandbox.contact_ids(location)[::23])
+    _delete(sandbox, deleted)
+    second = run("2026-11-29")
+
+    assert second["tombstones"] == {
+        "previous_export": f"file://{tmp_path}/20261122/ghl-contacts",
+        "previous_records": CONTACTS,
+    }
+    rows = [
+        r
+        for name in second["datasets"]["deleted"]["files"]
+        for r in _lines(tmp_path / "20261129" / "ghl-contacts" / name)
+    ]
+    assert sorted(r["id"] for r in rows) == deleted
+    assert second["datasets"]["contacts"]["records"] == CONTACTS - len(deleted)
 
 
 def test_tombstones_must_be_a_bool(conn_id: str, tmp_path: Path) -> None:

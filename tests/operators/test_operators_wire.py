@@ -129,7 +129,7 @@ def test_get_update_upsert_delete_contact(
     upsert = {"email": "upsert@example.com", "firstName": "Up"}
     first, _ = run_operator(GHLUpsertContactOperator(task_id="s", ghl_conn_id=ghl_conn, fields=upsert))
     second, xcom = run_operator(GHLUpsertContactOperator(task_id="s", ghl_conn_id=ghl_conn, fields=upsert))
-    assert first["new"] is True and second["new"] is False
+    assert (first["action"], second["action"]) == ("created", "updated")
     assert first["contact"]["id"] == second["contact"]["id"]
     assert xcom[CONTACT_URL_XCOM_KEY].endswith(first["contact"]["id"])
 

@@ -47,8 +47,10 @@ def deployment(sandbox: SandboxServer, tmp_path: Path) -> Iterator[AirflowDeploy
     home = tmp_path / "airflow-home"
     dags = tmp_path / "dags"
     dags.mkdir()
-    # Only this DAG: the dag-processor re-parses often (below), and the other examples would cost CPU for nothing.
-    (dags / DAG_FILE.name).symlink_to(DAG_FILE)
+    # Only this DAG (and the helpers it imports from its folder): the dag-processor re-parses often (below), and the
+    # other examples would cost CPU for nothing.
+    for name in (DAG_FILE.name, "ghl_layout.py", "ghl_locations.py"):
+        (dags / name).symlink_to(DAG_FILE.with_name(name))
     env = {
         "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(sandbox.airflow_connection(0)),
         "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path / 'exports'}",

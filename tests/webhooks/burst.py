@@ -13,9 +13,10 @@ from typing import Any
 
 import requests
 
-from airflow_provider_ghl.layout import WEBHOOK_BATCHES
 from ghl_sandbox.events import CONTACT_FIELDS
 from ghl_sandbox.testing import SandboxServer
+
+from ghl_layout import WEBHOOK_BATCHES
 
 #: Relative weights of the changes after the creates.
 WEIGHTS = {

@@ -17,7 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from airflow_provider_ghl.webhooks.cli import build_server_app
-from airflow_provider_ghl.webhooks.config import WebhookSettings
+from airflow_provider_ghl.webhooks.settings import WebhookSettings
 from ghl_sandbox.testing import stop_child
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_ghl.layout import WEBHOOK_BATCHES
 from airflow_provider_ghl.webhooks.apply import apply_batch, committed_batches, drain
 from airflow_provider_ghl.webhooks.inbox import Batch, Inbox
 from tests.webhooks.events import contact, event, read_dataset, store
+
+from ghl_layout import WEBHOOK_BATCHES
 
 # The ``inbox`` fixture (tests/webhooks/conftest.py) runs each test on both engines: SQLite and Redis streams.
 LOC = "loc-apply"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow.exceptions import AirflowProviderDeprecationWarning
 
 from airflow_provider_ghl.exceptions import GHLInputError
 from airflow_provider_ghl.operators.webhooks import WEBHOOKS_ASSET_ALIAS, GHLApplyWebhookEventsOperator
@@ -35,9 +38,9 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"inbox": "postgres://db/inbox"}, "inbox"),
     ({"inbox": "redis://user:secret@host:6379"}, "inbox"),
     ({"inbox": "sqlite://relative.db"}, "inbox"),
-    ({"output_root": None}, "output_root"),
-    ({"output_path": "file:///tmp/also"}, "output_root"),
-    ({"output_root": "relative/dir"}, "output_root"),
+    ({"output_path": None}, "output_path"),
+    ({"output_root": "file:///tmp/also"}, "output_path"),
+    ({"output_path": "relative/dir"}, "output_path"),
     ({"location_id": "has space"}, "location_id"),
 ]
 
@@ -47,8 +50,10 @@ def test_bad_arguments_fail_naming_the_field_before_anything_is_touched(
     arguments: dict[str, Any], field: str, conn: str, clean_sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     db = tmp_path / "inbox.db"
-    kwargs = {"inbox": f"sqlite:///{db}", "output_root": f"file://{tmp_path}/out", **arguments}
-    operator = GHLApplyWebhookEventsOperator(task_id="apply", ghl_conn_id=conn, **kwargs)
+    kwargs = {"inbox": f"sqlite:///{db}", "output_path": f"file://{tmp_path}/out", **arguments}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AirflowProviderDeprecationWarning)  # output_root
+        operator = GHLApplyWebhookEventsOperator(task_id="apply", ghl_conn_id=conn, **kwargs)
     with pytest.raises(GHLInputError) as failure:
         operator.execute(context({}))
     assert failure.value.field == field, failure.value
@@ -81,14 +86,14 @@ def test_a_run_drains_every_batch_and_reports_small_json(
     store(inbox, event("ContactDelete", 9, location, id="c0"), event("ContactUpdate", 0.5, location, **contact("c1")))
     store(inbox, event("ContactCreate", 1, "another-location", **contact("x")))
     outlets = Outlets()
+    folder = tmp_path / "out" / location / "webhooks"
     operator = GHLApplyWebhookEventsOperator(
-        task_id="apply", ghl_conn_id=conn, inbox=url, output_root=f"file://{tmp_path}/out", max_events=3
+        task_id="apply", ghl_conn_id=conn, inbox=url, output_path=f"file://{folder}", max_events=3
     )
     clean_sandbox.clear_stats()
 
-    summary = operator.execute(context({"outlet_events": outlets}))
+    summary = operator.execute(context({"outlet_events": outlets, "ti": SimpleNamespace(dag_id="d", task_id="apply")}))
 
-    folder = tmp_path / "out" / location / "webhooks"
     assert summary == {
         "location_id": location,
         "folder": f"file://{folder}",
@@ -114,7 +119,8 @@ def test_a_run_drains_every_batch_and_reports_small_json(
     assert inbox.pending() == {"another-location": 1}  # only the task's location is applied
     [(asset, extra)] = outlets[next(iter(outlets))].added
     assert next(iter(outlets)).name == WEBHOOKS_ASSET_ALIAS
-    assert asset.uri == f"file://{folder}" and extra["batches"] == 3 and extra["location_id"] == location
+    assert asset.name == f"ghl/{location}/d.apply"  # one asset per location and task
+    assert extra["output_path"] == f"file://{folder}" and extra["batches"] == 3 and extra["location_id"] == location
     assert clean_sandbox.stats()["requests_total"] == 0
 
     lineage = operator.get_openlineage_facets_on_complete(None)
@@ -127,4 +133,20 @@ def test_a_run_drains_every_batch_and_reports_small_json(
     again = Outlets()
     assert operator.execute(context({"outlet_events": again}))["batches"] == 0
     assert not again
+    inbox.close()
+
+
+def test_output_root_still_works_for_one_release_with_a_warning(
+    conn: str, clean_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    location = clean_sandbox.location_ids[0]
+    url = f"sqlite:///{tmp_path / 'inbox.db'}"
+    inbox = open_inbox(url)
+    store(inbox, event("ContactCreate", 1, location, **contact("c1")))
+    with pytest.warns(AirflowProviderDeprecationWarning, match="output_root"):
+        operator = GHLApplyWebhookEventsOperator(
+            task_id="apply", ghl_conn_id=conn, inbox=url, output_root=f"file://{tmp_path}/out"
+        )
+    summary = operator.execute(context({}))
+    assert summary["folder"] == f"file://{tmp_path}/out/{location}/webhooks" and summary["batches"] == 1
     inbox.close()

@@ -10,11 +10,12 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.layout import WEBHOOK_BATCHES
 from airflow_provider_ghl.webhooks.apply import HookRecordSource, drain
 from airflow_provider_ghl.webhooks.inbox_sqlite import SQLiteInbox
 from ghl_sandbox.testing import SandboxServer
 from tests.webhooks.events import event, read_dataset, store
+
+from ghl_layout import WEBHOOK_BATCHES
 
 
 @pytest.fixture

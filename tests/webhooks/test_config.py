@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from airflow_provider_ghl import get_provider_info
 from airflow_provider_ghl.exceptions import GHLInputError
-from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.options import GHL_LEGACY_PUBLIC_KEY, GHL_PUBLIC_KEY, OPTIONS, SECTION
+from airflow_provider_ghl.webhooks.settings import WebhookSettings
 from airflow_provider_ghl.webhooks.signatures import load_public_key
 from tests.webhooks.signing import Signer
 

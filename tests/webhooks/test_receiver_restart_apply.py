@@ -10,9 +10,9 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_ghl.webhooks.apply import drain
-from airflow_provider_ghl.webhooks.config import WebhookSettings
+from airflow_provider_ghl.webhooks.changes import change_of
 from airflow_provider_ghl.webhooks.inbox import InboxEvent, event_instant, open_inbox
-from airflow_provider_ghl.webhooks.records import change_of
+from airflow_provider_ghl.webhooks.settings import WebhookSettings
 from ghl_sandbox.testing import SandboxServer
 from tests.webhooks.burst import Burst, applied_state, assert_final_state, committed_manifests
 from tests.webhooks.serving import ReceiverProcess, free_port

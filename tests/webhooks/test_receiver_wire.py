@@ -16,8 +16,8 @@ import httpx
 import orjson
 import pytest
 
-from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
+from airflow_provider_ghl.webhooks.settings import WebhookSettings
 from tests.webhooks.serving import ReceiverThread
 from tests.webhooks.signing import Signer, claimed, event
 

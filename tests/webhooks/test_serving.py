@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from airflow_provider_ghl import get_provider_info
-from airflow_provider_ghl.webhooks.config import WebhookSettings
 from airflow_provider_ghl.webhooks.inbox import open_inbox
+from airflow_provider_ghl.webhooks.settings import WebhookSettings
 from tests.webhooks.serving import ROOT, ReceiverProcess, ReceiverThread, free_port, settings_env
 from tests.webhooks.signing import Signer, claimed, event
 

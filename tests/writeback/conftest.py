@@ -25,7 +25,7 @@ def _fresh_process_state() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def sync_sandbox() -> Iterator[SandboxServer]:
+def writeback_sandbox() -> Iterator[SandboxServer]:
     # allow_duplicates: GHL's setting under which only the client stands between a retry and a duplicate.
     with SandboxServer(
         contacts=EXISTING, locations=1, seed=11, max_requests=100_000, interval_ms=1000, allow_duplicates=True
@@ -34,8 +34,8 @@ def sync_sandbox() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def sync_conn(sync_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str:
+def writeback_conn(writeback_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """The sandbox reset to its seeded contacts, and a connection to it named :data:`CONN_ID`."""
-    sync_sandbox.reset()
-    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(sync_sandbox.airflow_connection(0)))
+    writeback_sandbox.reset()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(writeback_sandbox.airflow_connection(0)))
     return CONN_ID

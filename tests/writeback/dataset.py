@@ -23,7 +23,7 @@ CSV_COLUMNS = ("id", "email", "phone", "firstName", "lastName", "tags", f"custom
 
 
 @dataclass
-class SyncDataset:
+class WriteBackDataset:
     """Records in file order, and what each must do."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -84,7 +84,7 @@ def build(
     bad_email: int = 30,
     no_key: int = 20,
     seed: int = 5,
-) -> SyncDataset:
+) -> WriteBackDataset:
     """The dataset over ``contacts`` (GHL's, with tags and customFields).
 
     :param fields_by_key: custom field key -> id (from the definitions).
@@ -139,7 +139,7 @@ def build(
         entries.append(("skip", record))
     rng.shuffle(entries)
 
-    data = SyncDataset()
+    data = WriteBackDataset()
     by_id = {c["id"]: c for c in pool}
     for row, (action, record) in enumerate(entries, start=1):
         data.records.append(record)

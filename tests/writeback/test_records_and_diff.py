@@ -10,7 +10,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_ghl.writeback.diff import CustomFieldRefs, child_fingerprint, create_body, diff, same_value
 from airflow_provider_ghl.writeback.matching import InFileKeys
-from airflow_provider_ghl.writeback.records import InputFile, RowRejected, parse_record
+from airflow_provider_ghl.writeback.rows import InputFile, RowRejected, parse_record
 
 DEFINITIONS = [
     {"id": "cf1", "fieldKey": "contact.plan"},

@@ -1,4 +1,4 @@
-"""GHLSyncContactsOperator over the wire: 2,000 records under 10 % faults, the dry run's plan, re-runs, a kill."""
+"""GHLWriteBackContactsOperator over the wire: 2,000 records under 10 % faults, the dry run's plan, re-runs, a kill."""
 
 from __future__ import annotations
 
@@ -14,19 +14,21 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_ghl.exceptions import GHLTaskStopped
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
+from airflow_provider_ghl.operators.writeback import GHLWriteBackContactsOperator
 from ghl_sandbox.testing import SandboxServer
-from tests.writeback.dataset import SyncDataset, build
+from tests.stopping import stopped_mid_run
+from tests.writeback.dataset import WriteBackDataset, build
 
 FAULTS = {"error_rate": 0.04, "drop_rate": 0.03, "storm_rate": 0.03}
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _operator(conn_id: str, input_path: Path, results: Path, **kwargs: Any) -> GHLSyncContactsOperator:
+def _operator(conn_id: str, input_path: Path, results: Path, **kwargs: Any) -> GHLWriteBackContactsOperator:
     kwargs.setdefault("max_failed_ratio", 0.05)
     kwargs.setdefault("rows_per_file", 250)
-    return GHLSyncContactsOperator(
+    return GHLWriteBackContactsOperator(
         task_id="sync",
         ghl_conn_id=conn_id,
         input_path=f"file://{input_path}",
@@ -43,7 +45,7 @@ def _snapshot(conn_id: str) -> list[dict[str, Any]]:
     return [{k: v for k, v in c.items() if k != "searchAfter"} for c in hook.iter_contacts(page_limit=500)]
 
 
-def _dataset(conn_id: str) -> SyncDataset:
+def _dataset(conn_id: str) -> WriteBackDataset:
     hook = GHLHook(conn_id)
     keys = {d["fieldKey"]: d["id"] for d in hook.get_custom_fields(model="contact")}
     return build(_snapshot(conn_id), keys)
@@ -56,7 +58,7 @@ def _results(results: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _assert_final_state(conn_id: str, data: SyncDataset, before: list[dict[str, Any]]) -> None:
+def _assert_final_state(conn_id: str, data: WriteBackDataset, before: list[dict[str, Any]]) -> None:
     """GHL holds exactly the contacts, tags, custom fields, tasks and notes the records ask for; nothing else."""
     hook = GHLHook(conn_id)
     keys = {d["fieldKey"]: d["id"] for d in hook.get_custom_fields(model="contact")}
@@ -93,7 +95,9 @@ def _assert_final_state(conn_id: str, data: SyncDataset, before: list[dict[str, 
         assert by_id[contact_id] == old, "an unchanged record was written"  # dateUpdated included
 
 
-def _run_expecting(conn_id: str, sandbox: SandboxServer, input_path: Path, results: Path, data: SyncDataset) -> None:
+def _run_expecting(
+    conn_id: str, sandbox: SandboxServer, input_path: Path, results: Path, data: WriteBackDataset
+) -> None:
     sandbox.clear_stats()
     counts = _operator(conn_id, input_path, results).execute(context={})
     stats = sandbox.stats()
@@ -109,30 +113,30 @@ def _run_expecting(conn_id: str, sandbox: SandboxServer, input_path: Path, resul
 
 
 @pytest.fixture
-def data(sync_conn: str) -> SyncDataset:
-    return _dataset(sync_conn)
+def data(writeback_conn: str) -> WriteBackDataset:
+    return _dataset(writeback_conn)
 
 
 def test_two_thousand_records_under_faults_then_a_second_run_writes_nothing(
-    sync_conn: str, sync_sandbox: SandboxServer, data: SyncDataset, tmp_path: Path
+    writeback_conn: str, writeback_sandbox: SandboxServer, data: WriteBackDataset, tmp_path: Path
 ) -> None:
     input_path = tmp_path / "contacts.csv"
     input_path.write_bytes(data.csv())
-    before = _snapshot(sync_conn)
+    before = _snapshot(writeback_conn)
 
     # The dry run: the plan, and no write.
-    sync_sandbox.clear_stats()
-    plan_counts = _operator(sync_conn, input_path, tmp_path / "plan", dry_run=True).execute(context={})
-    assert sync_sandbox.stats()["writes"] == 0
+    writeback_sandbox.clear_stats()
+    plan_counts = _operator(writeback_conn, input_path, tmp_path / "plan", dry_run=True).execute(context={})
+    assert writeback_sandbox.stats()["writes"] == 0
     plan = _results(tmp_path / "plan")
     assert plan_counts["writes"] == data.writes
 
-    sync_sandbox.set_faults(**FAULTS)
-    _run_expecting(sync_conn, sync_sandbox, input_path, tmp_path / "run1", data)
-    stats = sync_sandbox.stats()
+    writeback_sandbox.set_faults(**FAULTS)
+    _run_expecting(writeback_conn, writeback_sandbox, input_path, tmp_path / "run1", data)
+    stats = writeback_sandbox.stats()
     assert stats["faults"].get("after_write", 0) > 0 and stats["faults"].get("storm_429", 0) > 0, stats["faults"]
-    sync_sandbox.set_faults()
-    _assert_final_state(sync_conn, data, before)
+    writeback_sandbox.set_faults()
+    _assert_final_state(writeback_conn, data, before)
 
     # The dry run predicted the real run row by row: action, contact, what changes, the writes.
     real = _results(tmp_path / "run1")
@@ -153,26 +157,31 @@ def test_two_thousand_records_under_faults_then_a_second_run_writes_nothing(
     assert all((tmp_path / "run1" / name).read_bytes().startswith(header) for name in manifest["dead_letter"])
 
     # The same file again (a new results directory): everything is already there, nothing is written.
-    sync_sandbox.set_faults(**FAULTS)
-    sync_sandbox.clear_stats()
-    again = _operator(sync_conn, input_path, tmp_path / "run2").execute(context={})
-    assert sync_sandbox.stats()["writes"] == 0
+    writeback_sandbox.set_faults(**FAULTS)
+    writeback_sandbox.clear_stats()
+    again = _operator(writeback_conn, input_path, tmp_path / "run2").execute(context={})
+    assert writeback_sandbox.stats()["writes"] == 0
     assert again["writes"] == 0 and again["create"] == again["update"] == 0
     assert again["skip"] == len(data.applied) + len(data.unchanged)
 
 
 def test_a_worker_killed_mid_run_and_run_again_ends_in_the_same_state(
-    sync_conn: str, sync_sandbox: SandboxServer, data: SyncDataset, tmp_path: Path
+    writeback_conn: str, writeback_sandbox: SandboxServer, data: WriteBackDataset, tmp_path: Path
 ) -> None:
     input_path = tmp_path / "contacts.jsonl"
     input_path.write_bytes(data.jsonl())
     results = tmp_path / "results"
-    before = _snapshot(sync_conn)
-    sync_sandbox.clear_stats()
-    sync_sandbox.set_faults(latency_ms=3, **FAULTS)  # slow enough to be caught mid-run
+    before = _snapshot(writeback_conn)
+    writeback_sandbox.clear_stats()
+    writeback_sandbox.set_faults(latency_ms=3, **FAULTS)  # slow enough to be caught mid-run
 
     child = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("sync_child.py")), f"file://{input_path}", f"file://{results}"],
+        [
+            sys.executable,
+            str(Path(__file__).with_name("writeback_child.py")),
+            f"file://{input_path}",
+            f"file://{results}",
+        ],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -191,13 +200,40 @@ def test_a_worker_killed_mid_run_and_run_again_ends_in_the_same_state(
     assert 0 < killed_at < len(data.records)
     assert not (results / "_manifest.json").exists()
 
-    counts = _operator(sync_conn, input_path, results, rows_per_file=100).execute(context={})
-    sync_sandbox.set_faults()
+    counts = _operator(writeback_conn, input_path, results, rows_per_file=100).execute(context={})
+    writeback_sandbox.set_faults()
 
     manifest = json.loads((results / "_manifest.json").read_text())
     assert manifest["resumed_from_row"] >= killed_at
     assert counts["rows"] == len(data.records) and counts["error"] == 0
     assert [r["action"] for r in _results(results) if r["action"] == "reject"] == ["reject"] * len(data.bad_rows)
-    _assert_final_state(sync_conn, data, before)  # no duplicate contact, task or note
+    _assert_final_state(writeback_conn, data, before)  # no duplicate contact, task or note
     # The two workers together applied each needed write once.
-    assert sync_sandbox.stats()["writes"] == data.writes
+    assert writeback_sandbox.stats()["writes"] == data.writes
+
+
+def test_on_kill_stops_the_pool_keeps_what_was_committed_and_a_rerun_ends_in_the_same_state(
+    writeback_conn: str, writeback_sandbox: SandboxServer, data: WriteBackDataset, tmp_path: Path
+) -> None:
+    """Airflow calls ``on_kill`` while rows are in flight on the pool: no row starts after it, the rows that
+    finished are committed, the task fails with GHLTaskStopped, and the retried task writes only what is left."""
+    input_path = tmp_path / "contacts.jsonl"
+    input_path.write_bytes(data.jsonl())
+    results = tmp_path / "results"
+    before = _snapshot(writeback_conn)
+    writeback_sandbox.clear_stats()
+    writeback_sandbox.set_faults(latency_ms=5)
+    operator = _operator(writeback_conn, input_path, results, rows_per_file=50)
+    err = stopped_mid_run(operator, started=(results / "_checkpoint.json").exists)
+    assert isinstance(err, GHLTaskStopped), err
+    stopped_at = json.loads((results / "_checkpoint.json").read_text())["datasets"]["results"]["cursor"][0]
+    assert 0 < stopped_at < len(data.records) and not (results / "_manifest.json").exists()
+    sent = writeback_sandbox.stats()["requests_total"]
+    time.sleep(0.3)
+    assert writeback_sandbox.stats()["requests_total"] == sent  # nothing more after the stop
+
+    writeback_sandbox.set_faults()
+    counts = _operator(writeback_conn, input_path, results, rows_per_file=50).execute(context={})
+    assert counts["rows"] == len(data.records) and counts["error"] == 0
+    _assert_final_state(writeback_conn, data, before)
+    assert writeback_sandbox.stats()["writes"] == data.writes  # each needed write once, across both runs

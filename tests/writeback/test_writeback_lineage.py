@@ -24,7 +24,7 @@ def test_dag_run_emits_the_input_file_and_the_ghl_contacts(
     (tmp_path / "inbox" / "contacts.csv").write_text("email,firstName\nlineage.one@sync.example.com,Lin\n")
     events = tmp_path / "events.jsonl"
     run_dag_file(
-        DAGS / "ghl_sync_in_airflow.py",
+        DAGS / "ghl_writeback_in_airflow.py",
         "ghl_sync_lineage",
         clean_sandbox.airflow_connection(0),
         f"file://{tmp_path}",

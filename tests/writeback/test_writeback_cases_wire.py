@@ -1,4 +1,4 @@
-"""GHLSyncContactsOperator over the wire, case by case: duplicate on create, tags replaced, a token without the
+"""GHLWriteBackContactsOperator over the wire, case by case: duplicate on create, tags replaced, a token without the
 custom-field scope, bad arguments, the failed-rows ratio, a finished run, gzip input."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError, GHLScopeError, GHLSyncRowsFailed
+from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError, GHLScopeError, GHLWriteBackRowsFailed
 from airflow_provider_ghl.hooks.ghl import GHLHook
-from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
+from airflow_provider_ghl.operators.writeback import GHLWriteBackContactsOperator
 from ghl_sandbox.testing import SandboxServer
 
 CONN_ID = "ghl_sync_cases"
@@ -31,7 +31,7 @@ def _write(path: Path, records: list[dict[str, Any]]) -> Path:
 
 
 def _sync(conn_id: str, input_path: Path, results: Path, **kwargs: Any) -> dict[str, Any]:
-    return GHLSyncContactsOperator(
+    return GHLWriteBackContactsOperator(
         task_id="sync",
         ghl_conn_id=conn_id,
         input_path=str(input_path),
@@ -136,7 +136,7 @@ def test_bad_arguments_fail_naming_the_field_before_any_request(
     good = _write(tmp_path / "in.jsonl", [{"email": "a@b.co"}])
     args: dict[str, Any] = {"input_path": str(good), "results_path": f"file://{tmp_path}/out", **kwargs}
     clean_sandbox.clear_stats()
-    op = GHLSyncContactsOperator(task_id="sync", ghl_conn_id=conn, **args)
+    op = GHLWriteBackContactsOperator(task_id="sync", ghl_conn_id=conn, **args)
     with pytest.raises(GHLInputError) as info:
         op.execute(context={})
     assert info.value.field == field
@@ -169,7 +169,7 @@ def test_over_max_failed_ratio_the_task_fails_after_writing_the_results(
 ) -> None:
     records = [{"email": "fine.row@sync.example.com"}, {"email": "not an e-mail"}, {"firstName": "keyless"}]
     source = _write(tmp_path / "in.jsonl.gz", records)
-    with pytest.raises(GHLSyncRowsFailed) as info:
+    with pytest.raises(GHLWriteBackRowsFailed) as info:
         _sync(conn, source, tmp_path / "out")  # max_failed_ratio=0
     assert info.value.counts["failed"] == 2 and info.value.counts["create"] == 1
     manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
@@ -179,7 +179,7 @@ def test_over_max_failed_ratio_the_task_fails_after_writing_the_results(
 
     # The finished run is not repeated: nothing is sent, and it is judged the same way.
     clean_sandbox.clear_stats()
-    with pytest.raises(GHLSyncRowsFailed):
+    with pytest.raises(GHLWriteBackRowsFailed):
         _sync(conn, source, tmp_path / "out")
     assert clean_sandbox.stats()["requests_total"] == 0
     counts = _sync(conn, source, tmp_path / "out", max_failed_ratio=0.7)

@@ -21,12 +21,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from airflow_provider_ghl.export.output import PartInfo, PartWriter
+from airflow_provider_ghl.outputs.directory import PartInfo, PartWriter
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from airflow_provider_ghl.export.output import ExportOutput
+    from airflow_provider_ghl.outputs.directory import OutputDirectory
 
 #: Rows gathered before one Parquet row group is written.
 ROW_GROUP_ROWS = 5_000
@@ -305,7 +305,7 @@ class ParquetPartWriter(PartWriter):
     :param table: how the dataset's records become rows.
     """
 
-    def __init__(self, output: ExportOutput, name: str, table: ParquetTable) -> None:
+    def __init__(self, output: OutputDirectory, name: str, table: ParquetTable) -> None:
         import pyarrow.parquet as pq
 
         self.output = output

@@ -1,7 +1,7 @@
 """The write-back and webhook parts of ``make demo`` (``scripts/demo.py`` runs them after the exports).
 
-- **Write-back** (``ghl_sync_back``): a CSV per location in the sync inbox (:func:`sync_csv`: a few exported
-  contacts changed, a few new ones, the rest as exported, one bad row), planned by a dry run, then applied.
+- **Write-back** (``ghl_write_back``): a CSV per location in the write-back inbox (:func:`write_back_csv`: a few
+  exported contacts changed, a few new ones, the rest as exported, one bad row), planned by a dry run, then applied.
 - **Webhooks** (``ghl_webhook_sync``): ``ghl-webhooks serve`` as a child process (:class:`WebhookReceiver`)
   with the demo's Airflow home, so its SQLite inbox is the one the DAG drains; the sandbox delivers every
   change to it (the write-back's writes, then :func:`extra_changes`), and the DAG applies each location's
@@ -26,23 +26,24 @@ from typing import Any
 
 import httpx
 
-from airflow_provider_ghl.layout import SYNC_INBOX, SYNC_PLAN, WEBHOOK_BATCHES
 from ghl_sandbox.testing import SandboxServer, stop_child
 
-SYNC_BACK_DAG = "ghl_sync_back"
+from ghl_layout import WEBHOOK_BATCHES, WRITEBACK_INBOX, WRITEBACK_PLAN
+
+WRITE_BACK_DAG = "ghl_write_back"
 WEBHOOK_SYNC_DAG = "ghl_webhook_sync"
-#: The file ``ghl_sync_back`` applies, in each location's sync inbox (the DAG's ``INPUT_FILE``).
-SYNC_INPUT = "contacts.csv"
+#: The file ``ghl_write_back`` applies, in each location's write-back inbox (the DAG's ``INPUT_FILE``).
+WRITEBACK_INPUT = "contacts.csv"
 #: Rows of each location's CSV. The DAG tolerates 2% failed rows (``MAX_FAILED_RATIO``): the one bad row
 #: needs 50 rows around it, or the plan fails and nothing is applied.
-SYNC_ROWS = 50
+WRITEBACK_ROWS = 50
 #: Exported contacts changed in it, and new ones.
-SYNC_CHANGED = 8
-SYNC_NEW = 4
+WRITEBACK_CHANGED = 8
+WRITEBACK_NEW = 4
 #: Exported contacts in each CSV: all rows but the new ones and the bad one.
-SYNC_EXISTING = SYNC_ROWS - SYNC_NEW - 1
-SYNC_TAG = "demo-sync"
-SYNC_COLUMNS = ("id", "email", "firstName", "lastName", "tags")
+WRITEBACK_EXISTING = WRITEBACK_ROWS - WRITEBACK_NEW - 1
+WRITEBACK_TAG = "demo-writeback"
+WRITEBACK_COLUMNS = ("id", "email", "firstName", "lastName", "tags")
 #: The bad row: an e-mail that is not one, and no id: the row is rejected on its own.
 BAD_EMAIL = "not-an-email"
 #: Longest wait for the receiver to answer, and for the sandbox to deliver everything.
@@ -70,62 +71,69 @@ def exported_contacts(directory: Path, manifest: Mapping[str, Any], limit: int) 
     return found
 
 
-def sync_csv(location: str, contacts: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, int]]:
+def write_back_csv(location: str, contacts: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, int]]:
     """The CSV a location's write-back applies, and the counts its plan must come to.
 
-    Of ``contacts`` (:data:`SYNC_EXISTING` exported ones): the first :data:`SYNC_CHANGED`
-    get a new last name and the :data:`SYNC_TAG` tag (one PUT and one tag write each), the others are given
-    as exported (a skip, no write). Then :data:`SYNC_NEW` new contacts by e-mail, and the bad row last.
+    Of ``contacts`` (:data:`WRITEBACK_EXISTING` exported ones): the first :data:`WRITEBACK_CHANGED`
+    get a new last name and the :data:`WRITEBACK_TAG` tag (one PUT and one tag write each), the others are given
+    as exported (a skip, no write). Then :data:`WRITEBACK_NEW` new contacts by e-mail, and the bad row last.
 
     :param location: the location (its new e-mail addresses are its own).
     :param contacts: exported contacts, each with ``id`` and ``firstName``.
     """
-    if len(contacts) < SYNC_EXISTING:
+    if len(contacts) < WRITEBACK_EXISTING:
         have = len(contacts)
-        raise StepFailed(f"{location}: the CSV needs {SYNC_EXISTING} exported contacts with a first name, has {have}")
+        raise StepFailed(
+            f"{location}: the CSV needs {WRITEBACK_EXISTING} exported contacts with a first name, has {have}"
+        )
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(SYNC_COLUMNS)
-    for i, contact in enumerate(contacts[:SYNC_EXISTING]):
-        if i < SYNC_CHANGED:
-            writer.writerow([contact["id"], "", contact["firstName"], f"Synced {i + 1}", SYNC_TAG])
+    writer.writerow(WRITEBACK_COLUMNS)
+    for i, contact in enumerate(contacts[:WRITEBACK_EXISTING]):
+        if i < WRITEBACK_CHANGED:
+            writer.writerow([contact["id"], "", contact["firstName"], f"Synced {i + 1}", WRITEBACK_TAG])
         else:
             writer.writerow([contact["id"], "", contact["firstName"], "", ""])
-    for i in range(SYNC_NEW):
-        email = f"demo.sync.{i + 1}.{location.lower()}@example.com"
-        writer.writerow(["", email, "New", f"Contact {i + 1}", SYNC_TAG])
+    for i in range(WRITEBACK_NEW):
+        email = f"demo.writeback.{i + 1}.{location.lower()}@example.com"
+        writer.writerow(["", email, "New", f"Contact {i + 1}", WRITEBACK_TAG])
     writer.writerow(["", BAD_EMAIL, "Bad", "Row", ""])
-    expected = {"rows": SYNC_ROWS, "create": SYNC_NEW, "update": SYNC_CHANGED, "skip": SYNC_EXISTING - SYNC_CHANGED}
+    expected = {
+        "rows": WRITEBACK_ROWS,
+        "create": WRITEBACK_NEW,
+        "update": WRITEBACK_CHANGED,
+        "skip": WRITEBACK_EXISTING - WRITEBACK_CHANGED,
+    }
     return out.getvalue(), {**expected, "reject": 1}
 
 
-def write_sync_input(root: Path, location: str, text: str) -> Path:
-    """Put ``text`` where ``ghl_sync_back`` reads the location's file; its path."""
-    path: Path = SYNC_INBOX.path(root, location) / SYNC_INPUT
+def write_writeback_input(root: Path, location: str, text: str) -> Path:
+    """Put ``text`` where ``ghl_write_back`` reads the location's file; its path."""
+    path: Path = WRITEBACK_INBOX.path(root, location) / WRITEBACK_INPUT
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
 
 
-def write_sync_inputs(
+def write_writeback_inputs(
     exports: Mapping[str, Path], root: Path
 ) -> tuple[dict[str, dict[str, int]], dict[str, list[str]]]:
-    """Each location's CSV (:func:`sync_csv`, from its full export) into its sync inbox under ``root``.
+    """Each location's CSV (:func:`write_back_csv`, from its full export) into its write-back inbox under ``root``.
 
     :param exports: the full export's directory per location.
     :returns: per location, the counts its plan must come to and the ids of the exported contacts in its CSV.
     """
     expected: dict[str, dict[str, int]] = {}
-    synced: dict[str, list[str]] = {}
+    written_back: dict[str, list[str]] = {}
     for location, directory in exports.items():
-        exported = exported_contacts(directory, _manifest(directory), SYNC_EXISTING)
-        text, expected[location] = sync_csv(location, exported)
-        synced[location] = [c["id"] for c in exported]
-        write_sync_input(root, location, text)
-    return expected, synced
+        exported = exported_contacts(directory, _manifest(directory), WRITEBACK_EXISTING)
+        text, expected[location] = write_back_csv(location, exported)
+        written_back[location] = [c["id"] for c in exported]
+        write_writeback_input(root, location, text)
+    return expected, written_back
 
 
-def check_sync(
+def check_write_back(
     results: Mapping[str, Path], root: Path, expected: Mapping[str, Mapping[str, int]], *, ds: date
 ) -> dict[str, list[tuple[int, str, str]]]:
     """Each location's plan and results come to the ``expected`` counts (:class:`StepFailed` if not); the
@@ -137,7 +145,7 @@ def check_sync(
     """
     failed = {}
     for location, directory in results.items():
-        plan_dir = SYNC_PLAN.path(root, location, ds=ds)
+        plan_dir = WRITEBACK_PLAN.path(root, location, ds=ds)
         plan, manifest = _manifest(plan_dir), _manifest(directory)
         got = {key: manifest["counts"][key] for key in expected[location]}
         if got != expected[location] or plan["counts"] != manifest["counts"]:
@@ -149,8 +157,8 @@ def check_sync(
     return failed
 
 
-def sync_row(manifest: Mapping[str, Any]) -> list[Any]:
-    """Rows, create, update, skip, reject, error, writes, requests, 429s and seconds of one sync run."""
+def write_back_row(manifest: Mapping[str, Any]) -> list[Any]:
+    """Rows, create, update, skip, reject, error, writes, requests, 429s and seconds of one write-back run."""
     counts = manifest["counts"]
     return [
         *(counts[k] for k in ("rows", "create", "update", "skip", "reject", "error", "writes")),
@@ -160,7 +168,7 @@ def sync_row(manifest: Mapping[str, Any]) -> list[Any]:
     ]
 
 
-SYNC_TABLE = (
+WRITEBACK_TABLE = (
     ("DAG run", "<", 22),
     ("location", "<", 20),
     ("step", "<", 7),
@@ -179,7 +187,7 @@ SYNC_TABLE = (
 
 
 def dead_letters(directory: Path, manifest: Mapping[str, Any]) -> list[tuple[int, str, str]]:
-    """The failed rows of a sync run: (row number, why, the row as it came), from its results and dead letters."""
+    """The failed rows of a write-back run: (row number, why, the row as it came), from its results and dead letters."""
     errors = {}
     for name in manifest["results"]:
         for line in (directory / name).read_text().splitlines():
@@ -275,7 +283,11 @@ def extra_changes(sandbox: SandboxServer, location: str, keep: Sequence[str]) ->
         location,
         [
             {"op": "contact.delete", "id": doomed},
-            {"op": "note.create", "contactId": owner, "fields": {"body": "Called back after the sync (make demo)"}},
+            {
+                "op": "note.create",
+                "contactId": owner,
+                "fields": {"body": "Called back after the write-back (make demo)"},
+            },
             {
                 "op": "task.create",
                 "contactId": owner,
@@ -335,20 +347,20 @@ WEBHOOK_TABLE = (
 def run_rows(
     label: str, dag_id: str, outputs: Mapping[str, Path], root: Path, where: Callable[[Path], str], **run: date
 ) -> list[list[Any]]:
-    """The summary rows of one run of ``dag_id`` (:data:`SYNC_TABLE` or :data:`WEBHOOK_TABLE`), from its manifests.
+    """The summary rows of one run of ``dag_id`` (:data:`WRITEBACK_TABLE` or :data:`WEBHOOK_TABLE`), from its manifests.
 
-    :param outputs: the run's directory per location: the sync results, or the webhook batch.
-    :param root: the export root (where the sync plan is).
+    :param outputs: the run's directory per location: the write-back results, or the webhook batch.
+    :param root: the export root (where the write-back plan is).
     :param where: how a directory is shown.
-    :param run: the run's values its layouts name (``ds`` of a sync run).
+    :param run: the run's values its layouts name (``ds`` of a write-back run).
     """
     rows: list[list[Any]] = []
     for i, (location, directory) in enumerate(outputs.items()):
         first = label if i == 0 else ""
-        if dag_id == SYNC_BACK_DAG:
-            plan = SYNC_PLAN.path(root, location, **run)
-            rows.append([first, location, "plan", *sync_row(_manifest(plan)), where(plan)])
-            rows.append(["", location, "apply", *sync_row(_manifest(directory)), where(directory)])
+        if dag_id == WRITE_BACK_DAG:
+            plan = WRITEBACK_PLAN.path(root, location, **run)
+            rows.append([first, location, "plan", *write_back_row(_manifest(plan)), where(plan)])
+            rows.append(["", location, "apply", *write_back_row(_manifest(directory)), where(directory)])
         else:
             rows.append([first, location, directory.name, *batch_row(_manifest(directory)), where(directory)])
     return rows

@@ -29,13 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_ghl.export.contacts import CSV_COLUMNS
-from airflow_provider_ghl.export.enrich import CHILD_COLUMNS
-from airflow_provider_ghl.export.tombstones import TOMBSTONE_COLUMNS
+from airflow_provider_ghl.outputs.columns import CHILD_COLUMNS, CONTACT_COLUMNS, TOMBSTONE_COLUMNS
 from airflow_provider_ghl.webhooks.inbox import event_instant
 
 if TYPE_CHECKING:
-    from airflow_provider_ghl.export.parquet import ParquetTable
+    from airflow_provider_ghl.outputs.parquet import ParquetTable
     from airflow_provider_ghl.webhooks.inbox import InboxEvent
 
 #: The kinds of record (the inbox's version keys) and the datasets of a batch.
@@ -175,7 +173,7 @@ def child_tombstone(change: Change, contact_id: str | None) -> dict[str, Any]:
 # -- layouts ---------------------------------------------------------------------------------------------------
 #: Each dataset's CSV columns: the export's, then the event fields.
 CSV_LAYOUTS: dict[str, Sequence[str]] = {
-    "contacts": (*CSV_COLUMNS, *EVENT_FIELDS),
+    "contacts": (*CONTACT_COLUMNS, *EVENT_FIELDS),
     TOMBSTONES: (*TOMBSTONE_COLUMNS, *EVENT_FIELDS),
     **{
         kind: (*dict.fromkeys((*CHILD_COLUMNS[kind], "locationId")), DELETED_FLAG, *EVENT_FIELDS)
@@ -186,7 +184,7 @@ CSV_LAYOUTS: dict[str, Sequence[str]] = {
 
 def parquet_tables() -> dict[str, ParquetTable]:
     """Each dataset's Parquet table: the export's typed columns plus the event fields (pyarrow needed)."""
-    from airflow_provider_ghl.export.parquet import CHILD_FIELDS, CONTACT_FIELDS, TOMBSTONE_FIELDS, ParquetTable
+    from airflow_provider_ghl.outputs.parquet import CHILD_FIELDS, CONTACT_FIELDS, TOMBSTONE_FIELDS, ParquetTable
 
     event = {EVENT_TIMESTAMP: "timestamp", EVENT_TYPE: "text", WEBHOOK_ID: "text"}
     # No custom field definitions are read for a batch (no request): every value stays in the raw customFields.

@@ -1,6 +1,6 @@
 """The input of a write-back: a file of contact records (JSON Lines or CSV, ``.gz`` allowed), read as checked rows.
 
-Each row keeps the text it came as (for the dead-letter file) and is either a :class:`SyncRecord` or the reason
+Each row keeps the text it came as (for the dead-letter file) and is either a :class:`WriteBackRecord` or the reason
 it is rejected, so one bad row never stops the others. Records hold GHL's field names:
 
 - JSON Lines: one object per line, e.g. ``{"email": "a@b.co", "firstName": "Ada", "tags": ["vip"],
@@ -72,7 +72,7 @@ class CustomFieldValue:
 
 
 @dataclass(frozen=True)
-class SyncRecord:
+class WriteBackRecord:
     """One checked input record, in GHL's names.
 
     :param contact_id: the contact's GHL id, when the record has one.
@@ -111,7 +111,7 @@ class InputRow:
 
     number: int
     raw: bytes
-    record: SyncRecord | None = None
+    record: WriteBackRecord | None = None
     problem: str | None = None
 
 
@@ -247,7 +247,7 @@ def _as_mapping(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def parse_record(data: Mapping[str, Any]) -> SyncRecord:
+def parse_record(data: Mapping[str, Any]) -> WriteBackRecord:
     """Check one record (GHL's field names); :class:`RowRejected` naming the field when it cannot be applied."""
     fields: dict[str, Any] = {}
     for key, value in data.items():
@@ -260,7 +260,7 @@ def parse_record(data: Mapping[str, Any]) -> SyncRecord:
         raise RowRejected(f"email: not an e-mail address: {fields['email']!r}")
     if "phone" in fields and not PHONE_RE.match(fields["phone"]):
         raise RowRejected(f"phone: not an E.164 number (+ and digits): {fields['phone']!r}")
-    return SyncRecord(
+    return WriteBackRecord(
         contact_id=_contact_id(data.get("id")),
         fields=fields,
         tags=_tags(data.get("tags")),

@@ -1,4 +1,4 @@
-"""Write-back (GHLSyncContactsOperator): records per second under GHL's budget, and requests against the floor.
+"""Write-back (GHLWriteBackContactsOperator): records per second under GHL's budget, and requests against the floor.
 
 A location of ``--contacts`` (1,000) contacts gets a CSV of ``--records`` (300) records keyed by e-mail:
 ``--new-pct`` (40 %) new, ``--changed-pct`` (40 %) changed (a new ``firstName``), the rest unchanged. The floor
@@ -14,7 +14,7 @@ with ``--latency-ms`` (30) latency the benchmark reports:
 * zero 429s, and the sandbox's writes == creates + updates (the results say the same).
 
 The run is a fresh subprocess of this interpreter (as a task is), timed around ``execute``; the data is prepared
-before the budget is set. Exit status 0 when every target is met. Writes ``benchmarks/results/sync_back.json``.
+before the budget is set. Exit status 0 when every target is met. Writes ``benchmarks/results/write_back.json``.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ from _measure import child_command, isolated_airflow_home, print_rows, use_bench
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
-# -- child: one GHLSyncContactsOperator.execute, measured from the inside ------------------------------------
+# -- child: one GHLWriteBackContactsOperator.execute, measured from the inside ------------------------------------
 def child_main(args: argparse.Namespace) -> int:
     conn_id = use_bench_connection(args.base_url, args.token, args.location)
-    from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
+    from airflow_provider_ghl.operators.writeback import GHLWriteBackContactsOperator
 
-    operator = GHLSyncContactsOperator(
+    operator = GHLWriteBackContactsOperator(
         task_id="sync",
         ghl_conn_id=conn_id,
         input_path=f"file://{args.input}",
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=8, help="operator max_workers (default 8, the hook's)")
     p.add_argument("--target", type=float, default=0.9, help="minimum records/s over the floor's (default 0.9)")
     p.add_argument("--child-timeout", type=float, default=600, help="seconds allowed for the run (default 600)")
-    p.add_argument("--json", type=Path, default=RESULTS_DIR / "sync_back.json", help="results file")
+    p.add_argument("--json", type=Path, default=RESULTS_DIR / "write_back.json", help="results file")
     # Internal: the measured child process.
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("--base-url", "--token", "--location"):
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from ghl_sandbox.testing import SandboxServer
 
-    work, env = isolated_airflow_home("ghl-bench-sync-")
+    work, env = isolated_airflow_home("ghl-bench-writeback-")
     print(
-        f"sync back: GHLSyncContactsOperator, {args.records} records (csv, by e-mail), max_workers={args.workers}, "
+        f"write-back: GHLWriteBackContactsOperator, {args.records} records (csv, by e-mail), workers={args.workers}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
         flush=True,
     )

@@ -1,14 +1,14 @@
-"""Run one write-back in this process (the worker a test kills): ``python sync_child.py INPUT RESULTS``."""
+"""Run one write-back in this process (the worker a test kills): ``python writeback_child.py INPUT RESULTS``."""
 
 from __future__ import annotations
 
 import sys
 
-from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
+from airflow_provider_ghl.operators.writeback import GHLWriteBackContactsOperator
 
 if __name__ == "__main__":
     input_path, results_path = sys.argv[1:3]
-    GHLSyncContactsOperator(
+    GHLWriteBackContactsOperator(
         task_id="sync",
         ghl_conn_id="ghl_sync",
         input_path=input_path,

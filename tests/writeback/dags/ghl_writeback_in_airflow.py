@@ -1,4 +1,4 @@
-"""DAG run by ``test_sync_lineage.py`` with ``dag.test()``: a write-back inside a real Airflow task, templated paths."""
+"""DAG run by ``test_writeback_lineage.py`` with ``dag.test()``: a write-back in an Airflow task, templated paths."""
 
 from __future__ import annotations
 
@@ -7,19 +7,19 @@ import os
 import pendulum
 from airflow.sdk import DAG
 
-from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
+from airflow_provider_ghl.operators.writeback import GHLWriteBackContactsOperator
 
 CONN_ID = os.environ.get("GHL_TEST_CONN", "ghl_default")
 ROOT = os.environ.get("GHL_TEST_OUTPUT", "file:///tmp/ghl-sync-test")
 
 with DAG(
-    "ghl_sync_in_airflow",
+    "ghl_writeback_in_airflow",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     params={"root": ROOT},
 ) as dag:
-    GHLSyncContactsOperator(
+    GHLWriteBackContactsOperator(
         task_id="sync",
         ghl_conn_id=CONN_ID,
         input_path="{{ params.root }}/inbox/contacts.csv",

@@ -1,4 +1,5 @@
-"""The output layout: today's directories, as templates and as paths, from one definition per kind."""
+"""The example DAGs' output layout (dags/ghl_layout.py): directories as templates and as paths, one definition per
+kind; and the provider's old import paths of it, kept for one release."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_ghl.layout import ENRICHMENT, EXPORT_ROOT, FULL_EXPORT, LOCATION
+from ghl_layout import ENRICHMENT, EXPORT_ROOT, FULL_EXPORT, LOCATION
 
 
 def test_full_export_goes_under_contacts_full_and_the_logical_date() -> None:
@@ -54,26 +55,8 @@ def test_the_root_is_the_variable_with_its_default() -> None:
     assert EXPORT_ROOT == "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}"
 
 
-def test_earlier_runs_are_the_siblings_of_the_same_kind_before_a_run_latest_first(tmp_path: Path) -> None:
-    runs = [FULL_EXPORT.path(tmp_path, "loc", ds=date(2026, 11, d)) for d in (8, 15, 22, 29)]
-    for run in runs:
-        run.mkdir(parents=True)
-    (runs[0].parent / "notes").mkdir()  # not a run directory
-    assert FULL_EXPORT.earlier_runs(runs[2]) == [runs[1], runs[0]]
-    assert FULL_EXPORT.earlier_runs(runs[0]) == []
-    assert FULL_EXPORT.earlier_runs(runs[0].parent / "adhoc") == []  # outside the layout: none
-    assert FULL_EXPORT.earlier_runs(tmp_path / "nowhere" / "2026-11-01") == []
-    window = ENRICHMENT.path(
-        tmp_path,
-        "loc",
-        data_interval_start=datetime(2026, 11, 23, 19, tzinfo=UTC),
-        data_interval_end=datetime(2026, 11, 23, 20, tzinfo=UTC),
-    )
-    assert ENRICHMENT.earlier_runs(window) == []
-
-
 def test_webhook_batches_go_under_the_locations_webhooks_folder_by_batch_id(tmp_path: Path) -> None:
-    from airflow_provider_ghl.layout import WEBHOOK_BATCHES
+    from ghl_layout import WEBHOOK_BATCHES
 
     assert WEBHOOK_BATCHES.template() == (
         "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}/" + LOCATION + "/webhooks"
@@ -90,3 +73,46 @@ def test_webhook_batches_go_under_the_locations_webhooks_folder_by_batch_id(tmp_
         "000000000001-000000000200",
         "000000000201-000000000300",
     ]
+
+
+def test_the_write_back_directories_are_named_for_the_write_back() -> None:
+    from ghl_layout import WRITEBACK_INBOX, WRITEBACK_PLAN, WRITEBACK_RESULTS
+
+    day = date(2026, 11, 22)
+    assert WRITEBACK_INBOX.path("r", "loc") == "r/loc/writeback/inbox"
+    assert WRITEBACK_PLAN.path("r", "loc", ds=day) == "r/loc/writeback/plan/2026-11-22"
+    assert WRITEBACK_RESULTS.path("r", "loc", ds=day) == "r/loc/writeback/results/2026-11-22"
+
+
+def test_the_provider_depends_on_no_layout_and_its_old_modules_warn() -> None:
+    """No module of the package imports the old layout or locations; importing them still works, with a warning."""
+    import subprocess
+    import sys
+
+    script = """
+import importlib, pkgutil, sys, warnings
+import airflow_provider_ghl
+old = {"airflow_provider_ghl.layout", "airflow_provider_ghl.locations", "airflow_provider_ghl.operators.sync"}
+for m in pkgutil.walk_packages(airflow_provider_ghl.__path__, "airflow_provider_ghl."):
+    if m.name not in old:
+        importlib.import_module(m.name)
+assert not old & set(sys.modules), old & set(sys.modules)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    from airflow_provider_ghl.layout import FULL_EXPORT
+    from airflow_provider_ghl.locations import configured_locations, locations
+    from airflow_provider_ghl.operators.sync import GHLSyncContactsOperator
+from airflow_provider_ghl.operators.writeback import GHLWriteBackContactsOperator
+assert GHLSyncContactsOperator is GHLWriteBackContactsOperator
+assert FULL_EXPORT.pattern == "contacts/full/{ds}"
+print(sorted({str(w.message).split(" is deprecated")[0] for w in caught if "deprecated" in str(w.message)}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == str(
+        [
+            "airflow_provider_ghl.layout",
+            "airflow_provider_ghl.locations",
+            "airflow_provider_ghl.operators.sync.GHLSyncContactsOperator",
+        ]
+    )

@@ -1,4 +1,5 @@
-"""Where an export lands: part files published whole, a checkpoint to resume from, a manifest written last.
+"""The output directory every writing operator shares: part files published whole, a checkpoint to resume from,
+a manifest written last.
 
 Layout under the output directory (any Airflow object-storage URI: ``file://``, ``s3://``, ...)::
 
@@ -22,11 +23,11 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_ghl.checks import output_location, require_choice
+from airflow_provider_ghl.checks import require_choice
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError
 
 if TYPE_CHECKING:
-    from airflow_provider_ghl.export.parquet import ParquetTable
+    from airflow_provider_ghl.outputs.parquet import ParquetTable
 
 
 MANIFEST = "_manifest.json"
@@ -57,15 +58,6 @@ def json_line(record: Mapping[str, Any]) -> bytes:
 def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
     """The JSON object stored at ``path``; None when there is no such file."""
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def resolve_output(uri: str | ObjectStoragePath, *, field_name: str = "output_path") -> ObjectStoragePath:
-    """The output directory as an ObjectStoragePath; ``GHLInputError`` naming the field when it is unusable.
-
-    The check is :func:`~airflow_provider_ghl.checks.output_location`: it resolves the filesystem (which
-    fails for an unknown scheme or a missing fsspec backend) before anything is requested from GHL or written.
-    """
-    return output_location(field_name, uri)
 
 
 @dataclass
@@ -100,10 +92,10 @@ class Checkpoint:
         )
 
 
-class ExportOutput:
-    """The output directory of one export run.
+class OutputDirectory:
+    """The output directory of one run (an export, a write-back's results, a webhook batch).
 
-    :param root: the directory (resolved with :func:`resolve_output`).
+    :param root: the directory (checked with :func:`~airflow_provider_ghl.checks.output_location`).
     :param fmt: ``jsonl``, ``csv`` or ``parquet``.
     :param compression: None or ``gzip`` (for Parquet, the codec inside the file; the default is snappy).
     """
@@ -202,7 +194,7 @@ class ExportOutput:
         :param definitions: the location's custom field definitions (the contacts' Parquet columns).
         """
         if self.fmt == "parquet":
-            from airflow_provider_ghl.export.parquet import parquet_tables
+            from airflow_provider_ghl.outputs.parquet import parquet_tables
 
             return dict(parquet_tables(list(datasets), definitions))
         return {d: csv_columns[d] if self.fmt == "csv" else None for d in datasets}
@@ -212,7 +204,7 @@ class ExportOutput:
         self.root.mkdir(parents=True, exist_ok=True)
         name = self.part_name(dataset, number)
         if self.fmt == "parquet":
-            from airflow_provider_ghl.export.parquet import ParquetPartWriter, ParquetTable
+            from airflow_provider_ghl.outputs.parquet import ParquetPartWriter, ParquetTable
 
             if not isinstance(columns, ParquetTable):
                 raise GHLConfigError("parquet output needs its table")
@@ -230,7 +222,7 @@ class PartWriter:
     :param columns: CSV columns (``csv`` format only); records are flattened to them.
     """
 
-    def __init__(self, output: ExportOutput, name: str, columns: Sequence[str] | None) -> None:
+    def __init__(self, output: OutputDirectory, name: str, columns: Sequence[str] | None) -> None:
         if output.fmt == "csv" and not columns:
             raise GHLConfigError("csv output needs its columns")
         self.output = output
@@ -321,7 +313,7 @@ def write_records_file(path: ObjectStoragePath, records: Iterable[Mapping[str, A
     The file appears under its name only once complete; a failure while ``records`` is consumed (e.g. a GHL
     error mid-walk) leaves no file behind.
     """
-    output = ExportOutput(path.parent, compression="gzip" if path.name.endswith(".gz") else None)
+    output = OutputDirectory(path.parent, compression="gzip" if path.name.endswith(".gz") else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = PartWriter(output, path.name, None)
     try:

@@ -1,0 +1,100 @@
+"""Which GHL locations the example DAGs work on, and through which connection, read at run time from Airflow
+configuration; and the configuration table of their documentation.
+
+A helper of the example DAGs, not of the provider: copy it beside them (the DAGs folder is on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Variable, task
+
+from airflow_provider_ghl.exceptions import GHLConfigError
+from airflow_provider_ghl.hooks.ghl import GHLHook
+
+from ghl_layout import DEFAULT_EXPORT_ROOT, EXPORT_ROOT_VARIABLE
+
+#: The connection of every location the ``ghl_location_ids`` Variable does not give its own.
+GHL_CONN_ID = GHLHook.default_conn_name
+#: Airflow Variable with the locations: a JSON list of ids, or an object of location id -> connection id.
+LOCATIONS_VARIABLE = "ghl_location_ids"
+
+
+def _nonempty_strings(*values: Any) -> bool:
+    return all(isinstance(v, str) and v.strip() for v in values)
+
+
+def configured_locations(ghl_conn_id: str = GHL_CONN_ID, variable: str = LOCATIONS_VARIABLE) -> list[dict[str, str]]:
+    """One ``{"location_id", "ghl_conn_id"}`` per location, ready for ``.expand_kwargs()``.
+
+    The Variable ``variable`` is either a JSON list of location ids, all reached through ``ghl_conn_id`` (an
+    OAuth or agency token that covers them), or a JSON object mapping each location id to its own connection
+    id (e.g. one Private Integration Token per location). Unset, it is the ``location_id`` of ``ghl_conn_id``.
+    Call it inside a task (never at DAG parse time): no API call is made. Duplicates are dropped, order kept.
+
+    :param ghl_conn_id: the connection for locations listed without one, and whose ``location_id`` is the
+        fallback.
+    :param variable: the Airflow Variable holding the list or mapping.
+    """
+    value: Any = Variable.get(variable, default=None, deserialize_json=True)
+    if value is None:
+        fallback = GHLHook(ghl_conn_id=ghl_conn_id).config.location_id
+        if not fallback:
+            raise GHLConfigError(
+                f"Set the Variable {variable} (a JSON list, or an object of location id -> connection id) "
+                f"or a location_id on connection {ghl_conn_id!r}"
+            )
+        return [{"location_id": fallback, "ghl_conn_id": ghl_conn_id}]
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list) and value and all(_nonempty_strings(v) for v in value):
+        pairs = {v.strip(): ghl_conn_id for v in value}
+    elif isinstance(value, dict) and value and all(_nonempty_strings(k, v) for k, v in value.items()):
+        pairs = {k.strip(): v.strip() for k, v in value.items()}
+    else:
+        raise GHLConfigError(
+            f"Variable {variable} must be a JSON list of location ids or an object mapping location ids to "
+            f"connection ids, got {value!r}"
+        )
+    return [{"location_id": loc, "ghl_conn_id": conn} for loc, conn in pairs.items()]
+
+
+@task
+def locations(ghl_conn_id: str = GHL_CONN_ID) -> list[dict[str, str]]:
+    """The DAG's locations, read when it runs: map over them with ``.expand_kwargs(locations())``.
+
+    ``{"location_id", "ghl_conn_id"}`` per location, from the ``ghl_location_ids`` Variable (a JSON list, or an
+    object of location id -> connection id), else the connection's location (see :func:`configured_locations`).
+
+    :param ghl_conn_id: the connection for locations the Variable lists without one.
+    """
+    return configured_locations(ghl_conn_id)
+
+
+def configuration_doc(*rows: tuple[str, str, str]) -> str:
+    """The Markdown configuration table of a DAG that maps over :func:`locations` and writes under the root.
+
+    For the DAG's ``doc_md``: the connection, the ``ghl_export_root`` and ``ghl_location_ids`` Variables, then
+    ``rows``, and how ``ghl_location_ids`` is written.
+
+    :param rows: more settings of the DAG, each ``(kind, name, default)``, e.g.
+        ``("Variable", "ghl_sensor_poke_interval", "`60`: seconds between the trigger's checks")``.
+    """
+    table = [
+        ("Connection", GHL_CONN_ID, "required: the `ghl` connection (token, and `location_id` extra)"),
+        ("Variable", EXPORT_ROOT_VARIABLE, f"`{DEFAULT_EXPORT_ROOT}` (any object-storage URI, e.g. `s3://bucket/ghl`)"),
+        ("Variable", LOCATIONS_VARIABLE, "unset: the connection's `location_id`; else a JSON list or object (below)"),
+        *rows,
+    ]
+    lines = "\n".join(f"| {kind} | `{name}` | {default} |" for kind, name, default in table)
+    return f"""Configuration (Airflow Connections and Variables only, nothing is read when the file is parsed):
+
+| what | name | default |
+|---|---|---|
+{lines}
+
+`{LOCATIONS_VARIABLE}` is a list of locations that `{GHL_CONN_ID}` reaches (an OAuth or agency token), e.g.
+`["loc1", "loc2"]`, or an object giving each location its own connection (a Private Integration Token is
+per location), e.g. `{{"loc1": "ghl_loc1", "loc2": "ghl_loc2"}}`.
+"""
