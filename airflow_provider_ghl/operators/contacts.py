@@ -61,11 +61,19 @@ class GHLSearchContactsOperator(GHLListOperator):
         (templated)
     :param since: only contacts whose ``date_field`` is at or after this time. (templated)
     :param until: only contacts whose ``date_field`` is before this time. (templated)
-    :param date_field: ``dateUpdated`` or ``dateAdded``: the field ``since``/``until`` apply to.
-    :param page_limit: contacts per request (1..500).
+    :param date_field: ``dateUpdated`` or ``dateAdded``: the field ``since``/``until`` apply to. (templated)
+    :param page_limit: contacts per request (1..500). (templated)
     """
 
-    template_fields: Sequence[str] = (*GHLListOperator.template_fields, "query", "filters", "since", "until")
+    template_fields: Sequence[str] = (
+        *GHLListOperator.template_fields,
+        "query",
+        "filters",
+        "since",
+        "until",
+        "date_field",
+        "page_limit",
+    )
     template_fields_renderers: ClassVar[dict[str, str]] = {"filters": "json"}
 
     def __init__(

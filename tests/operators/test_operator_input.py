@@ -166,3 +166,36 @@ def test_an_argument_is_judged_the_same_by_operators_and_sensors(
 def test_a_query_of_75_characters_is_sent() -> None:
     assert search.search_query("query", "q" * 75) == "q" * 75
     assert search.search_query("query", "") is None
+
+
+def test_arguments_users_template_are_rendered_by_airflow_and_then_checked(tmp_path: Any) -> None:
+    """The write-back's ``dry_run``/``match_on``/``tags_mode``, the export's ``file_format``/``page_limit`` and the
+    webhook apply's ``max_events`` render from the run's context; the checks then judge the rendered values."""
+    from airflow_provider_ghl.checks import require_bool, require_choices, require_int
+    from airflow_provider_ghl.operators.export import GHLExportContactsOperator
+    from airflow_provider_ghl.operators.webhooks import GHLApplyWebhookEventsOperator
+    from airflow_provider_ghl.operators.writeback import GHLWriteBackContactsOperator
+    from airflow_provider_ghl.writeback.matching import MATCH_KEYS
+
+    context: Any = {
+        "params": {"plan": True, "match": '["email", "phone"]', "fmt": "csv", "size": 250, "mode": "replace"}
+    }
+    write_back = GHLWriteBackContactsOperator(
+        task_id="w",
+        input_path="{{ params.root }}/in.csv",
+        results_path="/tmp/x",
+        dry_run="{{ params.plan }}",
+        match_on="{{ params.match }}",
+        tags_mode="{{ params.mode }}",
+    )
+    export = GHLExportContactsOperator(
+        task_id="e", output_path="/tmp/y", file_format="{{ params.fmt }}", page_limit="{{ params.size }}"
+    )
+    apply = GHLApplyWebhookEventsOperator(task_id="a", output_path="/tmp/z", max_events="{{ params.size }}")
+    for operator in (write_back, export, apply):
+        operator.render_template_fields(context)
+    assert require_bool("dry_run", write_back.dry_run) is True
+    assert require_choices("match_on", write_back.match_on, MATCH_KEYS) == ["email", "phone"]
+    assert write_back.tags_mode == "replace"
+    assert (export.file_format, require_int("page_limit", export.page_limit, minimum=1)) == ("csv", 250)
+    assert require_int("max_events", apply.max_events, minimum=1) == 250
