@@ -50,6 +50,9 @@ class GHLBaseExportOperator(GHLOutputOperator):
     :param file_format: ``jsonl`` (default), ``csv`` (flattened, named columns) or ``parquet`` (typed columns;
         needs the ``[parquet]`` extra, pyarrow) (templated).
     :param compression: None or ``gzip`` (Parquet: the codec inside each file; default snappy) (templated).
+    :param neutralise_csv_formulas: CSV only: a text cell that would start a spreadsheet formula (``=``, ``+``,
+        ``-``, ``@``, tab, CR; a plain number such as ``+15550000000`` excepted) gets a leading ``'`` (default);
+        False writes cells as they are, for machine consumers.
     :param page_limit: contacts per search request, 1 to 500 (templated).
     :param records_per_file: records per part file; also how much work a retry can lose.
     :param progress_every: log progress every this many pages (at least 1).
@@ -75,9 +78,11 @@ class GHLBaseExportOperator(GHLOutputOperator):
         page_limit: int = SEARCH_MAX_PAGE_LIMIT,
         records_per_file: int = 10_000,
         progress_every: int = 10,
+        neutralise_csv_formulas: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.neutralise_csv_formulas = neutralise_csv_formulas
         self.output_path = output_path
         self.file_format = file_format
         self.compression = compression
@@ -96,6 +101,7 @@ class GHLBaseExportOperator(GHLOutputOperator):
                 output_location("output_path", self.output_path),
                 fmt=file_format("file_format", self.file_format, FORMATS),
                 compression=require_choice("compression", self.compression or None, COMPRESSIONS),
+                neutralise_formulas=require_bool("neutralise_csv_formulas", self.neutralise_csv_formulas),
             ),
         )
         args["location_id"] = location_or_default("location_id", args["location_id"], self.hook.config.location_id)

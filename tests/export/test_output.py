@@ -164,3 +164,27 @@ def test_export_hands_the_frozen_heap_back(tmp_path: Path) -> None:
     before = gc.get_freeze_count()
     export_contacts(_pager(_contacts(10), 5), _output(tmp_path), custom_fields={})
     assert gc.get_freeze_count() == before
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+SUM(A1)", "'+SUM(A1)"),
+        ("-2+3", "'-2+3"),
+        ("@cmd", "'@cmd"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("+15550000000", "+15550000000"),  # an E.164 phone
+        ("-3.5", "-3.5"),
+        ("+1e5", "+1e5"),
+        ("Ada", "Ada"),
+        ("", ""),
+        (42, 42),
+        (None, None),
+    ],
+)
+def test_a_cell_that_would_start_a_formula_gets_a_leading_quote(cell: object, written: object) -> None:
+    from airflow_provider_ghl.outputs.directory import neutralised
+
+    assert neutralised(cell) == written

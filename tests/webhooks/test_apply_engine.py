@@ -216,6 +216,15 @@ def test_csv_batches_have_the_exports_columns_and_the_event_fields(inbox: Inbox,
     )
 
 
+def test_csv_batch_cells_that_would_run_as_formulas_are_neutralised(inbox: Inbox, tmp_path: Path) -> None:
+    import csv
+
+    store(inbox, event("ContactCreate", 1, LOC, **contact("c1", firstName="=cmd|' /C calc'!A0", phone="+15550100")))
+    [result] = drain(inbox, LOC, folder(tmp_path), fmt="csv")
+    [row] = csv.DictReader((Path(result.folder.path) / "contacts-00001.csv").open())
+    assert (row["firstName"], row["phone"]) == ("'=cmd|' /C calc'!A0", "+15550100")
+
+
 def test_parquet_batches_are_typed(inbox: Inbox, tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     store(
