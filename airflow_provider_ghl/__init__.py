@@ -136,8 +136,8 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "budget_dir": {
                         "label": "Budget directory (host backend)",
-                        "description": "Where the host backend keeps its budget files (default: a directory in "
-                        "the system temp dir).",
+                        "description": "Where the host backend keeps its budget files (default: "
+                        "$AIRFLOW_HOME/ghl-budgets). It must be the Airflow user's, writable by no one else.",
                         "schema": {"type": ["string", "null"]},
                     },
                     "budget_redis_conn_id": {

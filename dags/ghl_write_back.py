@@ -33,6 +33,8 @@ For every configured HighLevel location (one mapped task group per location), ap
    `{WRITEBACK_PLAN.describe()}`. No write. More than {MAX_FAILED_RATIO:.0%} rejected rows fail it, and nothing is
    applied.
 2. **apply**: the same rows, written: only what changed, tags through the tag endpoints, tasks and notes once.
+   It is bound to the plan: if the file changed since it was planned (its SHA-256), the apply fails before any
+   request, and the DAG must plan it again.
    Results, the failed rows as they came (`dead_letter-*`) and `_manifest.json` land in
    `{WRITEBACK_RESULTS.describe()}`.
 
@@ -56,8 +58,13 @@ def write_back_location(location_id: str, ghl_conn_id: str) -> None:
     plan = GHLWriteBackContactsOperator(
         task_id="plan", dry_run=True, results_path=WRITEBACK_PLAN.template(), map_index_template=LOCATION, **common
     )
+    # Bound to the plan: an input changed since it was planned (reviewed) fails the apply before any request.
     apply = GHLWriteBackContactsOperator(
-        task_id="apply", results_path=WRITEBACK_RESULTS.template(), map_index_template=LOCATION, **common
+        task_id="apply",
+        results_path=WRITEBACK_RESULTS.template(),
+        plan_path=WRITEBACK_PLAN.template(),
+        map_index_template=LOCATION,
+        **common,
     )
     plan >> apply
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -34,7 +33,14 @@ BUDGET_BACKENDS = ("process", "host", "redis")
 # A plain install runs every task on one machine: sharing there needs nothing else, and stops the 429 storm
 # of several tasks on one location (see the README).
 DEFAULT_BUDGET_BACKEND = "host"
-DEFAULT_BUDGET_DIR = os.path.join(tempfile.gettempdir(), f"airflow-provider-ghl-budgets-{os.getuid()}")
+#: The host backend's directory, under AIRFLOW_HOME: never a shared, world-writable place such as /tmp, where
+#: another local user could create it first.
+BUDGET_DIR_NAME = "ghl-budgets"
+
+
+def default_budget_dir() -> str:
+    """``$AIRFLOW_HOME/ghl-budgets``, AIRFLOW_HOME as Airflow resolves it (the variable, else ``~/airflow``)."""
+    return os.path.join(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), BUDGET_DIR_NAME)
 
 
 def normalize_base_url(host: str | None, port: int | None = None, *, field: str = "host") -> str:
@@ -135,7 +141,7 @@ class GHLConnectionConfig:
     daily_reserve: int = DEFAULT_DAILY_RESERVE
     app_url: str = DEFAULT_APP_URL
     budget_backend: str = DEFAULT_BUDGET_BACKEND
-    budget_dir: str = DEFAULT_BUDGET_DIR
+    budget_dir: str = dataclasses.field(default_factory=default_budget_dir)
     budget_redis_conn_id: str | None = None
 
     @property
@@ -206,7 +212,7 @@ class GHLConnectionConfig:
             raise GHLConfigError(
                 f"Connection {conn_id!r}: budget_backend=redis needs budget_redis_conn_id, an Airflow redis connection."
             )
-        budget_dir = os.path.expanduser(str(_extra(extras, "budget_dir") or DEFAULT_BUDGET_DIR).strip())
+        budget_dir = os.path.expanduser(str(_extra(extras, "budget_dir") or default_budget_dir()).strip())
         if not os.path.isabs(budget_dir):
             raise GHLConfigError(f"Connection {conn_id!r}: budget_dir must be an absolute path, got {budget_dir!r}.")
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow_provider_ghl.checks import (
     input_location,
     location_or_default,
+    optional_output_location,
     output_location,
     require_bool,
     require_choice,
@@ -16,13 +17,13 @@ from airflow_provider_ghl.checks import (
     require_ratio,
     require_timedelta,
 )
-from airflow_provider_ghl.exceptions import GHLWriteBackRowsFailed
+from airflow_provider_ghl.exceptions import GHLInputError, GHLWriteBackRowsFailed
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.scopes import ScopeDegradations
 from airflow_provider_ghl.operators.outputs import GHLOutputOperator
 from airflow_provider_ghl.outputs.directory import MANIFEST
 from airflow_provider_ghl.outputs.lineage import DatasetName, ghl_dataset_name, storage_dataset_name
-from airflow_provider_ghl.outputs.runs import RunClock, committed_manifest
+from airflow_provider_ghl.outputs.runs import RunClock, committed_manifest, read_committed
 from airflow_provider_ghl.writeback.diff import TAGS_MODES, CustomFieldRefs
 from airflow_provider_ghl.writeback.engine import RowApplier, WriteBackSettings
 from airflow_provider_ghl.writeback.matching import MATCH_KEYS
@@ -69,6 +70,9 @@ class GHLWriteBackContactsOperator(GHLOutputOperator):
         (templated)
     :param dry_run: only plan: read GHL, write the plan (per row: create / update with the changed fields / skip /
         reject) as the results, send no write. (templated)
+    :param plan_path: the ``results_path`` of the dry run this apply carries out: the apply runs only if that plan
+        is finished and was made of this very input (its SHA-256), location, ``match_on`` and ``tags_mode``;
+        otherwise it fails before any request (plan again). None: an apply bound to no plan. (templated)
     :param max_failed_ratio: failed (rejected or refused) share of the rows above which the task fails, after
         writing the results (default 0: any failed row fails it). At or below it the task succeeds and logs how
         many rows failed.
@@ -84,6 +88,7 @@ class GHLWriteBackContactsOperator(GHLOutputOperator):
         "match_on",
         "tags_mode",
         "dry_run",
+        "plan_path",
     )
     output_asset_alias: ClassVar[str | None] = WRITEBACK_ASSET_ALIAS
     #: The manifest's ``dataset``.
@@ -100,6 +105,7 @@ class GHLWriteBackContactsOperator(GHLOutputOperator):
         match_on: Sequence[str] = MATCH_KEYS,
         tags_mode: str = "add",
         dry_run: bool = False,
+        plan_path: str | None = None,
         max_failed_ratio: float = 0.0,
         rows_per_file: int = 1000,
         max_workers: int = 8,
@@ -112,6 +118,7 @@ class GHLWriteBackContactsOperator(GHLOutputOperator):
         self.match_on = match_on
         self.tags_mode = tags_mode
         self.dry_run = dry_run
+        self.plan_path = plan_path
         self.max_failed_ratio = max_failed_ratio
         self.rows_per_file = rows_per_file
         self.max_workers = max_workers
@@ -141,7 +148,41 @@ class GHLWriteBackContactsOperator(GHLOutputOperator):
             workers=min(max_workers, self.hook.max_workers),
         )
         args["location_id"] = location_or_default("location_id", args["location_id"], self.hook.config.location_id)
+        args["input_sha256"] = input_file.sha256()
+        self._check_plan(args)
         return args
+
+    def _check_plan(self, args: dict[str, Any]) -> None:
+        """An apply bound to a plan runs only what was planned: the finished dry run of this input, unchanged."""
+        path = optional_output_location("plan_path", self.plan_path)
+        if path is None:
+            return
+        if args["dry_run"]:
+            raise GHLInputError("plan_path", "a dry run makes a plan; plan_path is for the apply that carries it out")
+        plan = read_committed(path)
+        if plan is None:
+            raise GHLInputError("plan_path", f"{str(path)!r} holds no finished plan (no manifest): plan first")
+        wanted = {**self._identity(args), "dry_run": True}
+        found = {key: plan.manifest.get(key) for key in wanted}
+        if found != wanted:
+            differs = sorted(key for key in wanted if found[key] != wanted[key])
+            what = "the input changed since it was planned" if differs == ["input_sha256"] else "it is another run"
+            raise GHLInputError(
+                "plan_path",
+                f"{str(path)!r} is not the plan of this apply ({what}: {', '.join(differs)} differ): plan it again",
+            )
+
+    @staticmethod
+    def _identity(args: dict[str, Any]) -> dict[str, Any]:
+        """What a run applies, as its checkpoint and manifest record it (the input by path and by content)."""
+        return {
+            "input_path": str(args["input_file"].path),
+            "input_sha256": args["input_sha256"],
+            "location_id": args["location_id"],
+            "match_on": args["match_on"],
+            "tags_mode": args["tags_mode"],
+            "dry_run": args["dry_run"],
+        }
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> dict[str, Any]:
         """Apply the rows (unless ``results_path`` already holds this run), announce the results, judge them.
@@ -152,13 +193,7 @@ class GHLWriteBackContactsOperator(GHLOutputOperator):
         input_file: InputFile = args["input_file"]
         location = args["location_id"]
         self.record_lineage([storage_dataset_name(str(input_file.path))], [ghl_dataset_name(location, "contacts")])
-        identity = {
-            "input_path": str(input_file.path),
-            "location_id": location,
-            "match_on": args["match_on"],
-            "tags_mode": args["tags_mode"],
-            "dry_run": args["dry_run"],
-        }
+        identity = self._identity(args)
         output = WriteBackResults(
             args["results_root"], input_file, rows_per_file=args["rows_per_file"], identity=identity
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import re
 from collections.abc import Iterator, Mapping
@@ -129,6 +130,14 @@ class InputFile:
         self.gzipped = gzipped
         #: The CSV header line as it came (the first line of every CSV dead-letter file).
         self.header: bytes = b""
+
+    def sha256(self) -> str:
+        """The SHA-256 of the file's bytes as stored: what a plan records and its apply must find again."""
+        digest = hashlib.sha256()
+        with self.path.open("rb") as raw:
+            while chunk := raw.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
 
     def rows(self) -> Iterator[InputRow]:
         with self.path.open("rb") as raw:

@@ -251,3 +251,53 @@ def test_an_unfinished_run_of_another_file_is_not_continued(
     with pytest.raises(GHLConfigError, match="unfinished run of something else"):
         _sync(conn, other, out)
     assert clean_sandbox.stats()["requests_total"] == 0
+
+
+def test_an_apply_bound_to_its_plan_refuses_an_input_changed_since(
+    conn: str, clean_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """#21: a reviewed plan is what gets applied. The input is changed between the dry run and the apply (as a
+    writer of the drop folder could): the apply fails naming plan_path, with no request and nothing written."""
+    contact = _contact(conn)
+    source = _write(tmp_path / "in.jsonl", [{"id": contact["id"], "firstName": "Reviewed"}])
+    plan = _sync(conn, source, tmp_path / "plan", dry_run=True)
+    assert plan["update"] == 1 and plan["dry_run"] is True
+    digest = json.loads((tmp_path / "plan" / "_manifest.json").read_text())["input_sha256"]
+
+    _write(source, [{"id": contact["id"], "firstName": "Planted"}, {"email": "new@evil.example", "firstName": "X"}])
+    clean_sandbox.clear_stats()
+    with pytest.raises(GHLInputError, match="input changed since it was planned") as err:
+        _sync(conn, source, tmp_path / "apply", plan_path=f"file://{tmp_path / 'plan'}")
+    assert err.value.field == "plan_path" and "input_sha256" in str(err.value)
+    assert clean_sandbox.stats()["requests_total"] == 0 and not (tmp_path / "apply").exists()
+    assert _contact(conn)["firstName"] == contact["firstName"]
+
+    # Planned again, the apply carries out exactly that plan.
+    replan = _sync(conn, source, tmp_path / "plan2", dry_run=True)
+    assert json.loads((tmp_path / "plan2" / "_manifest.json").read_text())["input_sha256"] != digest
+    done = _sync(conn, source, tmp_path / "apply", plan_path=f"file://{tmp_path / 'plan2'}", max_failed_ratio=1)
+    assert (done["update"], done["create"]) == (replan["update"], replan["create"]) == (1, 1)
+    assert _contact(conn)["firstName"] == "Planted"
+
+
+@pytest.mark.parametrize(
+    ("plan", "problem"),
+    [
+        ("missing", "no finished plan"),
+        ("applied", "another run: dry_run differ"),
+        ("other_mode", "another run: tags_mode differ"),
+    ],
+)
+def test_plan_path_must_be_the_finished_dry_run_of_this_apply(
+    conn: str, clean_sandbox: SandboxServer, tmp_path: Path, plan: str, problem: str
+) -> None:
+    source = _write(tmp_path / "in.jsonl", [{"id": _contact(conn)["id"], "firstName": "Same"}])
+    _sync(conn, source, tmp_path / "applied")
+    _sync(conn, source, tmp_path / "other_mode", dry_run=True, tags_mode="replace")
+    clean_sandbox.clear_stats()
+    with pytest.raises(GHLInputError, match=problem) as err:
+        _sync(conn, source, tmp_path / "apply", plan_path=f"file://{tmp_path / plan}")
+    assert err.value.field == "plan_path"
+    assert clean_sandbox.stats()["requests_total"] == 0 and not (tmp_path / "apply").exists()
+    with pytest.raises(GHLInputError, match="plan_path is for the apply"):
+        _sync(conn, source, tmp_path / "x", dry_run=True, plan_path=f"file://{tmp_path / 'applied'}")
