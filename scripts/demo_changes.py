@@ -229,7 +229,7 @@ class WebhookReceiver:
     def launch(self) -> WebhookReceiver:
         """Start the process and return at once (it loads while the demo goes on); :meth:`wait_ready` waits."""
         # ``python -m`` of the ``ghl-webhooks`` console script's module: the same interpreter as the demo.
-        cmd = [sys.executable, "-m", "airflow_provider_ghl.webhooks.cli", "serve", "--port", "0"]
+        cmd = [sys.executable, "-m", "airflow_provider_ghl.webhooks.cli", "serve", "--port", "0", "--stats"]
         with self.log.open("wb") as fh:
             self.process = subprocess.Popen(cmd, env=self.env, cwd=self.cwd, stdout=fh, stderr=subprocess.STDOUT)
         return self

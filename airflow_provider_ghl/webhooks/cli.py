@@ -19,10 +19,14 @@ from airflow_provider_ghl.webhooks.receiver import build_receiver_app
 from airflow_provider_ghl.webhooks.settings import WebhookSettings
 
 
-def build_server_app(settings: WebhookSettings) -> FastAPI:
-    """A root app with the receiver mounted at :data:`URL_PREFIX`, as the api-server mounts the plugin's."""
+def build_server_app(settings: WebhookSettings, *, stats: bool = False) -> FastAPI:
+    """A root app with the receiver mounted at :data:`URL_PREFIX`, as the api-server mounts the plugin's.
+
+    :param settings: the ``[ghl_webhooks]`` settings.
+    :param stats: serve ``GET /ghl/stats`` (the delivery counters), which this server cannot authenticate.
+    """
     root = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    root.mount(URL_PREFIX, build_receiver_app(settings))
+    root.mount(URL_PREFIX, build_receiver_app(settings, stats_dependencies=[] if stats else None))
     return root
 
 
@@ -34,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8085, help="port to listen on (default 8085; 0: a free one)")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--access-log", action="store_true", help="log every request (off: a burst floods the log)")
+    serve.add_argument(
+        "--stats",
+        action="store_true",
+        help="serve GET /ghl/stats, the delivery counters, without authentication (off: no such route)",
+    )
     return p
 
 
@@ -46,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     import uvicorn
 
-    app = build_server_app(settings)
+    app = build_server_app(settings, stats=args.stats)
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     # A restart can take the port over at once from connections of the previous run still in TIME_WAIT.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -38,6 +38,14 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 #: option -> (type, default as text, example, description)
 OPTIONS: dict[str, tuple[str, str, str | None, str]] = {
+    "enabled": (
+        "boolean",
+        "False",
+        "True",
+        "Mount the receiver on the api-server at /ghl (POST /ghl/webhooks is anonymous: GHL's signature is its "
+        "authentication). Off by default, so installing the provider exposes no route. ghl-webhooks serve "
+        "ignores it.",
+    ),
     "inbox": (
         "string",
         DEFAULT_INBOX,

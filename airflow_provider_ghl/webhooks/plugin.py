@@ -1,8 +1,10 @@
 """The Airflow plugin that mounts the webhook receiver on the api-server at ``/ghl`` (``POST /ghl/webhooks``).
 
 Registered through the ``airflow.plugins`` entry point (what Airflow loads by default) and the provider
-info's ``plugins`` (read when ``[core] lazy_discover_providers`` is off). Airflow does **not** authenticate
-plugin apps: every route here is anonymous, and the GHL signature on each delivery is the authentication.
+info's ``plugins`` (read when ``[core] lazy_discover_providers`` is off). The receiver is mounted only when
+``[ghl_webhooks] enabled`` is true: installing the provider exposes nothing. Airflow does **not** authenticate
+plugin apps: ``POST /ghl/webhooks`` is anonymous (the GHL signature on each delivery is the authentication),
+``GET /ghl/health`` says only ok or not, and ``GET /ghl/stats`` requires an authenticated Airflow user.
 
 Every Airflow process imports the plugins, each task process too (for macros), so this module imports
 nothing heavy: the app is built, with the ``[ghl_webhooks]`` settings, by the api-server's first request to
@@ -19,7 +21,7 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow_provider_ghl.webhooks.options import URL_PREFIX
+from airflow_provider_ghl.webhooks.options import SECTION, URL_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,16 @@ class LazyReceiverApp:
         """
         with self._lock:
             if self._app is None:
+                # Airflow's own check of the caller (a token or the UI's cookie), for the counters.
+                from airflow.api_fastapi.core_api.security import requires_authenticated
+                from fastapi import Depends
+
                 from airflow_provider_ghl.webhooks.receiver import build_receiver_app
                 from airflow_provider_ghl.webhooks.settings import WebhookSettings
 
-                self._app = build_receiver_app(WebhookSettings.load())
+                self._app = build_receiver_app(
+                    WebhookSettings.load(), stats_dependencies=[Depends(requires_authenticated())]
+                )
             return self._app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,8 +71,20 @@ class LazyReceiverApp:
         await app(scope, receive, send)
 
 
+def receiver_enabled() -> bool:
+    """``[ghl_webhooks] enabled`` (default False). A value that is not a boolean is logged and counts as off:
+    the plugin is imported by every Airflow process, which must not fail over it."""
+    from airflow.configuration import conf
+
+    try:
+        return conf.getboolean(SECTION, "enabled", fallback=False)
+    except Exception as err:  # AirflowConfigException for a bad value
+        log.error("GHL webhook receiver not mounted: [%s] enabled is not a boolean (%s).", SECTION, err)
+        return False
+
+
 class GHLWebhooksPlugin(AirflowPlugin):
-    """``fastapi_apps``: the receiver, mounted at ``/ghl``."""
+    """``fastapi_apps``: the receiver, mounted at ``/ghl`` when ``[ghl_webhooks] enabled``; nothing otherwise."""
 
     name = "ghl-webhooks"
-    fastapi_apps = [{"app": LazyReceiverApp(), "url_prefix": URL_PREFIX, "name": name}]
+    fastapi_apps = [{"app": LazyReceiverApp(), "url_prefix": URL_PREFIX, "name": name}] if receiver_enabled() else []

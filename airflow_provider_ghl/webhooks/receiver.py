@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,10 +145,13 @@ def _check_timestamp(value: str, max_age: int, now: datetime) -> None:
         raise Refused(400, "stale", f"timestamp is {-age:.0f} s in the future")
 
 
-def build_receiver_app(settings: WebhookSettings) -> FastAPI:
-    """The receiver app: ``POST /webhooks``, ``GET /health``, ``GET /stats``; mount it at ``/ghl``.
+def build_receiver_app(settings: WebhookSettings, *, stats_dependencies: Sequence[Any] | None = None) -> FastAPI:
+    """The receiver app: ``POST /webhooks``, ``GET /health`` (ok or not, nothing more) and, when asked for,
+    ``GET /stats``; mount it at ``/ghl``.
 
     :param settings: keys, limits and the inbox URL (``WebhookSettings.load()`` reads Airflow's config).
+    :param stats_dependencies: FastAPI dependencies that guard ``GET /stats`` (the api-server's: an authenticated
+        Airflow user); an empty list serves it to anyone; None: no ``/stats`` route.
     """
     verifier = settings.verifier()
     inbox = _LazyInbox(settings.inbox)
@@ -210,11 +214,13 @@ def build_receiver_app(settings: WebhookSettings) -> FastAPI:
             await anyio.to_thread.run_sync(inbox.get, limiter=store_threads)
         except Exception as err:  # the route is public: the detail goes to the log, not the answer
             log.error("GHL webhook inbox %s cannot be opened: %s", settings.inbox, err)
-            return JSONResponse({"status": "error", "detail": type(err).__name__}, status_code=503)
-        return JSONResponse({"status": "ok", "inbox": settings.inbox.split("://")[0]})
+            return JSONResponse({"status": "error"}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
-    @app.get("/stats")
-    async def get_stats() -> JSONResponse:
-        return JSONResponse(stats.snapshot())
+    if stats_dependencies is not None:
+
+        @app.get("/stats", dependencies=list(stats_dependencies))
+        async def get_stats() -> JSONResponse:
+            return JSONResponse(stats.snapshot())
 
     return app

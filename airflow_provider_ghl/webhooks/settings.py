@@ -34,6 +34,8 @@ def _option(name: str) -> str:
 class WebhookSettings:
     """The receiver's settings; an unusable one raises :class:`GHLInputError` naming the option.
 
+    :param enabled: whether the api-server mounts the receiver (the plugin reads it itself, when it is imported;
+        ``ghl-webhooks serve`` ignores it).
     :param inbox: inbox URL (``sqlite:///<absolute path>`` or ``redis://<conn_id>``).
     :param public_key: Ed25519 key of ``X-GHL-Signature`` (base64 SPKI or PEM).
     :param legacy_public_key: RSA key of ``X-WH-Signature`` (base64 SPKI or PEM).
@@ -42,6 +44,7 @@ class WebhookSettings:
     :param max_body_bytes: the largest body accepted.
     """
 
+    enabled: bool = False
     inbox: str = DEFAULT_INBOX
     public_key: str = GHL_PUBLIC_KEY
     legacy_public_key: str = GHL_LEGACY_PUBLIC_KEY

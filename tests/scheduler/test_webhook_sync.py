@@ -55,6 +55,7 @@ def deployment(sandbox: SandboxServer, tmp_path: Path) -> Iterator[AirflowDeploy
         "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(sandbox.airflow_connection(0)),
         "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path / 'exports'}",
         "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps([sandbox.location_ids[0]]),
+        "AIRFLOW__GHL_WEBHOOKS__ENABLED": "True",
         "AIRFLOW__GHL_WEBHOOKS__INBOX": f"sqlite:///{home / 'ghl_webhooks.db'}",
         "AIRFLOW__GHL_WEBHOOKS__PUBLIC_KEY": sandbox.webhook_public_key,
         # Watchers follow pausing and unpausing when the DAG file is parsed next: parse every few seconds.

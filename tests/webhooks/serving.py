@@ -37,7 +37,7 @@ class ReceiverThread:
     """
 
     def __init__(self, settings: WebhookSettings | None = None, *, app: FastAPI | None = None) -> None:
-        self.app = app or build_server_app(settings or WebhookSettings())
+        self.app = app or build_server_app(settings or WebhookSettings(), stats=True)
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(1024)
@@ -97,7 +97,7 @@ class ReceiverProcess:
         self.banner = ""
 
     def start(self, timeout: float = 60) -> ReceiverProcess:
-        cmd = [sys.executable, "-m", "airflow_provider_ghl.webhooks.cli", "serve", "--port", str(self.port)]
+        cmd = [sys.executable, "-m", "airflow_provider_ghl.webhooks.cli", "serve", "--port", str(self.port), "--stats"]
         self.process = subprocess.Popen(
             cmd, env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )

@@ -31,7 +31,8 @@ def test_the_defaults_are_ghls_published_keys() -> None:
 def test_the_section_is_declared_in_the_provider_info() -> None:
     section = get_provider_info()["config"][SECTION]
     assert set(section["options"]) == set(OPTIONS) == {
-        "inbox", "public_key", "legacy_public_key", "accept_legacy", "max_age_seconds", "max_body_bytes",
+        "enabled", "inbox", "public_key", "legacy_public_key", "accept_legacy", "max_age_seconds",
+        "max_body_bytes",
     }  # fmt: skip
     for name, option in section["options"].items():
         assert option["description"] and option["type"] in ("string", "boolean", "integer"), name

@@ -32,20 +32,35 @@ def _settings(signer: Signer, tmp_path: Path) -> WebhookSettings:
     )
 
 
-def test_the_plugin_is_registered_and_declares_its_app_at_ghl() -> None:
+def _plugin_apps(enabled: str | None) -> list[str]:
+    """What the plugin mounts in a fresh process, with ``[ghl_webhooks] enabled`` set to ``enabled`` (or unset)."""
+    code = (
+        "from airflow_provider_ghl.webhooks.plugin import GHLWebhooksPlugin, LazyReceiverApp; "
+        "apps = GHLWebhooksPlugin.fastapi_apps; "
+        "assert all(isinstance(a['app'], LazyReceiverApp) for a in apps); "
+        "print([(a['url_prefix'], a['name']) for a in apps])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__GHL_WEBHOOKS__ENABLED"}
+    if enabled is not None:
+        env["AIRFLOW__GHL_WEBHOOKS__ENABLED"] = enabled
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [str(line) for line in done.stdout.strip().splitlines()[-1:]]
+
+
+def test_the_plugin_is_registered_and_mounts_the_receiver_only_when_enabled() -> None:
+    """#21 item 1: installing the package opens no route; ``[ghl_webhooks] enabled = True`` mounts /ghl."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     module, _, name = PLUGIN_CLASS.rpartition(".")
     assert pyproject["project"]["entry-points"]["airflow.plugins"] == {"ghl_webhooks": f"{module}:{name}"}
     assert pyproject["project"]["scripts"]["ghl-webhooks"] == "airflow_provider_ghl.webhooks.cli:main"
     assert {"name": "ghl-webhooks", "plugin-class": PLUGIN_CLASS} in get_provider_info()["plugins"]
 
-    from fastapi import FastAPI
-
-    from airflow_provider_ghl.webhooks.plugin import GHLWebhooksPlugin, LazyReceiverApp
-
-    [entry] = GHLWebhooksPlugin.fastapi_apps
-    assert (entry["url_prefix"], entry["name"]) == ("/ghl", "ghl-webhooks")
-    assert isinstance(entry["app"], LazyReceiverApp) and isinstance(entry["app"].app(), FastAPI)
+    assert _plugin_apps(None) == ["[]"]
+    assert _plugin_apps("False") == ["[]"]
+    assert _plugin_apps("not-a-boolean") == ["[]"]  # logged; never a failure of every Airflow process
+    assert _plugin_apps("True") == ["[('/ghl', 'ghl-webhooks')]"]
 
 
 def test_importing_the_plugin_builds_nothing() -> None:
@@ -56,6 +71,7 @@ def test_importing_the_plugin_builds_nothing() -> None:
     )
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     env["AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS"] = "not checked at import"
+    env["AIRFLOW__GHL_WEBHOOKS__ENABLED"] = "True"  # mounted, and still built only by the first request
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
 
@@ -90,6 +106,7 @@ def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer,
     env = {
         **os.environ,
         **settings_env(settings),
+        "AIRFLOW__GHL_WEBHOOKS__ENABLED": "True",
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
     }
@@ -126,6 +143,43 @@ def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer,
         server.wait(10)
     inbox = open_inbox(settings.inbox)
     assert inbox.pending() == {"loc1": 1}
+    inbox.close()
+
+
+def test_by_default_airflow_mounts_nothing_and_stores_nothing(signer: Signer, tmp_path: Path) -> None:
+    """#21 item 1: the api-server's own mounting code, the receiver not enabled: no /ghl, nothing stored."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    settings = _settings(signer, tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__GHL_WEBHOOKS__ENABLED"}
+    env |= {**settings_env(settings), "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins)}
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.webhooks._airflow_mounted", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "mounts:"
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.post(
+                    f"{url}/ghl/webhooks", content=(d := signer.delivery(event("loc1")))[0], headers=d[1]
+                )
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "the app did not answer"
+                time.sleep(0.05)
+        assert answer.status_code == 404
+        assert httpx.get(f"{url}/ghl/stats").status_code == 404
+    finally:
+        server.terminate()
+        server.wait(10)
+    inbox = open_inbox(settings.inbox)
+    assert inbox.pending() == {}
     inbox.close()
 
 
@@ -209,15 +263,21 @@ def test_a_receiver_killed_mid_burst_and_restarted_loses_nothing_and_stores_noth
 
 @pytest.mark.slow
 def test_the_real_api_server_serves_the_receiver_at_ghl_webhooks(signer: Signer, tmp_path: Path) -> None:
-    """``airflow api-server`` itself, the plugin found by Airflow: deliveries need no Airflow login, its API does."""
+    """``airflow api-server`` itself, the plugin found by Airflow and enabled: deliveries need no Airflow login,
+    its API does, and so does ``/ghl/stats`` (#21); ``/ghl/health`` says ok and nothing more."""
     home = tmp_path / "airflow-home"
     plugins = home / "plugins"  # empty: the entry point alone registers the plugin
     plugins.mkdir(parents=True)
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": "s3cret-admin"}))
     settings = _settings(signer, tmp_path)
     port = free_port()
     env = {
         **os.environ,
         **settings_env(settings),
+        "AIRFLOW__GHL_WEBHOOKS__ENABLED": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
@@ -249,6 +309,12 @@ def test_the_real_api_server_serves_the_receiver_at_ghl_webhooks(signer: Signer,
         assert (answer.status_code, answer.json()) == (200, {"stored": True})
         assert httpx.post(f"{url}/ghl/webhooks", content=body, headers={}).status_code == 401
         assert httpx.get(f"{url}/api/v2/assets").status_code == 401  # Airflow's own API still wants a login
+        assert httpx.get(f"{url}/ghl/health").json() == {"status": "ok"}
+        assert httpx.get(f"{url}/ghl/stats").status_code == 401
+        token = httpx.post(f"{url}/auth/token", json={"username": "admin", "password": "s3cret-admin"})
+        bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        stats = httpx.get(f"{url}/ghl/stats", headers=bearer)
+        assert stats.status_code == 200 and stats.json()["stored"] == 1
     finally:
         os.killpg(server.pid, 15)
         server.wait(30)
