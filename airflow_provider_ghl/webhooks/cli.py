@@ -39,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.add_argument("--access-log", action="store_true", help="log every request (off: a burst floods the log)")
     serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="connections and requests served at once; more are answered 503 (default 1000)",
+    )
+    serve.add_argument(
         "--stats",
         action="store_true",
         help="serve GET /ghl/stats, the delivery counters, without authentication (off: no such route)",
@@ -67,7 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
     print(f"ghl-webhooks: POST http://{host}:{port}{URL_PREFIX}/webhooks -> inbox {settings.inbox}", flush=True)
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level=args.log_level, access_log=args.access_log, timeout_keep_alive=30, lifespan="off")
+        uvicorn.Config(
+            app,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            timeout_keep_alive=30,
+            limit_concurrency=args.max_connections,
+            lifespan="off",
+        )
     )
     server.run(sockets=[sock])
     return 0

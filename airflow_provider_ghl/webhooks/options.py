@@ -35,6 +35,7 @@ GHL_LEGACY_PUBLIC_KEY = (
 DEFAULT_INBOX = "sqlite:///{AIRFLOW_HOME}/ghl_webhooks.db"
 DEFAULT_MAX_AGE_SECONDS = 300
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_BODY_TIMEOUT_SECONDS = 10
 
 #: option -> (type, default as text, example, description)
 OPTIONS: dict[str, tuple[str, str, str | None, str]] = {
@@ -84,6 +85,13 @@ OPTIONS: dict[str, tuple[str, str, str | None, str]] = {
         str(DEFAULT_MAX_BODY_BYTES),
         "262144",
         "Refuse (413) a body larger than this many bytes, before reading the rest of it.",
+    ),
+    "body_timeout_seconds": (
+        "integer",
+        str(DEFAULT_BODY_TIMEOUT_SECONDS),
+        "30",
+        "Refuse (408) a delivery whose whole body has not arrived within this many seconds of its headers, so "
+        "slow senders cannot hold the receiver's connections (1 to 300).",
     ),
 }
 

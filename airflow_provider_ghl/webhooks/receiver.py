@@ -5,12 +5,15 @@ Served two ways, both at ``/ghl``: mounted on Airflow's api-server by the plugin
 (:mod:`~airflow_provider_ghl.webhooks.cli`). Airflow does not authenticate plugin apps: the signature is the
 authentication, so nothing reaches the inbox before it verifies.
 
-``POST /webhooks`` judges a delivery in this order, cheapest refusal first: size (the body is read in chunks
-and abandoned past ``max_body_bytes``; ``Content-Length`` alone is not trusted), signature over the raw
-bytes, JSON, the required fields, the ``timestamp`` window. A refusal is a 4xx, stores nothing, counts in
-``GET /stats`` and logs one line without the payload. A valid event is stored durably (in a worker thread,
-so the event loop keeps answering during a burst) before the 200; a ``webhookId`` already stored is a 200
-``{"duplicate": true}`` (GHL may redeliver) and is stored once.
+``POST /webhooks`` judges a delivery in this order, cheapest refusal first: a usable signature header (before a
+byte of the body is read), size (the body is read in chunks and abandoned past ``max_body_bytes``;
+``Content-Length`` alone is not trusted), the whole body within ``body_timeout_seconds``, the signature over the
+raw bytes, JSON, the required fields, the ``timestamp`` window. A body that arrives slowly is held on disk past
+:data:`BODY_SPOOL_BYTES` (a private temp file), and only :data:`VERIFY_SLOTS` whole bodies are in memory at once,
+so connections that trickle bodies cannot exhaust the memory of the process (the api-server's, when mounted).
+A refusal is a 4xx, stores nothing, counts in ``GET /stats`` and logs one line without the payload. A valid event
+is stored durably (in a worker thread, so the event loop keeps answering during a burst) before the 200; a
+``webhookId`` already stored is a 200 ``{"duplicate": true}`` (GHL may redeliver) and is stored once.
 
 When the inbox cannot store (disk full, Redis down), the answer is 429 with ``Retry-After``: GHL retries a
 429 and nothing else (a 5xx is a permanent failure to it), so the event is not lost.
@@ -19,6 +22,7 @@ When the inbox cannot store (disk full, Redis down), the answer is 429 with ``Re
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -47,6 +51,10 @@ MAX_FIELD_LENGTH = 256
 STORE_THREADS = 8
 #: Seconds GHL is asked to wait before retrying a delivery the inbox could not store.
 RETRY_AFTER_SECONDS = 60
+#: Body bytes a request holds in memory while it arrives; the rest waits in a private temp file.
+BODY_SPOOL_BYTES = 64 * 1024
+#: Whole bodies read back and verified at once (each up to ``max_body_bytes`` in memory).
+VERIFY_SLOTS = 8
 
 
 class Refused(Exception):
@@ -105,20 +113,36 @@ class _LazyInbox:
             return self._inbox
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
-    """The request body, or :class:`Refused` (413) as soon as more than ``limit`` bytes were declared or sent."""
+async def receive_body(request: Request, limit: int, timeout: float) -> tempfile.SpooledTemporaryFile[bytes]:
+    """The request body, spooled (memory up to :data:`BODY_SPOOL_BYTES`, then a private temp file) and rewound.
+
+    :raises Refused: 413 as soon as more than ``limit`` bytes were declared or sent; 408 when the whole body has
+        not arrived within ``timeout`` seconds; 400 when the sender left.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise Refused(413, "too_large", f"body of {declared} bytes is over the {limit}-byte limit")
-    body = bytearray()
+    # Handed to the caller open (its ``with`` closes it); closed here when the body is refused.
+    spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(max_size=BODY_SPOOL_BYTES)  # noqa: SIM115
+    size = 0
     try:
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise Refused(413, "too_large", f"body is over the {limit}-byte limit")
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(413, "too_large", f"body is over the {limit}-byte limit")
+                spool.write(chunk)
+    except TimeoutError:
+        spool.close()
+        raise Refused(408, "too_slow", f"the body did not arrive within {timeout:g} s") from None
     except ClientDisconnect:
+        spool.close()
         raise Refused(400, "disconnected", "the sender left before the whole body arrived") from None
-    return bytes(body)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
 
 
 def _check_fields(payload: Any) -> dict[str, Any]:
@@ -157,6 +181,7 @@ def build_receiver_app(settings: WebhookSettings, *, stats_dependencies: Sequenc
     inbox = _LazyInbox(settings.inbox)
     stats = ReceiverStats()
     store_threads = anyio.CapacityLimiter(STORE_THREADS)
+    verify_slots = anyio.CapacityLimiter(VERIFY_SLOTS)
     app = FastAPI(title="GHL webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stats = stats
     app.state.settings = settings
@@ -175,22 +200,29 @@ def build_receiver_app(settings: WebhookSettings, *, stats_dependencies: Sequenc
 
     @app.post("/webhooks")
     async def receive(request: Request) -> JSONResponse:
-        body, logged = b"", None
+        size, logged = 0, None
         try:
-            body = await read_capped(request, settings.max_body_bytes)
             try:
-                verifier.verify(body, request.headers)
+                verifier.presented(request.headers)  # no usable signature: not a byte of the body is read
             except SignatureRefused as err:
                 raise Refused(401, f"signature_{err.reason}", str(err)) from None
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise Refused(400, "malformed", "body is not JSON") from None
+            with await receive_body(request, settings.max_body_bytes, settings.body_timeout_seconds) as spool:
+                async with verify_slots:
+                    body = spool.read()
+                    size = len(body)
+                    try:
+                        verifier.verify(body, request.headers)
+                    except SignatureRefused as err:
+                        raise Refused(401, f"signature_{err.reason}", str(err)) from None
+                    try:
+                        parsed = orjson.loads(body)
+                    except orjson.JSONDecodeError:
+                        raise Refused(400, "malformed", "body is not JSON") from None
             logged = parsed if isinstance(parsed, dict) else None
             payload = _check_fields(parsed)
             _check_timestamp(payload["timestamp"], settings.max_age_seconds, datetime.now(UTC))
         except Refused as refusal:
-            return refuse(refusal, request, len(body), logged)
+            return refuse(refusal, request, size, logged)
         try:
             stored = await anyio.to_thread.run_sync(store, payload, limiter=store_threads)
         except Exception as err:  # the inbox failed: GHL retries a 429, and the event is not lost

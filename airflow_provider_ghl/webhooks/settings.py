@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from airflow_provider_ghl.exceptions import GHLInputError
 from airflow_provider_ghl.webhooks.options import (
+    DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_INBOX,
     DEFAULT_MAX_AGE_SECONDS,
     DEFAULT_MAX_BODY_BYTES,
@@ -42,6 +43,7 @@ class WebhookSettings:
     :param accept_legacy: whether a delivery signed only with ``X-WH-Signature`` is accepted.
     :param max_age_seconds: the oldest ``timestamp`` accepted, in seconds before now.
     :param max_body_bytes: the largest body accepted.
+    :param body_timeout_seconds: how long the whole body may take to arrive after the headers.
     """
 
     enabled: bool = False
@@ -51,6 +53,7 @@ class WebhookSettings:
     accept_legacy: bool = True
     max_age_seconds: int = DEFAULT_MAX_AGE_SECONDS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
         if not self.inbox.startswith(("sqlite:///", "redis://")):
@@ -61,6 +64,10 @@ class WebhookSettings:
             raise GHLInputError(_option("max_age_seconds"), f"must be at least 1, got {self.max_age_seconds}")
         if self.max_body_bytes < 1024:
             raise GHLInputError(_option("max_body_bytes"), f"must be at least 1024, got {self.max_body_bytes}")
+        if not 1 <= self.body_timeout_seconds <= 300:
+            raise GHLInputError(
+                _option("body_timeout_seconds"), f"must be 1 to 300 seconds, got {self.body_timeout_seconds}"
+            )
         self.verifier()  # both keys parse and are of the right kind
 
     def verifier(self) -> SignatureVerifier:

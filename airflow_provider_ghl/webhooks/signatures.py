@@ -72,6 +72,23 @@ class SignatureVerifier:
     public_key: ed25519.Ed25519PublicKey
     legacy_key: rsa.RSAPublicKey | None = None
 
+    def presented(self, headers: Mapping[str, str]) -> tuple[str, bytes]:
+        """The signature a delivery presents, ``(scheme, signature)``, judged from its headers alone: the receiver
+        asks before it reads a byte of the body, so a request without a usable signature costs nothing.
+
+        :param headers: the request headers (a case-insensitive mapping, as Starlette's).
+        :raises SignatureRefused: no usable signature header, or one that is not base64.
+        """
+        current = headers.get(SIGNATURE_HEADER)
+        if current is not None:
+            return "ed25519", _signature(current)
+        legacy = headers.get(LEGACY_SIGNATURE_HEADER)
+        if legacy is not None and self.legacy_key is not None:
+            return "rsa", _signature(legacy)
+        if legacy is not None:
+            raise SignatureRefused("missing", f"no {SIGNATURE_HEADER}, and {LEGACY_SIGNATURE_HEADER} is not accepted")
+        raise SignatureRefused("missing", f"no {SIGNATURE_HEADER} header")
+
     def verify(self, body: bytes, headers: Mapping[str, str]) -> str:
         """The scheme that verified ``body`` (``ed25519`` or ``rsa``).
 
@@ -79,20 +96,14 @@ class SignatureVerifier:
         :param headers: the request headers (a case-insensitive mapping, as Starlette's).
         :raises SignatureRefused: no usable signature, or one that does not verify.
         """
-        current = headers.get(SIGNATURE_HEADER)
-        if current is not None:
-            try:
-                self.public_key.verify(_signature(current), body)
-            except InvalidSignature:
-                raise SignatureRefused("invalid", f"{SIGNATURE_HEADER} does not verify") from None
-            return "ed25519"
-        legacy = headers.get(LEGACY_SIGNATURE_HEADER)
-        if legacy is not None and self.legacy_key is not None:
-            try:
-                self.legacy_key.verify(_signature(legacy), body, padding.PKCS1v15(), hashes.SHA256())
-            except InvalidSignature:
-                raise SignatureRefused("invalid", f"{LEGACY_SIGNATURE_HEADER} does not verify") from None
-            return "rsa"
-        if legacy is not None:
-            raise SignatureRefused("missing", f"no {SIGNATURE_HEADER}, and {LEGACY_SIGNATURE_HEADER} is not accepted")
-        raise SignatureRefused("missing", f"no {SIGNATURE_HEADER} header")
+        scheme, signature = self.presented(headers)
+        try:
+            if scheme == "ed25519":
+                self.public_key.verify(signature, body)
+            else:
+                assert self.legacy_key is not None  # presented() offers rsa only with a legacy key
+                self.legacy_key.verify(signature, body, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            header = SIGNATURE_HEADER if scheme == "ed25519" else LEGACY_SIGNATURE_HEADER
+            raise SignatureRefused("invalid", f"{header} does not verify") from None
+        return scheme

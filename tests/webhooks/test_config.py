@@ -32,7 +32,7 @@ def test_the_section_is_declared_in_the_provider_info() -> None:
     section = get_provider_info()["config"][SECTION]
     assert set(section["options"]) == set(OPTIONS) == {
         "enabled", "inbox", "public_key", "legacy_public_key", "accept_legacy", "max_age_seconds",
-        "max_body_bytes",
+        "max_body_bytes", "body_timeout_seconds",
     }  # fmt: skip
     for name, option in section["options"].items():
         assert option["description"] and option["type"] in ("string", "boolean", "integer"), name
