@@ -92,7 +92,8 @@ def child_baseline(args: argparse.Namespace) -> dict[str, Any]:
 
 def child_export(args: argparse.Namespace) -> dict[str, Any]:
     """GHLExportContactsOperator.execute, as a worker would run it (connection from AIRFLOW_CONN_*); the
-    ``parquet`` child writes typed Parquet instead of JSON Lines."""
+    ``parquet`` child writes typed Parquet instead of JSON Lines, ``csv`` CSV (formula cells neutralised, the
+    default) and ``csv_kept`` CSV with ``neutralise_csv_formulas=False``."""
     # More connection extras (e.g. {"budget_backend": "process"}) from GHL_BENCH_EXTRA, as bench_hook_overhead.
     extra = json.loads(os.environ.get("GHL_BENCH_EXTRA", "{}"))
     conn_id = use_bench_connection(args.base_url, args.token, args.location, **extra)
@@ -104,7 +105,8 @@ def child_export(args: argparse.Namespace) -> dict[str, Any]:
         output_path=f"file://{args.out}",
         page_limit=args.page_limit,
         records_per_file=args.records_per_file,
-        file_format="parquet" if args.child == "parquet" else "jsonl",
+        file_format={"parquet": "parquet", "csv": "csv", "csv_kept": "csv"}.get(args.child, "jsonl"),
+        neutralise_csv_formulas=args.child != "csv_kept",
     )
     rss_before = status_kib("VmRSS")
     cpu0, t0 = own_cpu_seconds(), time.perf_counter()
@@ -169,6 +171,14 @@ def count_exported(out: Path) -> tuple[int, int]:
             column = pq.read_table(out / name, columns=["id"]).column("id").to_pylist()
             lines += len(column)
             ids.update(column)
+            continue
+        if name.endswith(".csv"):
+            import csv
+
+            with open(out / name, newline="", encoding="utf-8") as fh:
+                for record in csv.DictReader(fh):
+                    lines += 1
+                    ids.add(record["id"])
             continue
         with open(out / name, "rb") as fh:
             for line in fh:
@@ -235,8 +245,9 @@ def measure_size(n: int, args: argparse.Namespace, env: dict[str, str], work: Pa
     return {"contacts": n, "sandbox_startup_s": startup, "warmup_s": warm_seconds, "runs": runs}
 
 
-#: The children: the bare loop, the JSON Lines export, the Parquet export.
-KINDS = ("baseline", "export", "parquet")
+#: The children: the bare loop, the JSON Lines export, the Parquet export, the CSV export with formula cells
+#: neutralised (the default) and kept.
+KINDS = ("baseline", "export", "parquet", "csv", "csv_kept")
 
 
 def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -335,10 +346,15 @@ def main(argv: list[str] | None = None) -> int:
         n = size["contacts"]
         base, export = best(size["runs"]["baseline"]), best(size["runs"]["export"])
         parquet = best(size["runs"]["parquet"])
+        csv_, csv_kept = best(size["runs"]["csv"]), best(size["runs"]["csv_kept"])
         rows.append(row("bare requests+json", n, base, None))
         rows.append(row("GHLExportContactsOperator", n, export, base["cpu"]))
         rows.append(row("  ... file_format=parquet", n, parquet, base["cpu"]))
-        summary_sizes.append({**size, "baseline": base, "export": export, "parquet": parquet})
+        rows.append(row("  ... file_format=csv", n, csv_, base["cpu"]))
+        rows.append(row("  ... csv, formulas kept", n, csv_kept, base["cpu"]))
+        summary_sizes.append(
+            {**size, "baseline": base, "export": export, "parquet": parquet, "csv": csv_, "csv_kept": csv_kept}
+        )
     small, large = summary_sizes
     rss_ratio = large["export"]["peak_kib"] / small["export"]["peak_kib"]
     cpu_ratio = large["export"]["cpu"] / large["baseline"]["cpu"]
@@ -348,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     exact = all(
         r["records"] == s["contacts"] and r["lines"] == s["contacts"] and r["distinct_ids"] == s["contacts"]
         for s in summary_sizes
-        for kind in ("export", "parquet")
+        for kind in ("export", "parquet", "csv", "csv_kept")
         for r in s["runs"][kind]
     )
     clean = all(
@@ -387,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{large['parquet']['records'] / large['parquet']['wall']:,.0f} contacts/s, "
         f"peak RSS {large['parquet']['peak_kib'] / 1024:.0f} MiB (reported)"
     )
+    neutralise_ratio = large["csv"]["cpu"] / large["csv_kept"]["cpu"]
+    print(
+        f"csv: {large['csv']['cpu']:.2f} s client CPU with formula cells neutralised vs "
+        f"{large['csv_kept']['cpu']:.2f} s kept = {neutralise_ratio:.2f} x (reported)"
+    )
     if not exact:
         print("export output is wrong: records, lines or distinct ids differ from the contacts")
     if not clean:
@@ -400,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_growth_mib": growth,
         "cpu_ratio_vs_bare": cpu_ratio,
         "parquet_cpu_ratio_vs_bare": parquet_ratio,
+        "csv_neutralised_cpu_ratio_vs_kept": neutralise_ratio,
         "exact": exact,
         "clean": clean,
         "passed": ok,

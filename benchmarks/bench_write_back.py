@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = run["counts"]
     print()
     print_rows(
-        "sync back under the sandbox budget",
+        "write-back under the sandbox budget",
         [
             ("records", f"{args.records}: {mix['new']} new, {mix['changed']} changed, {mix['unchanged']} unchanged"),
             ("budget", f"{args.max_requests} / {args.interval_ms / 1000:g} s = {budget:g} requests/s"),

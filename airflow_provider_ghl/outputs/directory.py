@@ -36,6 +36,7 @@ FORMATS = ("jsonl", "csv", "parquet")
 COMPRESSIONS = (None, "gzip")
 #: What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset("".join(FORMULA_STARTS))
 #: A plain number: it may start with ``+`` or ``-`` (an E.164 phone, a negative amount) and is no formula.
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 #: Records gathered in memory before one write to the part file (see :class:`PartWriter`).
@@ -273,8 +274,7 @@ class PartWriter:
 
     def write(self, record: Mapping[str, Any]) -> None:
         if self._csv is not None:
-            row = flatten(record)
-            self._csv.writerow({k: neutralised(v) for k, v in row.items()} if self._neutralise else row)
+            self._csv.writerow(flatten(record, neutralise=self._neutralise))
         else:
             self._lines.append(json_line(record))
         self.records += 1
@@ -322,18 +322,26 @@ class _LineSink:
         self._lines.append(row.encode("utf-8"))
 
 
-def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts become ``a.b`` columns; lists of scalars are joined with ``|``; other lists stay JSON."""
+def flatten(record: Mapping[str, Any], prefix: str = "", *, neutralise: bool = False) -> dict[str, Any]:
+    """Nested dicts become ``a.b`` columns; lists of scalars are joined with ``|``; other lists stay JSON.
+
+    :param record: the record.
+    :param prefix: the column prefix of a nested record.
+    :param neutralise: text cells that would start a spreadsheet formula go through :func:`neutralised` (here,
+        in the one pass over the cells: a second pass cost as much as the CSV writer).
+    """
     flat: dict[str, Any] = {}
     for key, value in record.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}."))
-        elif isinstance(value, list):
+            flat.update(flatten(value, f"{name}.", neutralise=neutralise))
+            continue
+        if isinstance(value, list):
             scalars = all(not isinstance(v, Mapping | list) for v in value)
-            flat[name] = "|".join("" if v is None else str(v) for v in value) if scalars else json.dumps(value)
-        else:
-            flat[name] = value
+            value = "|".join("" if v is None else str(v) for v in value) if scalars else json.dumps(value)
+        if neutralise and value.__class__ is str and value[:1] in _FORMULA_FIRST:
+            value = neutralised(value)
+        flat[name] = value
     return flat
 
 
