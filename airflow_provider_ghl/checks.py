@@ -10,6 +10,8 @@ are built from these. This module imports nothing of the provider but its except
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -270,6 +272,44 @@ def output_location(field: str, value: Any) -> ObjectStoragePath:
         path.fs  # noqa: B018 -- resolving the filesystem is the check
     except Exception as exc:
         raise GHLInputError(field, f"{str(path)!r} is not a usable storage URI: {exc}") from exc
+    return trusted_location(field, path)
+
+
+def local_path(path: ObjectStoragePath) -> str | None:
+    """Where ``path`` is on this machine's disk (``file://`` or an absolute path); None for a remote store."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    return str(path.path) if isinstance(path.fs, LocalFileSystem) else None
+
+
+def trusted_location(field: str, path: ObjectStoragePath) -> ObjectStoragePath:
+    """``path`` unless it is on this machine in a directory another local user controls.
+
+    The nearest directory of ``path`` that exists (itself, its parent for a file, or the one it would be made
+    in) must be this process's user's, or root's and closed to others' writes, or sticky like ``/tmp`` (what is
+    made in it stays ours). A directory someone else made first could hold a planted input, manifest or link.
+    Remote stores are their bucket policy's business.
+
+    :param field: the argument, named in the error.
+    :param path: the location.
+    """
+    local = local_path(path)
+    if local is None:
+        return path
+    directory = os.path.abspath(local)
+    while not os.path.lexists(directory) and directory != os.path.dirname(directory):
+        directory = os.path.dirname(directory)
+    if not os.path.isdir(directory) or os.path.islink(directory):
+        directory = os.path.dirname(directory)
+    info = os.stat(directory)
+    mine = info.st_uid == os.geteuid()
+    closed = info.st_uid == 0 and (not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or info.st_mode & stat.S_ISVTX)
+    if not (mine or closed):
+        raise GHLInputError(
+            field,
+            f"{directory!r} belongs to uid {info.st_uid} (mode {stat.filemode(info.st_mode)}), not to this "
+            f"process's user (uid {os.geteuid()}): only the Airflow user's directories are trusted",
+        )
     return path
 
 

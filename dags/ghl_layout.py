@@ -23,16 +23,20 @@ Imports nothing from Airflow, so a script can use it before it has configured Ai
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Protocol, Self, TypeVar, overload
 
 #: Airflow Variable with the output root URI (any Airflow object-storage URI, e.g. ``s3://bucket/ghl``).
 EXPORT_ROOT_VARIABLE = "ghl_export_root"
 #: The root when the Variable is unset.
-DEFAULT_EXPORT_ROOT = "file:///tmp/ghl-exports"
+#: Under AIRFLOW_HOME (as Airflow resolves it: the variable, else ``~/airflow``), never a shared, world-writable
+#: place such as /tmp, where another local user could make the directory first and plant inputs or manifests.
+DEFAULT_EXPORT_ROOT = Path(os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow"), "ghl-exports").as_uri()
 #: The root, for templates: the Variable, read when the task renders (never when the DAG file is parsed).
 EXPORT_ROOT = f"{{{{ var.value.get('{EXPORT_ROOT_VARIABLE}', '{DEFAULT_EXPORT_ROOT}') }}}}"
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperatorLink, ObjectStoragePath
 
+from airflow_provider_ghl.checks import trusted_location
 from airflow_provider_ghl.operators.base import GHLBaseOperator
 from airflow_provider_ghl.outputs.lineage import DatasetName, lineage
 from airflow_provider_ghl.outputs.runs import CommittedOutput, read_committed
@@ -110,8 +111,8 @@ class GHLOutputOperator(GHLBaseOperator):
             if not path or path == str(current):
                 continue
             try:
-                found = read_committed(ObjectStoragePath(path))
-            except Exception as err:  # the storage of an old output may be gone or unreadable
+                found = read_committed(trusted_location("previous output", ObjectStoragePath(path)))
+            except Exception as err:  # the storage of an old output may be gone, unreadable or not ours
                 log.warning("The previous output %s cannot be read (%s); looking further back.", path, err)
                 continue
             if found is not None and (found.dataset, found.location_id) == (dataset, location_id):

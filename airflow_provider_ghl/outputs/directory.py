@@ -11,10 +11,12 @@ Layout under the output directory (any Airflow object-storage URI: ``file://``, 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import importlib.util
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,7 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider_ghl.checks import require_choice
+from airflow_provider_ghl.checks import local_path, require_choice
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError
 
 if TYPE_CHECKING:
@@ -71,6 +73,32 @@ def neutralised(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
+
+
+def make_private_dirs(path: ObjectStoragePath) -> None:
+    """``path`` and its missing parents as directories; on this machine the ones made here are ``0700`` (outputs
+    hold contacts: no other local user reads them)."""
+    local = local_path(path)
+    if local is None:
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    missing = []
+    directory = os.path.abspath(local)
+    while not os.path.exists(directory):
+        missing.append(directory)
+        directory = os.path.dirname(directory)
+    for name in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another attempt made it meanwhile
+            os.mkdir(name, 0o700)
+
+
+def open_private(path: ObjectStoragePath) -> IO[bytes]:
+    """``path`` opened for writing; on this machine readable by the Airflow user alone (``0600``)."""
+    handle: IO[bytes] = path.open("wb")
+    local = local_path(path)
+    if local is not None:
+        os.chmod(local, 0o600)  # before a byte is written
+    return handle
 
 
 def read_json(path: ObjectStoragePath) -> dict[str, Any] | None:
@@ -203,9 +231,9 @@ class OutputDirectory:
         return PartInfo(name, records, len(data))
 
     def _write_atomically(self, path: ObjectStoragePath, data: bytes) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.root)
         tmp = self.root / f".{path.name}.inprogress"
-        with tmp.open("wb") as fh:
+        with open_private(tmp) as fh:
             fh.write(data)
         tmp.rename(path)
 
@@ -230,7 +258,7 @@ class OutputDirectory:
 
     def open_part(self, dataset: str, number: int, columns: Sequence[str] | ParquetTable | None = None) -> PartWriter:
         """A writer for part ``number`` of ``dataset``, laid out by ``columns`` (see :meth:`record_layouts`)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.root)
         name = self.part_name(dataset, number)
         if self.fmt == "parquet":
             from airflow_provider_ghl.outputs.parquet import ParquetPartWriter, ParquetTable
@@ -259,7 +287,7 @@ class PartWriter:
         self.final = output.root / name
         self.tmp = output.root / f".{name}.inprogress"
         self.records = 0
-        self._raw: IO[bytes] = self.tmp.open("wb")
+        self._raw: IO[bytes] = open_private(self.tmp)
         self._zip = gzip.GzipFile(fileobj=self._raw, mode="wb", compresslevel=6) if output.compression else None
         self._sink: IO[bytes] = self._zip or self._raw  # type: ignore[assignment]
         # Lines are gathered in memory and written FLUSH_RECORDS at a time: every call on the file object goes
@@ -352,7 +380,7 @@ def write_records_file(path: ObjectStoragePath, records: Iterable[Mapping[str, A
     error mid-walk) leaves no file behind.
     """
     output = OutputDirectory(path.parent, compression="gzip" if path.name.endswith(".gz") else None)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     writer = PartWriter(output, path.name, None)
     try:
         writer.write_many(records)

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from airflow_provider_ghl.outputs.directory import PartInfo, PartWriter
+from airflow_provider_ghl.outputs.directory import PartInfo, PartWriter, open_private
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -317,7 +317,7 @@ class ParquetPartWriter(PartWriter):
         self._schema = table.schema()
         self._convert = table.converter()
         self._rows: list[dict[str, Any]] = []
-        self._raw: IO[bytes] = self.tmp.open("wb")
+        self._raw: IO[bytes] = open_private(self.tmp)
         self._writer: Any = pq.ParquetWriter(self._raw, self._schema, compression=output.compression or "snappy")
 
     def write(self, record: Mapping[str, Any]) -> None:

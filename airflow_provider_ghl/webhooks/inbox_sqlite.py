@@ -77,9 +77,13 @@ class SQLiteInbox:
         self._write_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The events are contacts' data: the file is the Airflow user's alone. SQLite gives its -wal and
+            # -shm files the mode of the database file.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+            os.chmod(self.path, 0o600)
         except OSError as err:
-            raise GHLInboxError(self.url, f"cannot create {self.path.parent}: {err}") from None
+            raise GHLInboxError(self.url, f"cannot create {self.path}: {err.strerror or err}") from None
         with self._write() as conn:  # two processes opening a new file at once: one creates, one waits
             for statement in _SCHEMA.split(";"):
                 if statement.strip():

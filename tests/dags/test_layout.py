@@ -3,12 +3,13 @@ kind; and the provider's old import paths of it, kept for one release."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from ghl_layout import ENRICHMENT, EXPORT_ROOT, FULL_EXPORT, LOCATION
+from ghl_layout import DEFAULT_EXPORT_ROOT, ENRICHMENT, EXPORT_ROOT, FULL_EXPORT, LOCATION
 
 
 def test_full_export_goes_under_contacts_full_and_the_logical_date() -> None:
@@ -16,7 +17,7 @@ def test_full_export_goes_under_contacts_full_and_the_logical_date() -> None:
     assert FULL_EXPORT.path(Path("/o"), "loc", ds=day) == Path("/o/loc/contacts/full/2026-11-22")
     assert FULL_EXPORT.path("file:///o/", "loc", ds=day) == "file:///o/loc/contacts/full/2026-11-22"
     assert FULL_EXPORT.template() == (
-        "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}/" + LOCATION + "/contacts/full/{{ ds }}"
+        "{{ var.value.get('ghl_export_root', '" + DEFAULT_EXPORT_ROOT + "') }}/" + LOCATION + "/contacts/full/{{ ds }}"
     )
     assert FULL_EXPORT.describe() == "{ghl_export_root}/<location_id>/contacts/full/<ds>/"
 
@@ -52,14 +53,16 @@ def test_a_path_needs_exactly_the_layouts_run_values() -> None:
 
 
 def test_the_root_is_the_variable_with_its_default() -> None:
-    assert EXPORT_ROOT == "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}"
+    assert EXPORT_ROOT == "{{ var.value.get('ghl_export_root', '" + DEFAULT_EXPORT_ROOT + "') }}"
+    # Under AIRFLOW_HOME, not a shared, world-writable directory (#21 item 5).
+    assert (Path(os.environ["AIRFLOW_HOME"]) / "ghl-exports").as_uri() == DEFAULT_EXPORT_ROOT
 
 
 def test_webhook_batches_go_under_the_locations_webhooks_folder_by_batch_id(tmp_path: Path) -> None:
     from ghl_layout import WEBHOOK_BATCHES
 
     assert WEBHOOK_BATCHES.template() == (
-        "{{ var.value.get('ghl_export_root', 'file:///tmp/ghl-exports') }}/" + LOCATION + "/webhooks"
+        "{{ var.value.get('ghl_export_root', '" + DEFAULT_EXPORT_ROOT + "') }}/" + LOCATION + "/webhooks"
     )
     assert WEBHOOK_BATCHES.path("s3://b/ghl/", "loc") == "s3://b/ghl/loc/webhooks"
     batch = WEBHOOK_BATCHES.path(tmp_path, "loc", "000000000001-000000000200")
