@@ -24,13 +24,23 @@ from airflow_provider_ghl.exceptions import GHLInputError
 T = TypeVar("T")
 
 
+#: The longest id accepted; GHL's are about 20 to 40 characters.
+MAX_ID_LENGTH = 128
+
+
 def require_id(field: str, value: Any) -> str:
-    """A non-empty id string without whitespace or slashes (it goes into a URL path)."""
+    """A non-empty id string that can name a URL path segment or a directory and nothing else: printable, no
+    whitespace, no ``/`` or ``\\``, not ``.`` or ``..``, at most :data:`MAX_ID_LENGTH` characters."""
     if not isinstance(value, str) or not value.strip():
         raise GHLInputError(field, f"an id is required, got {value!r}")
     value = value.strip()
-    if any(c.isspace() for c in value) or "/" in value:
-        raise GHLInputError(field, f"not a valid id: {value!r}")
+    if (
+        len(value) > MAX_ID_LENGTH
+        or value in (".", "..")
+        or not value.isprintable()
+        or any(c.isspace() or c in "/\\" for c in value)
+    ):
+        raise GHLInputError(field, f"not a valid id: {value[:MAX_ID_LENGTH]!r}")
     return value
 
 

@@ -17,10 +17,14 @@ UNACKED_ID_FACTOR = 4
 LOCATIONS_KEY = "ghl:webhooks:locations"
 
 # KEYS: stream, meta, id key. ARGV: id TTL (s), webhook id, type, timestamp, body.
+# The event first, then the high-water mark, then the webhookId: a script that fails half-way (an error in XADD)
+# leaves nothing, so the retry of a delivery that could not be stored is stored, never answered "duplicate".
 _STORE = """
-if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1]) then return 0 end
-local seq = redis.call('HINCRBY', KEYS[2], 'high_water', 1)
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local seq = (tonumber(redis.call('HGET', KEYS[2], 'high_water')) or 0) + 1
 redis.call('XADD', KEYS[1], '0-' .. seq, 'w', ARGV[2], 't', ARGV[3], 'ts', ARGV[4], 'b', ARGV[5])
+redis.call('HSET', KEYS[2], 'high_water', seq)
+redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
 return seq
 """
 

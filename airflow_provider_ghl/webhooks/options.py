@@ -33,7 +33,9 @@ GHL_LEGACY_PUBLIC_KEY = (
 )
 
 DEFAULT_INBOX = "sqlite:///{AIRFLOW_HOME}/ghl_webhooks.db"
-DEFAULT_MAX_AGE_SECONDS = 300
+#: GHL retries a delivery answered 429 about every 10 minutes for an hour, keeping (it seems) its first
+#: ``timestamp``: the window covers that hour and some, or a retried event would be refused as stale and lost.
+DEFAULT_MAX_AGE_SECONDS = 4200
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_BODY_TIMEOUT_SECONDS = 10
 
@@ -78,7 +80,9 @@ OPTIONS: dict[str, tuple[str, str, str | None, str]] = {
         "integer",
         str(DEFAULT_MAX_AGE_SECONDS),
         "600",
-        "Refuse a delivery whose timestamp is older than this (or more than a minute ahead): replay protection.",
+        "Refuse a delivery whose timestamp is older than this (or more than a minute ahead): replay protection. "
+        "The default covers GHL's retries of a delivery answered 429 (about an hour); it must stay under the "
+        "inbox's 7-day memory of webhookIds, which stops replays inside the window.",
     ),
     "max_body_bytes": (
         "integer",

@@ -154,6 +154,9 @@ def _check_fields(payload: Any) -> dict[str, Any]:
             raise Refused(400, "missing_field", f"{field}: missing or not a non-empty string")
         if len(value) > MAX_FIELD_LENGTH or not value.isprintable() or any(c in value for c in "{} "):
             raise Refused(400, "malformed", f"{field}: not a plausible GHL value")
+        if field in ("locationId", "webhookId") and (value in (".", "..") or any(c in value for c in "/\\")):
+            # They name keys, and a location names directories: never a path of its own.
+            raise Refused(400, "malformed", f"{field}: not a GHL id")
     return payload
 
 

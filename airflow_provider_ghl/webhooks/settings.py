@@ -12,6 +12,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from airflow_provider_ghl.exceptions import GHLInputError
+from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS
 from airflow_provider_ghl.webhooks.options import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
     DEFAULT_INBOX,
@@ -60,8 +61,13 @@ class WebhookSettings:
             raise GHLInputError(
                 _option("inbox"), f"use sqlite:///<absolute path> or redis://<conn_id>, got {self.inbox!r}"
             )
-        if self.max_age_seconds < 1:
-            raise GHLInputError(_option("max_age_seconds"), f"must be at least 1, got {self.max_age_seconds}")
+        if not 1 <= self.max_age_seconds < RETENTION_SECONDS:
+            # A delivery older than the inbox remembers webhookIds for could be replayed once that memory expired.
+            raise GHLInputError(
+                _option("max_age_seconds"),
+                f"must be 1 to {RETENTION_SECONDS - 1} (under the inbox's {RETENTION_SECONDS} s memory of "
+                f"webhookIds), got {self.max_age_seconds}",
+            )
         if self.max_body_bytes < 1024:
             raise GHLInputError(_option("max_body_bytes"), f"must be at least 1024, got {self.max_body_bytes}")
         if not 1 <= self.body_timeout_seconds <= 300:

@@ -26,6 +26,8 @@ BAD_INPUT: list[tuple[type, dict[str, Any], str]] = [
     (c.GHLGetContactOperator, {"contact_id": ""}, "contact_id"),
     (c.GHLGetContactOperator, {"contact_id": "a/b"}, "contact_id"),
     (c.GHLGetContactOperator, {**CID, "location_id": "has space"}, "location_id"),
+    (c.GHLGetContactOperator, {**CID, "location_id": ".."}, "location_id"),  # it may name a directory
+    (c.GHLGetContactOperator, {"contact_id": "a\\b"}, "contact_id"),
     (c.GHLSearchContactsOperator, {"filters": {"field": "tags"}}, "filters"),
     (c.GHLSearchContactsOperator, {"filters": "[1]"}, "filters[0]"),
     (c.GHLSearchContactsOperator, {"since": "yesterday-ish"}, "since"),

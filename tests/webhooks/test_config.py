@@ -22,7 +22,7 @@ def test_the_defaults_are_ghls_published_keys() -> None:
     assert isinstance(current, ed25519.Ed25519PublicKey)
     assert isinstance(legacy, rsa.RSAPublicKey) and legacy.key_size == 4096
     settings = WebhookSettings()
-    assert (settings.accept_legacy, settings.max_age_seconds, settings.max_body_bytes) == (True, 300, 1024 * 1024)
+    assert (settings.accept_legacy, settings.max_age_seconds, settings.max_body_bytes) == (True, 4200, 1024 * 1024)
     assert settings.inbox == "sqlite:///{AIRFLOW_HOME}/ghl_webhooks.db"
     pem = current.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert WebhookSettings(public_key=pem.decode()).verifier().public_key == current  # PEM is accepted too
@@ -39,7 +39,7 @@ def test_the_section_is_declared_in_the_provider_info() -> None:
     from airflow.configuration import conf
 
     # Airflow knows the defaults from the declaration itself (no fallback given here).
-    assert conf.get(SECTION, "max_age_seconds") == "300"
+    assert conf.get(SECTION, "max_age_seconds") == "4200"
     assert conf.get(SECTION, "public_key") == GHL_PUBLIC_KEY
 
 
@@ -67,7 +67,9 @@ def test_load_reads_airflow_ghl_webhooks_environment_variables(signer: Signer, m
     ("option", "value", "problem"),
     [
         ("max_age_seconds", "soon", "must be an integer, got 'soon'"),
-        ("max_age_seconds", "0", "must be at least 1"),
+        ("max_age_seconds", "0", "must be 1 to 604799"),
+        # Past the inbox's 7-day memory of webhookIds a replay would be stored again.
+        ("max_age_seconds", str(7 * 24 * 3600), "under the inbox's 604800 s memory of webhookIds"),
         ("max_body_bytes", "10", "must be at least 1024"),
         ("accept_legacy", "maybe", "must be a boolean"),
         ("inbox", "postgres://db/x", "use sqlite:///<absolute path> or redis://<conn_id>"),

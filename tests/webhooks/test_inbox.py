@@ -222,3 +222,25 @@ def test_redis_keys_expire_from_the_ack_and_acked_entries_leave_the_stream(
     assert raw.ttl("ghl:webhooks:{loc1}:id:b") > RETENTION_SECONDS
     assert [entry_id for entry_id, _ in raw.xrange("ghl:webhooks:{loc1}")] == [b"0-2"]
     inbox.close()
+
+
+def test_a_redis_store_that_fails_half_way_leaves_nothing_so_its_retry_is_stored(
+    redis_inbox_url: str, redis_server: RedisServer
+) -> None:
+    """#21 item 8: the dedupe key is set only once the event is in the stream. Here XADD fails (the stream's key
+    holds a string): nothing is kept, and the redelivery of the same webhookId is stored, not called a duplicate."""
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    inbox = open_inbox(redis_inbox_url)
+    try:
+        client.set("ghl:webhooks:{loc-x}", "not a stream")
+        with pytest.raises(GHLInboxError):
+            inbox.store("loc-x", "wh-1", "ContactCreate", "2026-12-07T10:00:00Z", {"id": "c1"})
+        assert client.keys("ghl:webhooks:{loc-x}:*") == []  # no dedupe key, no high-water mark
+        client.delete("ghl:webhooks:{loc-x}")
+        assert inbox.store("loc-x", "wh-1", "ContactCreate", "2026-12-07T10:00:00Z", {"id": "c1"}) is True
+        assert inbox.store("loc-x", "wh-1", "ContactCreate", "2026-12-07T10:00:00Z", {"id": "c1"}) is False
+        assert inbox.pending() == {"loc-x": 1}
+    finally:
+        inbox.close()

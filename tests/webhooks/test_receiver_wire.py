@@ -128,12 +128,15 @@ def test_stale_malformed_incomplete_and_oversized_deliveries_are_refused_and_not
         return raw, {"X-GHL-Signature": signer.sign(raw), "Content-Type": "application/json"}
 
     cases: list[tuple[str, bytes, dict[str, str], int, str]] = [
-        ("stale", *signer.delivery(event("loc1", age=301)), 400, "stale"),
+        ("stale", *signer.delivery(event("loc1", age=4201)), 400, "stale"),  # the default window is 4,200 s
         ("from the future", *signer.delivery(event("loc1", age=-120)), 400, "stale"),
         ("not JSON", *signed(b'{"type": "ContactCreate",'), 400, "malformed"),
         ("not an object", *signed(b'["ContactCreate"]'), 400, "malformed"),
         ("bad timestamp", *signer.delivery({**event("loc1"), "timestamp": "yesterday"}), 400, "malformed"),
         ("braces in locationId", *signer.delivery({**event("loc1"), "locationId": "{x}"}), 400, "malformed"),
+        # A location names directories: a dot segment or a slash never becomes one (#21 item 8).
+        ("dot-dot locationId", *signer.delivery({**event("loc1"), "locationId": ".."}), 400, "malformed"),
+        ("slash in webhookId", *signer.delivery({**event("loc1"), "webhookId": "a/../b"}), 400, "malformed"),
         ("oversized", *signer.delivery(event("loc1", pad="x" * 5000)), 413, "too_large"),
     ]
     for field in ("type", "locationId", "webhookId", "timestamp"):
