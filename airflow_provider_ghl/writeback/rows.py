@@ -11,6 +11,10 @@ it is rejected, so one bad row never stops the others. Records hold GHL's field 
 
 Fields GHL computes (``dateAdded``, ``locationId``, the lower-case copies...) are ignored, so an export's file
 can be fed back as it is.
+
+Every input is bounded: a row over :data:`MAX_ROW_BYTES` is rejected without being held in memory (its dead
+letter keeps the first bytes and says why), and so is a row with a text value over :data:`MAX_FIELD_CHARS` (CSV's
+own cell limit): a file of hostile rows costs no more memory than one row.
 """
 
 from __future__ import annotations
@@ -100,6 +104,21 @@ class WriteBackRecord:
         return self.fields.get("phone")
 
 
+#: The largest row (a JSON line, or a CSV row's physical lines) read; a contact with its tasks and notes is far
+#: smaller.
+MAX_ROW_BYTES = 1024 * 1024
+#: The longest text value of a record (the csv module's own cell limit, so both formats agree).
+MAX_FIELD_CHARS = 131_072
+#: How much of an oversized row its dead letter keeps.
+OVERSIZED_KEPT = 256
+
+
+def _cut_row(number: int, head: bytes, problem: str) -> InputRow:
+    """A rejected row too large to keep: its dead letter is its first bytes on one line, marked as cut."""
+    kept = head[:OVERSIZED_KEPT].replace(b"\n", b" ").replace(b"\r", b" ")
+    return InputRow(number, kept + b"...\n", problem=problem)
+
+
 @dataclass
 class InputRow:
     """One data row of the input file.
@@ -172,7 +191,13 @@ class InputFile:
     @staticmethod
     def _json_rows(binary: IO[bytes]) -> Iterator[InputRow]:
         number = 0
-        for line in binary:
+        while line := binary.readline(MAX_ROW_BYTES + 1):
+            if len(line) > MAX_ROW_BYTES and not line.endswith(b"\n"):
+                while (rest := binary.readline(1 << 16)) and not rest.endswith(b"\n"):
+                    pass  # the rest of the line, read and dropped a piece at a time
+                number += 1
+                yield _cut_row(number, line, f"a line over {MAX_ROW_BYTES} bytes: not read")
+                continue
             if not line.strip():
                 continue
             number += 1
@@ -192,10 +217,19 @@ class InputFile:
         # csv.reader pulls one physical line at a time and never reads ahead, so the lines taken since the last
         # row are exactly that row's text (a quoted cell may span lines).
         taken: list[str] = []
+        # Characters of the row so far; over MAX_ROW_BYTES the row is dropped (its lines still read, not kept).
+        size = [0]
 
         def lines() -> Iterator[str]:
-            for line in text:
-                taken.append(line)
+            while line := text.readline(MAX_ROW_BYTES + 1):
+                if len(line) > MAX_ROW_BYTES and not line.endswith("\n"):
+                    while (rest := text.readline(1 << 16)) and not rest.endswith("\n"):
+                        pass
+                    line = "\n"  # the csv reader sees an empty line; the row is rejected below
+                    size[0] = MAX_ROW_BYTES + 1
+                size[0] += len(line)
+                if size[0] <= MAX_ROW_BYTES:
+                    taken.append(line)
                 yield line
 
         reader = csv.reader(lines())
@@ -204,11 +238,28 @@ class InputFile:
             return
         self.header = "".join(taken).encode("utf-8")
         taken.clear()
+        size[0] = 0
         columns = [c.strip() for c in header]
         number = 0
-        for cells in reader:
+        while True:
+            try:
+                cells = next(reader, None)
+            except csv.Error as err:  # a cell over the csv module's limit: that row only
+                raw = "".join(taken).encode("utf-8")
+                taken.clear()
+                size[0] = 0
+                number += 1
+                yield _cut_row(number, raw, f"not CSV: {err}")
+                continue
+            if cells is None:
+                break
             raw = "".join(taken).encode("utf-8")
+            oversized, size[0] = size[0] > MAX_ROW_BYTES, 0
             taken.clear()
+            if oversized:
+                number += 1
+                yield _cut_row(number, raw, f"a row over {MAX_ROW_BYTES} bytes: not read")
+                continue
             if not any(c.strip() for c in cells):
                 continue
             number += 1
@@ -258,6 +309,7 @@ def _as_mapping(value: Any) -> dict[str, Any]:
 
 def parse_record(data: Mapping[str, Any]) -> WriteBackRecord:
     """Check one record (GHL's field names); :class:`RowRejected` naming the field when it cannot be applied."""
+    _bounded(data)
     fields: dict[str, Any] = {}
     for key, value in data.items():
         if value is None or key in IGNORED_FIELDS or key in ("id", "tags", "customFields", "tasks", "notes"):
@@ -277,6 +329,19 @@ def parse_record(data: Mapping[str, Any]) -> WriteBackRecord:
         tasks=tuple(_task(i, t) for i, t in enumerate(_list("tasks", data.get("tasks")))),
         notes=tuple(_note(i, n) for i, n in enumerate(_list("notes", data.get("notes")))),
     )
+
+
+def _bounded(value: Any, where: str = "") -> None:
+    """:class:`RowRejected` naming the first text value over :data:`MAX_FIELD_CHARS`, at any depth."""
+    if isinstance(value, str):
+        if len(value) > MAX_FIELD_CHARS:
+            raise RowRejected(f"{where or 'value'}: {len(value)} characters, over {MAX_FIELD_CHARS}")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _bounded(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _bounded(item, f"{where}[{i}]")
 
 
 def _field_value(key: str, value: Any) -> Any:

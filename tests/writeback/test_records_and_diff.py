@@ -147,3 +147,52 @@ def test_child_fingerprints_compare_instants_not_spellings() -> None:
     theirs = {"id": "t1", "title": "Call", "dueDate": "2026-05-01T10:00:00.000Z", "completed": True, "body": None}
     assert child_fingerprint("tasks", ours) == child_fingerprint("tasks", theirs)
     assert child_fingerprint("tasks", ours) != child_fingerprint("tasks", {**theirs, "title": "Call back"})
+
+
+def test_an_oversized_row_is_rejected_without_being_held_and_the_rows_after_it_go_on(tmp_path: Path) -> None:
+    """#21 item 8: one 40 MB JSON line (the review's took +700 MiB) is a rejected row that costs about one
+    MAX_ROW_BYTES of memory; a value over MAX_FIELD_CHARS is rejected naming the field."""
+    import tracemalloc
+
+    from airflow_provider_ghl.writeback.rows import MAX_FIELD_CHARS, MAX_ROW_BYTES
+
+    path = tmp_path / "in.jsonl"
+    with path.open("wb") as out:
+        out.write(b'{"email": "a@x.co"}\n{"email": "b@x.co", "firstName": "')
+        for _ in range(40):
+            out.write(b"x" * 1_000_000)
+        out.write(
+            b'"}\n{"email": "c@x.co", "lastName": "' + b"y" * (MAX_FIELD_CHARS + 1) + b'"}\n{"email": "d@x.co"}\n'
+        )
+    tracemalloc.start()
+    try:
+        _, rows = _rows(path, "jsonl")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [r.number for r in rows] == [1, 2, 3, 4]
+    assert rows[0].record is not None and rows[3].record is not None
+    assert rows[1].record is None and rows[1].problem == f"a line over {MAX_ROW_BYTES} bytes: not read"
+    assert rows[1].raw.startswith(b'{"email": "b@x.co"') and rows[1].raw.endswith(b"...\n") and len(rows[1].raw) < 300
+    assert rows[2].problem == f"lastName: {MAX_FIELD_CHARS + 1} characters, over {MAX_FIELD_CHARS}"
+    assert peak < 4 * MAX_ROW_BYTES, f"peak {peak} bytes"
+
+
+def test_an_oversized_csv_row_or_cell_is_rejected_and_the_rows_after_it_go_on(tmp_path: Path) -> None:
+    from airflow_provider_ghl.writeback.rows import MAX_ROW_BYTES
+
+    path = tmp_path / "in.csv"
+    long_line = "z" * (MAX_ROW_BYTES + 10)
+    path.write_text(
+        "email,firstName\n"
+        "a@x.co,Ada\n"
+        f"b@x.co,{long_line}\n"  # one physical line over the bound
+        f'c@x.co,"{"w" * 200_000}"\n'  # one cell over the csv module's limit
+        "d@x.co,Dee\n"
+    )
+    _, rows = _rows(path, "csv")
+    assert [r.number for r in rows] == [1, 2, 3, 4]
+    assert [r.record is not None for r in rows] == [True, False, False, True]
+    assert rows[1].problem == f"a row over {MAX_ROW_BYTES} bytes: not read"
+    assert rows[2].problem and rows[2].problem.startswith("not CSV: field larger than field limit")
+    assert rows[3].record is not None and rows[3].record.fields["firstName"] == "Dee"
