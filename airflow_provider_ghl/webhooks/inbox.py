@@ -124,8 +124,13 @@ class Inbox(Protocol):
         """Release connections."""
 
 
+#: A Redis inbox's key prefix (``redis://<conn_id>/<prefix>``): one deployment's keys on a shared server.
+REDIS_PREFIX = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
 def open_inbox(url: str) -> Inbox:
-    """The inbox at ``url``: ``sqlite:///<absolute path>`` or ``redis://<conn_id>``.
+    """The inbox at ``url``: ``sqlite:///<absolute path>``, or ``redis://<conn_id>`` (keys ``ghl:webhooks:...``)
+    or ``redis://<conn_id>/<prefix>`` (keys ``<prefix>:webhooks:...``, for deployments sharing a Redis server).
 
     ``{AIRFLOW_HOME}`` in the URL is replaced by this process's AIRFLOW_HOME.
 
@@ -146,12 +151,14 @@ def open_inbox(url: str) -> Inbox:
 
         return SQLiteInbox("/" + rest)
     if resolved.startswith("redis://"):
-        conn_id = resolved.removeprefix("redis://")
-        if not conn_id or any(c in conn_id for c in "/@:"):
+        conn_id, _, prefix = resolved.removeprefix("redis://").partition("/")
+        if not conn_id or any(c in conn_id for c in "@:"):
             raise GHLInboxError(url, "redis://<conn_id> names an Airflow redis connection, not a server address")
-        from airflow_provider_ghl.webhooks.inbox_redis import RedisStreamInbox
+        if prefix and not REDIS_PREFIX.fullmatch(prefix):
+            raise GHLInboxError(url, f"the key prefix after the connection id must match {REDIS_PREFIX.pattern}")
+        from airflow_provider_ghl.webhooks.inbox_redis import DEFAULT_PREFIX, RedisStreamInbox
 
-        return RedisStreamInbox.from_connection(conn_id)
+        return RedisStreamInbox.from_connection(conn_id, prefix or DEFAULT_PREFIX)
     raise GHLInboxError(url, "unknown inbox URL: use sqlite:///<absolute path> or redis://<redis conn id>")
 
 
@@ -171,8 +178,13 @@ def inbox_url(field: str, value: Any) -> str:
     url = value.strip()
     if url.startswith("sqlite:///") and url.removeprefix("sqlite://").startswith("/") and len(url) > 10:
         return url
-    conn_id = url.removeprefix("redis://")
+    conn_id, slash, prefix = url.removeprefix("redis://").partition("/")
     # The connection's id, never a server address (which would carry a password into logs and XComs).
-    if url.startswith("redis://") and conn_id and not any(c in conn_id for c in "/@:"):
+    if (
+        url.startswith("redis://")
+        and conn_id
+        and not any(c in conn_id for c in "@:")
+        and (not slash or REDIS_PREFIX.fullmatch(prefix))
+    ):
         return url
-    raise GHLInputError(field, f"must be sqlite:///<absolute path> or redis://<conn_id>, got {value!r}")
+    raise GHLInputError(field, f"must be sqlite:///<absolute path> or redis://<conn_id>[/<key prefix>], got {value!r}")

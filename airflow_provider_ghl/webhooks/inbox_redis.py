@@ -13,8 +13,9 @@ from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS, Batch, InboxE
 
 #: An unacked event's ``webhookId`` key lives this many retention periods (then the TTL restarts at the ack).
 UNACKED_ID_FACTOR = 4
-#: The set of locations that ever stored an event (``pending`` reads their meta hashes).
-LOCATIONS_KEY = "ghl:webhooks:locations"
+#: The first part of every key: one deployment's inbox; ``redis://<conn_id>/<prefix>`` names another, so two
+#: deployments can share one Redis server without draining each other.
+DEFAULT_PREFIX = "ghl"
 
 # KEYS: stream, meta, id key. ARGV: id TTL (s), webhook id, type, timestamp, body.
 # The event first, then the high-water mark, then the webhookId: a script that fails half-way (an error in XADD)
@@ -68,22 +69,28 @@ class RedisStreamInbox:
     """The inbox on a Redis server: a stream per location, shared by every machine.
 
     Keys of location L share the hash tag ``{L}`` (one cluster slot, so each script touches one slot):
-    the stream ``ghl:webhooks:{L}`` (entry id ``0-<seq>``), its ``:meta`` hash (``high_water``, ``applied``,
+    the stream ``<prefix>:webhooks:{L}`` (entry id ``0-<seq>``), its ``:meta`` hash (``high_water``, ``applied``,
     the open batch), its ``:versions`` hash (``<kind>:<record_id>`` -> timestamp) and one ``:id:<webhookId>``
-    key per event, whose TTL restarts at the ack. Acked entries are trimmed from the stream at the ack.
+    key per event, whose TTL restarts at the ack. Acked entries are trimmed from the stream at the ack. The set
+    ``<prefix>:webhooks:locations`` lists the locations that ever stored an event.
 
     :param client: a ``redis.Redis`` client.
     :param url: the inbox URL, named in errors.
+    :param prefix: the first part of every key (:data:`DEFAULT_PREFIX`).
     :param retention_seconds: TTL of a ``webhookId`` key from the ack; from the store it is
         :data:`UNACKED_ID_FACTOR` times that (the guard of an event waiting for a paused DAG).
     """
 
-    def __init__(self, client: Any, *, url: str, retention_seconds: float = RETENTION_SECONDS) -> None:
+    def __init__(
+        self, client: Any, *, url: str, retention_seconds: float = RETENTION_SECONDS, prefix: str = DEFAULT_PREFIX
+    ) -> None:
         import redis
 
         self._redis_error = redis.RedisError
         self._client = client
         self.url = url
+        self.prefix = prefix
+        self._locations_key = f"{prefix}:webhooks:locations"
         self.retention_seconds = int(retention_seconds)
         self._store = client.register_script(_STORE)
         self._claim = client.register_script(_CLAIM)
@@ -92,14 +99,19 @@ class RedisStreamInbox:
             client.ping()  # fail at open, not at the first event
 
     @classmethod
-    def from_connection(cls, redis_conn_id: str) -> RedisStreamInbox:
-        """The inbox on the server of an Airflow ``redis`` connection (as the shared budget gets it)."""
+    def from_connection(cls, redis_conn_id: str, prefix: str = DEFAULT_PREFIX) -> RedisStreamInbox:
+        """The inbox on the server of an Airflow ``redis`` connection (as the shared budget gets it).
+
+        :param redis_conn_id: the Airflow redis connection.
+        :param prefix: the first part of every key of this inbox.
+        """
         from airflow_provider_ghl.hooks.budget import redis_client
 
         client = redis_client(
             redis_conn_id, owner="[ghl_webhooks] inbox", feature="a redis:// inbox", setting="redis connection"
         )
-        return cls(client, url=f"redis://{redis_conn_id}")
+        url = f"redis://{redis_conn_id}" + ("" if prefix == DEFAULT_PREFIX else f"/{prefix}")
+        return cls(client, url=url, prefix=prefix)
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -108,16 +120,15 @@ class RedisStreamInbox:
         except self._redis_error as err:
             raise GHLInboxError(self.url, f"{type(err).__name__}: {err}") from None
 
-    @staticmethod
-    def _keys(location_id: str) -> tuple[str, str, str, str]:
-        tag = f"ghl:webhooks:{{{location_id}}}"
+    def _keys(self, location_id: str) -> tuple[str, str, str, str]:
+        tag = f"{self.prefix}:webhooks:{{{location_id}}}"
         return tag, f"{tag}:meta", f"{tag}:versions", f"{tag}:id:"
 
     def store(self, location_id: str, webhook_id: str, type: str, timestamp: str, body: dict[str, Any]) -> bool:
         stream, meta, _, id_prefix = self._keys(location_id)
         with self._errors():
             pipe = self._client.pipeline(transaction=False)  # one round trip; the script alone is atomic
-            pipe.sadd(LOCATIONS_KEY, location_id)
+            pipe.sadd(self._locations_key, location_id)
             self._store(
                 keys=[stream, meta, id_prefix + webhook_id],
                 args=[self.retention_seconds * UNACKED_ID_FACTOR, webhook_id, type, timestamp, orjson.dumps(body)],
@@ -128,7 +139,7 @@ class RedisStreamInbox:
 
     def pending(self) -> dict[str, int]:
         with self._errors():
-            locations = sorted(_text(v) for v in self._client.smembers(LOCATIONS_KEY))
+            locations = sorted(_text(v) for v in self._client.smembers(self._locations_key))
             pipe = self._client.pipeline(transaction=False)
             for location_id in locations:
                 pipe.hmget(self._keys(location_id)[1], "high_water", "applied")

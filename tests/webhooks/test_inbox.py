@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_ghl.exceptions import GHLInboxError
+from airflow_provider_ghl.exceptions import GHLInboxError, GHLInputError
 from airflow_provider_ghl.webhooks.inbox import Batch, Inbox, open_inbox
 from airflow_provider_ghl.webhooks.inbox_sqlite import SQLiteInbox
 from ghl_sandbox.redis_server import RedisServer
@@ -244,3 +244,28 @@ def test_a_redis_store_that_fails_half_way_leaves_nothing_so_its_retry_is_stored
         assert inbox.pending() == {"loc-x": 1}
     finally:
         inbox.close()
+
+
+def test_two_deployments_share_a_redis_server_through_their_key_prefixes(redis_inbox_url: str) -> None:
+    """#21 item 8: ``redis://<conn_id>/<prefix>``: each deployment's inbox has its own keys, so neither claims,
+    acks or expires the other's events."""
+    from airflow_provider_ghl.webhooks.inbox import inbox_url
+
+    first, second = open_inbox(f"{redis_inbox_url}/deploy-a"), open_inbox(f"{redis_inbox_url}/deploy_b")
+    default = open_inbox(redis_inbox_url)
+    try:
+        first.store("loc", "wh-1", "ContactCreate", "2026-12-07T10:00:00Z", {"id": "c1"})
+        second.store("loc", "wh-1", "ContactCreate", "2026-12-07T10:00:00Z", {"id": "c1"})  # not a duplicate here
+        second.store("loc", "wh-2", "ContactCreate", "2026-12-07T10:00:01Z", {"id": "c2"})
+        assert (first.pending(), second.pending(), default.pending()) == ({"loc": 1}, {"loc": 2}, {})
+        batch = first.claim("loc")
+        assert batch is not None
+        first.ack(batch, {})
+        assert (first.pending(), second.pending()) == ({}, {"loc": 2})
+    finally:
+        for inbox in (first, second, default):
+            inbox.close()
+    assert inbox_url("inbox", f"{redis_inbox_url}/deploy-a") == f"{redis_inbox_url}/deploy-a"
+    for bad in (f"{redis_inbox_url}/", f"{redis_inbox_url}/a/b", f"{redis_inbox_url}/x y"):
+        with pytest.raises(GHLInputError, match="key prefix"):
+            inbox_url("inbox", bad)
