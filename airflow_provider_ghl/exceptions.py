@@ -26,10 +26,12 @@ class GHLInputError(GHLConfigError, ValueError):
     any request is sent. Also a ``ValueError``, the type Python code calling the hook would catch.
 
     :param field: the argument (or ``argument.key``) to fix.
+    :param problem: what is wrong with it.
     """
 
     def __init__(self, field: str, problem: str) -> None:
         self.field = field
+        self.problem = problem
         super().__init__(f"{field}: {problem}")
 
 

@@ -113,6 +113,7 @@ def run_engine(engine: str, inbox_url: str, env: dict[str, str], args: argparse.
         "AIRFLOW__GHL_WEBHOOKS__INBOX": inbox_url,
         "AIRFLOW__GHL_WEBHOOKS__PUBLIC_KEY": base64.b64encode(public).decode(),
         "AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS": "3600",
+        "AIRFLOW__GHL_WEBHOOKS__LOCATIONS": ",".join(f"loc{n}" for n in range(args.locations)),
         "PYTHONPATH": f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}",
     }
     cmd = [sys.executable, "-m", "airflow_provider_ghl.webhooks.cli", "serve", "--port", "0", "--log-level", "warning"]

@@ -21,6 +21,16 @@ from ghl_locations import configuration_doc, locations
 #: trigger's arguments are fixed when the file is parsed, and the receiver reads the same setting).
 INBOX = configured_inbox()
 
+CONFIGURATION = configuration_doc(
+    ("Config", "[ghl_webhooks] inbox", "`sqlite:///{AIRFLOW_HOME}/ghl_webhooks.db` (or `redis://<conn_id>`)"),
+    (
+        "Config",
+        "[ghl_webhooks] locations",
+        "none: the locations whose events the receiver stores (and the watcher rings for)",
+    ),
+    ("Config", "[ghl_webhooks] app_id", "none: the app whose INSTALL/UNINSTALL events add and remove served locations"),
+)
+
 DOC_MD = f"""
 ### GHL webhook sync
 
@@ -42,7 +52,7 @@ what a payload lacks. Each location's webhooks folder is announced on the `{WEBH
 While the DAG is **paused** its watcher does not run: events wait in the inbox and the first run after
 unpausing applies them all. The watcher fires for any location of the inbox; the tasks apply the configured ones.
 
-{configuration_doc(("Config", "[ghl_webhooks] inbox", "`sqlite:///{{AIRFLOW_HOME}}/ghl_webhooks.db` (or `redis://<conn_id>`)"))}"""
+{CONFIGURATION}"""
 
 INBOX_ASSET = Asset(
     name="ghl_webhook_inbox",

@@ -598,7 +598,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 code = None
             check_exit(migrate_args, code, migrate_log)
             # Started now (after the migration wrote airflow.cfg), it loads while the exports run.
-            env = demo_changes.receiver_env({**clean_environ(), **settings}, sandbox.webhook_public_key)
+            env = demo_changes.receiver_env(
+                {**clean_environ(), **settings}, sandbox.webhook_public_key, sandbox.location_ids
+            )
             receiver = demo_changes.WebhookReceiver(env, RECEIVER_LOG, ROOT).launch()
             demo = Demo(sandbox, fernet_key, started, receiver)
             demo.say(f"Sandbox at {sandbox.base_url}, Airflow DB ready")

@@ -203,10 +203,14 @@ def dead_letters(directory: Path, manifest: Mapping[str, Any]) -> list[tuple[int
 
 
 # -- webhooks ------------------------------------------------------------------------------------------------
-def receiver_env(base: Mapping[str, str], public_key: str) -> dict[str, str]:
+def receiver_env(base: Mapping[str, str], public_key: str, locations: Sequence[str]) -> dict[str, str]:
     """The receiver's environment: the demo's Airflow settings (``base``: its ``AIRFLOW_HOME`` decides where the
-    default SQLite inbox is) and the sandbox's key instead of GHL's."""
-    return {**base, "AIRFLOW__GHL_WEBHOOKS__PUBLIC_KEY": public_key}
+    default SQLite inbox is), the sandbox's key instead of GHL's, and the locations it serves."""
+    return {
+        **base,
+        "AIRFLOW__GHL_WEBHOOKS__PUBLIC_KEY": public_key,
+        "AIRFLOW__GHL_WEBHOOKS__LOCATIONS": ",".join(locations),
+    }
 
 
 class WebhookReceiver:

@@ -1,9 +1,11 @@
 """The doorbell of the webhook DAG: a trigger for an ``AssetWatcher`` that fires when the inbox has news.
 
-It polls :meth:`~airflow_provider_ghl.webhooks.inbox.Inbox.pending` (in a worker thread: the inbox is
-SQLite or Redis, both blocking) and yields ``{"location_id", "high_water"}`` when a location's high-water
-mark differs from the one it last signalled. The event only rings the bell: the DAG's task drains the inbox
-itself up to the high-water, so asset events that Airflow batches, delays or drops lose nothing.
+It polls :meth:`~airflow_provider_ghl.webhooks.inbox.Inbox.pending` (in a worker thread: the inbox is SQLite or
+Redis, both blocking) and yields ``{"location_id", "high_water"}`` when a served location's high-water mark
+differs from the one it last signalled. Served are the ``[ghl_webhooks] locations`` and those that installed the
+app (:meth:`~airflow_provider_ghl.webhooks.inbox.Inbox.installed`); the receiver stores nothing else, and events
+left from before a location stopped being served never ring. The event only rings the bell: the DAG's task drains
+the inbox itself up to the high-water, so asset events that Airflow batches, delays or drops lose nothing.
 
 The last signalled marks live in ``self.asset_state_store`` when the triggerer provides one (Airflow 3.3), so
 a restarted trigger does not ring again for what it already announced. A mark still pending
@@ -27,6 +29,11 @@ from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
 
 #: The asset state key holding ``{location_id: [high_water, signalled_at]}``.
 STATE_KEY = "ghl_webhooks_signalled"
+
+
+def _look(inbox: Inbox) -> tuple[dict[str, int], set[str]]:
+    """The inbox's pending locations and its installed ones (blocking: run in a worker thread)."""
+    return inbox.pending(), inbox.installed()
 
 
 class GHLWebhookInboxTrigger(BaseEventTrigger):
@@ -62,14 +69,17 @@ class GHLWebhookInboxTrigger(BaseEventTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_ghl.webhooks.settings import configured_locations
+
         signalled = await self._load_signalled()
+        configured = frozenset(configured_locations())
         inbox: Inbox | None = None
         try:
             while True:
                 try:
                     if inbox is None:
                         inbox = await asyncio.to_thread(open_inbox, self.inbox)
-                    pending = await asyncio.to_thread(inbox.pending)
+                    pending, installed = await asyncio.to_thread(_look, inbox)
                 except Exception as err:
                     await self._backoff(err, inbox)
                     inbox = None  # reopened at the next try
@@ -81,6 +91,8 @@ class GHLWebhookInboxTrigger(BaseEventTrigger):
                 now = time.time()
                 for location_id, high_water in pending.items():
                     if self.location_ids is not None and location_id not in self.location_ids:
+                        continue
+                    if location_id not in configured and location_id not in installed:
                         continue
                     last = signalled.get(location_id)
                     if last is None or last[0] != high_water or now - last[1] >= self.resignal_after:

@@ -120,6 +120,14 @@ class Inbox(Protocol):
     def ack(self, batch: Batch, versions: Mapping[Key, str]) -> None:
         """In one commit: the batch's events become applied and ``versions`` are stored. Idempotent."""
 
+    def installed(self) -> set[str]:
+        """The locations that installed the app (an ``INSTALL`` the receiver accepted, not undone since)."""
+
+    def set_installed(self, location_id: str, installed: bool) -> None:
+        """Record an ``INSTALL`` (True) or ``UNINSTALL`` (False) of the app by ``location_id``. An uninstall also
+        expires the location's events not yet applied (they are dropped unapplied, in the same commit); an
+        open batch is left to its apply. Idempotent."""
+
     def close(self) -> None:
         """Release connections."""
 

@@ -40,6 +40,15 @@ redis.call('HSET', KEYS[1], 'open_first', applied + 1, 'open_last', last)
 return {applied + 1, last}
 """
 
+# KEYS: meta, stream. Every event not yet applied expires: nothing waits; an open batch's ack changes nothing.
+_EXPIRE = """
+local hw = tonumber(redis.call('HGET', KEYS[1], 'high_water')) or 0
+redis.call('HSET', KEYS[1], 'applied', hw)
+redis.call('HDEL', KEYS[1], 'open_first', 'open_last')
+redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (hw + 1))
+return hw
+"""
+
 # KEYS: meta, versions, stream. ARGV: first, last, id TTL (s), id key prefix, then field, value pairs.
 # Returns 1 (acked), 0 (acked before), -1 (not the open batch).
 _ACK = """
@@ -91,10 +100,12 @@ class RedisStreamInbox:
         self.url = url
         self.prefix = prefix
         self._locations_key = f"{prefix}:webhooks:locations"
+        self._installed_key = f"{prefix}:webhooks:installed"
         self.retention_seconds = int(retention_seconds)
         self._store = client.register_script(_STORE)
         self._claim = client.register_script(_CLAIM)
         self._ack = client.register_script(_ACK)
+        self._expire = client.register_script(_EXPIRE)
         with self._errors():
             client.ping()  # fail at open, not at the first event
 
@@ -197,6 +208,19 @@ class RedisStreamInbox:
             raise GHLInboxError(
                 self.url, f"ack of {batch.batch_id} for {batch.location_id!r}: it is not the open batch"
             )
+
+    def installed(self) -> set[str]:
+        with self._errors():
+            return {_text(v) for v in self._client.smembers(self._installed_key)}
+
+    def set_installed(self, location_id: str, installed: bool) -> None:
+        with self._errors():
+            if installed:
+                self._client.sadd(self._installed_key, location_id)
+                return
+            self._client.srem(self._installed_key, location_id)
+            stream, meta, _, _ = self._keys(location_id)
+            self._expire(keys=[meta, stream])
 
     def close(self) -> None:
         with contextlib.suppress(self._redis_error):

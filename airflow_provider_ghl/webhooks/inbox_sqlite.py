@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (location_id, webhook_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_applied_at ON events (applied_at) WHERE applied_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS installs (
+    location_id TEXT PRIMARY KEY,
+    installed_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS versions (
     location_id TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -245,6 +249,29 @@ class SQLiteInbox:
                 (batch.last_seq, batch.location_id),
             )
             conn.execute("DELETE FROM events WHERE applied_at < ?", (now - self.retention_seconds,))
+
+    def installed(self) -> set[str]:
+        with self._errors():
+            return {row[0] for row in self._connection().execute("SELECT location_id FROM installs")}
+
+    def set_installed(self, location_id: str, installed: bool) -> None:
+        with self._write() as conn:
+            if installed:
+                conn.execute(
+                    "INSERT INTO installs (location_id, installed_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                    (location_id, time.time()),
+                )
+                return
+            conn.execute("DELETE FROM installs WHERE location_id = ?", (location_id,))
+            # Nothing waits any more: an open batch's apply still writes, and its ack changes nothing.
+            conn.execute(
+                "UPDATE events SET applied_at = ? WHERE location_id = ? AND applied_at IS NULL",
+                (time.time(), location_id),
+            )
+            conn.execute(
+                "UPDATE locations SET applied = high_water, open_first = NULL, open_last = NULL WHERE location_id = ?",
+                (location_id,),
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -49,6 +49,21 @@ OPTIONS: dict[str, tuple[str, str, str | None, str]] = {
         "authentication). Off by default, so installing the provider exposes no route. ghl-webhooks serve "
         "ignores it.",
     ),
+    "locations": (
+        "string",
+        "",
+        "ve9EPM428h8vShlRW1KT, Hp2hSg7dWnLg9kkRxXAj",
+        "The locations whose events the receiver stores, comma-separated; with app_id, the locations that install "
+        "the app are added (and removed when they uninstall it). Events of any other location are refused (403) "
+        "and logged once per location, so one missing here is noticed.",
+    ),
+    "app_id": (
+        "string",
+        "",
+        "6578278e879ad2646715ba9f",
+        "The Marketplace app's id: its INSTALL and UNINSTALL events add and remove served locations. Install "
+        "events of any other app are refused (403): GHL signs every app's deliveries with one key.",
+    ),
     "inbox": (
         "string",
         DEFAULT_INBOX,

@@ -8,12 +8,14 @@ authentication, so nothing reaches the inbox before it verifies.
 ``POST /webhooks`` judges a delivery in this order, cheapest refusal first: a usable signature header (before a
 byte of the body is read), size (the body is read in chunks and abandoned past ``max_body_bytes``;
 ``Content-Length`` alone is not trusted), the whole body within ``body_timeout_seconds``, the signature over the
-raw bytes, JSON, the required fields, the ``timestamp`` window. A body that arrives slowly is held on disk past
-:data:`BODY_SPOOL_BYTES` (a private temp file), and only :data:`VERIFY_SLOTS` whole bodies are in memory at once,
-so connections that trickle bodies cannot exhaust the memory of the process (the api-server's, when mounted).
-A refusal is a 4xx, stores nothing, counts in ``GET /stats`` and logs one line without the payload. A valid event
-is stored durably (in a worker thread, so the event loop keeps answering during a burst) before the 200; a
-``webhookId`` already stored is a 200 ``{"duplicate": true}`` (GHL may redeliver) and is stored once.
+raw bytes, JSON, the required fields, the ``timestamp`` window, a served location (the ``[ghl_webhooks]
+locations`` and those that installed the app; the app's own ``INSTALL``/``UNINSTALL``, checked by ``app_id``, add
+and remove them; anything else is a 403, logged once per location). A body that arrives slowly is held on disk
+past :data:`BODY_SPOOL_BYTES` (a private temp file), and only :data:`VERIFY_SLOTS` whole bodies are in memory at
+once, so connections that trickle bodies cannot exhaust the memory of the process (the api-server's, when
+mounted). A refusal is a 4xx, stores nothing, counts in ``GET /stats`` and logs one line without the payload. A
+valid event is stored durably (in a worker thread, so the event loop keeps answering during a burst) before the
+200; a ``webhookId`` already stored is a 200 ``{"duplicate": true}`` (GHL may redeliver) and is stored once.
 
 When the inbox cannot store (disk full, Redis down), the answer is 429 with ``Retry-After``: GHL retries a
 429 and nothing else (a 5xx is a permanent failure to it), so the event is not lost.
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -51,6 +54,12 @@ MAX_FIELD_LENGTH = 256
 STORE_THREADS = 8
 #: Seconds GHL is asked to wait before retrying a delivery the inbox could not store.
 RETRY_AFTER_SECONDS = 60
+#: The app's own lifecycle events: they add and remove served locations (``[ghl_webhooks] app_id``).
+LIFECYCLE_EVENTS = ("INSTALL", "UNINSTALL")
+#: Seconds the served locations are taken as known before the inbox's installs are read again.
+SERVED_TTL_SECONDS = 2.0
+#: Locations refused as not served that are each logged once; past this many, every refusal is (memory is bounded).
+NOT_SERVED_LOGGED = 10_000
 #: Body bytes a request holds in memory while it arrives; the rest waits in a private temp file.
 BODY_SPOOL_BYTES = 64 * 1024
 #: Whole bodies read back and verified at once (each up to ``max_body_bytes`` in memory).
@@ -96,6 +105,42 @@ class ReceiverStats:
                 "store_failures": self._counts["store_failures"],
                 "refused": dict(sorted(self._refused.items())),
             }
+
+
+class _Served:
+    """The locations the receiver stores events for: the configured ones and those that installed the app (read
+    from the inbox, at most every :data:`SERVED_TTL_SECONDS`, so every receiver process sees an install soon)."""
+
+    def __init__(self, configured: Sequence[str], inbox: _LazyInbox) -> None:
+        self.configured = frozenset(configured)
+        self.inbox = inbox
+        self._lock = threading.Lock()
+        self._installed: frozenset[str] = frozenset()
+        self._read_at = -SERVED_TTL_SECONDS
+        self._announced: set[str] = set()
+
+    def __contains__(self, location_id: object) -> bool:
+        if location_id in self.configured:
+            return True
+        with self._lock:
+            if time.monotonic() - self._read_at >= SERVED_TTL_SECONDS:
+                self._installed = frozenset(self.inbox.get().installed())
+                self._read_at = time.monotonic()
+            return location_id in self._installed
+
+    def forget(self) -> None:
+        """Read the installs again at the next check (after this process recorded one)."""
+        with self._lock:
+            self._read_at = -SERVED_TTL_SECONDS
+
+    def first_refusal(self, location_id: str) -> bool:
+        """Whether this is the first refusal of ``location_id`` as not served (it is logged then, not after)."""
+        with self._lock:
+            if location_id in self._announced:
+                return False
+            if len(self._announced) < NOT_SERVED_LOGGED:
+                self._announced.add(location_id)
+            return True
 
 
 class _LazyInbox:
@@ -189,13 +234,30 @@ def build_receiver_app(settings: WebhookSettings, *, stats_dependencies: Sequenc
     app.state.stats = stats
     app.state.settings = settings
 
+    served = _Served(settings.locations, inbox)
+
+    def admit(payload: dict[str, Any]) -> None:
+        """Only the app's own lifecycle events, and events of served locations, are stored (blocking: a thread)."""
+        location = payload["locationId"]
+        if payload["type"] in LIFECYCLE_EVENTS:
+            if not settings.app_id or payload.get("appId") != settings.app_id:
+                raise Refused(403, "foreign_app", "an install event of another app (or [ghl_webhooks] app_id unset)")
+            # Before the event is stored: a retry after a failed store records it again, idempotently.
+            inbox.get().set_installed(location, payload["type"] == "INSTALL")
+            served.forget()
+        elif location not in served:
+            raise Refused(403, "not_served", f"location {location!r} is not served: add it to [ghl_webhooks] locations")
+
     def store(payload: dict[str, Any]) -> bool:
+        admit(payload)
         return inbox.get().store(
             payload["locationId"], payload["webhookId"], payload["type"], payload["timestamp"], payload
         )
 
     def refuse(refusal: Refused, request: Request, size: int, payload: dict[str, Any] | None) -> JSONResponse:
         stats.refuse(refusal.reason)
+        if refusal.reason == "not_served" and payload and not served.first_refusal(str(payload["locationId"])):
+            return JSONResponse({"error": refusal.reason, "detail": refusal.detail}, status_code=refusal.status)
         who = request.client.host if request.client else "?"
         ids = f" webhookId={payload.get('webhookId')!r} type={payload.get('type')!r}" if payload else ""
         log.warning("GHL webhook refused (%s): %s; from %s, %d bytes%s", refusal.reason, refusal.detail, who, size, ids)
@@ -228,6 +290,8 @@ def build_receiver_app(settings: WebhookSettings, *, stats_dependencies: Sequenc
             return refuse(refusal, request, size, logged)
         try:
             stored = await anyio.to_thread.run_sync(store, payload, limiter=store_threads)
+        except Refused as refusal:
+            return refuse(refusal, request, size, logged)
         except Exception as err:  # the inbox failed: GHL retries a 429, and the event is not lost
             stats.count("store_failures")
             log.error("GHL webhook webhookId=%r not stored: %s", payload["webhookId"], err)

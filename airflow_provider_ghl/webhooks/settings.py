@@ -11,6 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from airflow_provider_ghl.checks import require_id
 from airflow_provider_ghl.exceptions import GHLInputError
 from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS
 from airflow_provider_ghl.webhooks.options import (
@@ -38,7 +39,9 @@ class WebhookSettings:
 
     :param enabled: whether the api-server mounts the receiver (the plugin reads it itself, when it is imported;
         ``ghl-webhooks serve`` ignores it).
-    :param inbox: inbox URL (``sqlite:///<absolute path>`` or ``redis://<conn_id>``).
+    :param locations: the locations served by configuration (the app's installs add more, in the inbox).
+    :param app_id: the Marketplace app whose INSTALL and UNINSTALL events are accepted ("": none).
+    :param inbox: inbox URL (``sqlite:///<absolute path>`` or ``redis://<conn_id>[/<prefix>]``).
     :param public_key: Ed25519 key of ``X-GHL-Signature`` (base64 SPKI or PEM).
     :param legacy_public_key: RSA key of ``X-WH-Signature`` (base64 SPKI or PEM).
     :param accept_legacy: whether a delivery signed only with ``X-WH-Signature`` is accepted.
@@ -48,6 +51,8 @@ class WebhookSettings:
     """
 
     enabled: bool = False
+    locations: tuple[str, ...] = ()
+    app_id: str = ""
     inbox: str = DEFAULT_INBOX
     public_key: str = GHL_PUBLIC_KEY
     legacy_public_key: str = GHL_LEGACY_PUBLIC_KEY
@@ -57,6 +62,11 @@ class WebhookSettings:
     body_timeout_seconds: int = DEFAULT_BODY_TIMEOUT_SECONDS
 
     def __post_init__(self) -> None:
+        for location in self.locations:
+            try:
+                require_id(_option("locations"), location)
+            except GHLInputError as err:
+                raise GHLInputError(_option("locations"), err.problem) from None
         if not self.inbox.startswith(("sqlite:///", "redis://")):
             raise GHLInputError(
                 _option("inbox"), f"use sqlite:///<absolute path> or redis://<conn_id>, got {self.inbox!r}"
@@ -107,7 +117,29 @@ class WebhookSettings:
                 continue
             raw = str(conf.get(SECTION, name, fallback=default)).strip()
             values[name] = _parse(name, type_, raw)
+        values["locations"] = _id_list(values["locations"])
         return cls(**values)
+
+
+def _id_list(value: Any) -> tuple[str, ...]:
+    """Comma- or space-separated ids (or a sequence of them), without repeats, in order."""
+    items = value.replace(",", " ").split() if isinstance(value, str) else [str(v).strip() for v in value]
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
+def configured_locations() -> tuple[str, ...]:
+    """The ``[ghl_webhooks] locations`` setting alone (the trigger reads it without the receiver's keys); ids that
+    do not check out are left out, the receiver's own settings naming them."""
+    from airflow.configuration import conf
+
+    ids = _id_list(str(conf.get(SECTION, "locations", fallback="")))
+    valid = []
+    for location in ids:
+        try:
+            valid.append(require_id("locations", location))
+        except GHLInputError:
+            continue
+    return tuple(valid)
 
 
 def _parse(name: str, type_: str, raw: str) -> Any:

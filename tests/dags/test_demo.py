@@ -311,7 +311,9 @@ def test_the_demo_receiver_stores_what_the_sandbox_delivers_in_its_airflow_home(
     home = tmp_path / "home"
     home.mkdir()
     settings = demo.airflow_settings(home=home, fernet_key=demo.new_fernet_key())
-    env = changes.receiver_env({**demo.clean_environ(), **settings}, clean_sandbox.webhook_public_key)
+    env = changes.receiver_env(
+        {**demo.clean_environ(), **settings}, clean_sandbox.webhook_public_key, clean_sandbox.location_ids
+    )
     receiver = changes.WebhookReceiver(env, tmp_path / "receiver.log", demo.ROOT).launch()
     try:
         url = receiver.wait_ready()
@@ -347,7 +349,7 @@ def test_the_demo_receiver_stores_what_the_sandbox_delivers_in_its_airflow_home(
 def test_a_receiver_that_cannot_start_fails_the_demo_with_its_output(demo: ModuleType, tmp_path: Path) -> None:
     changes = demo.demo_changes
     settings = demo.airflow_settings(home=tmp_path, fernet_key=demo.new_fernet_key())
-    env = changes.receiver_env({**demo.clean_environ(), **settings}, "not-a-key")
+    env = changes.receiver_env({**demo.clean_environ(), **settings}, "not-a-key", ["loc1"])
     receiver = changes.WebhookReceiver(env, tmp_path / "receiver.log", demo.ROOT).launch()
     try:
         with pytest.raises(changes.StepFailed, match=r"exited(.|\n)*public_key"):

@@ -58,6 +58,7 @@ def deployment(sandbox: SandboxServer, tmp_path: Path) -> Iterator[AirflowDeploy
         "AIRFLOW__GHL_WEBHOOKS__ENABLED": "True",
         "AIRFLOW__GHL_WEBHOOKS__INBOX": f"sqlite:///{home / 'ghl_webhooks.db'}",
         "AIRFLOW__GHL_WEBHOOKS__PUBLIC_KEY": sandbox.webhook_public_key,
+        "AIRFLOW__GHL_WEBHOOKS__LOCATIONS": ",".join(sandbox.location_ids),
         # Watchers follow pausing and unpausing when the DAG file is parsed next: parse every few seconds.
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3",
         # The harness turns the scheduler's run creation off (only runs a test triggers); asset-triggered runs

@@ -76,6 +76,8 @@ def settings_env(settings: WebhookSettings) -> dict[str, str]:
         "AIRFLOW__GHL_WEBHOOKS__MAX_AGE_SECONDS": str(settings.max_age_seconds),
         "AIRFLOW__GHL_WEBHOOKS__MAX_BODY_BYTES": str(settings.max_body_bytes),
         "AIRFLOW__GHL_WEBHOOKS__BODY_TIMEOUT_SECONDS": str(settings.body_timeout_seconds),
+        "AIRFLOW__GHL_WEBHOOKS__LOCATIONS": ",".join(settings.locations),
+        "AIRFLOW__GHL_WEBHOOKS__APP_ID": settings.app_id,
     }
 
 

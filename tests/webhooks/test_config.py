@@ -31,8 +31,8 @@ def test_the_defaults_are_ghls_published_keys() -> None:
 def test_the_section_is_declared_in_the_provider_info() -> None:
     section = get_provider_info()["config"][SECTION]
     assert set(section["options"]) == set(OPTIONS) == {
-        "enabled", "inbox", "public_key", "legacy_public_key", "accept_legacy", "max_age_seconds",
-        "max_body_bytes", "body_timeout_seconds",
+        "enabled", "locations", "app_id", "inbox", "public_key", "legacy_public_key", "accept_legacy",
+        "max_age_seconds", "max_body_bytes", "body_timeout_seconds",
     }  # fmt: skip
     for name, option in section["options"].items():
         assert option["description"] and option["type"] in ("string", "boolean", "integer"), name
@@ -71,6 +71,7 @@ def test_load_reads_airflow_ghl_webhooks_environment_variables(signer: Signer, m
         # Past the inbox's 7-day memory of webhookIds a replay would be stored again.
         ("max_age_seconds", str(7 * 24 * 3600), "under the inbox's 604800 s memory of webhookIds"),
         ("max_body_bytes", "10", "must be at least 1024"),
+        ("locations", "loc1, ..", "not a valid id: '..'"),
         ("accept_legacy", "maybe", "must be a boolean"),
         ("inbox", "postgres://db/x", "use sqlite:///<absolute path> or redis://<conn_id>"),
         ("public_key", "not a key", "not a PEM or base64 SPKI public key"),

@@ -40,7 +40,9 @@ def test_a_receiver_killed_mid_burst_loses_nothing_and_applies_nothing_twice(
     sandbox = clean_sandbox
     location = sandbox.location_ids[0]
     url = f"sqlite:///{tmp_path / 'inbox.db'}"
-    settings = WebhookSettings(inbox=url, public_key=sandbox.webhook_public_key, accept_legacy=False)
+    settings = WebhookSettings(
+        inbox=url, public_key=sandbox.webhook_public_key, accept_legacy=False, locations=tuple(sandbox.location_ids)
+    )
     port = free_port()
     receiver = ReceiverProcess(settings, port).start()
     try:

@@ -28,6 +28,7 @@ def _settings(signer: Signer, inbox_url: str, **overrides: object) -> WebhookSet
         "public_key": signer.public_key,
         "legacy_public_key": signer.legacy_public_key,
         "max_body_bytes": 4096,
+        "locations": ("loc0", "loc1", "loc2"),
         **overrides,
     }
     return WebhookSettings(**values)  # type: ignore[arg-type]
@@ -225,3 +226,54 @@ def test_a_sender_that_leaves_mid_body_is_counted_and_stores_nothing(
         assert time.monotonic() < deadline, receiver.stats()
         time.sleep(0.02)
     assert inbox.pending() == {}
+
+
+APP_ID = "app-ours"
+
+
+def test_only_served_locations_are_stored_and_a_missing_one_is_logged_once(
+    receiver: ReceiverThread, signer: Signer, inbox: Inbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """#21 item 3: GHL signs every app's deliveries with one key, so a signature alone does not make an event
+    ours. Events of a location neither configured nor installed are 403, not stored, counted, logged once."""
+    caplog.set_level(logging.WARNING, logger="airflow_provider_ghl.webhooks.receiver")
+    for _ in range(3):
+        answer = _post(receiver, *signer.delivery(event("loc-foreign")))
+        assert (answer.status_code, answer.json()["error"]) == (403, "not_served")
+    assert _post(receiver, *signer.delivery(event("loc1"))).json() == {"stored": True}
+    assert inbox.pending() == {"loc1": 1}
+    assert receiver.stats()["refused"] == {"not_served": 3}
+    lines = [r.getMessage() for r in caplog.records if "not_served" in r.getMessage()]
+    assert len(lines) == 1 and "loc-foreign" in lines[0]
+
+
+def test_the_apps_install_serves_a_location_and_its_uninstall_expires_what_waits(
+    signer: Signer, inbox_url: str
+) -> None:
+    def lifecycle(kind: str, location: str, app_id: str = APP_ID) -> dict[str, object]:
+        return {**event(location, kind), "appId": app_id, "companyId": "comp-1"}
+
+    with ReceiverThread(_settings(signer, inbox_url, app_id=APP_ID)) as server:
+        inbox = open_inbox(inbox_url)
+        try:
+            # Another app's install (same signing key) is refused and serves nothing.
+            foreign = _post(server, *signer.delivery(lifecycle("INSTALL", "loc-new", app_id="app-theirs")))
+            assert (foreign.status_code, foreign.json()["error"]) == (403, "foreign_app")
+            assert _post(server, *signer.delivery(event("loc-new"))).status_code == 403
+            # Ours: stored, and the location is served from then on.
+            assert _post(server, *signer.delivery(lifecycle("INSTALL", "loc-new"))).json() == {"stored": True}
+            assert _post(server, *signer.delivery(event("loc-new"))).json() == {"stored": True}
+            assert inbox.installed() == {"loc-new"} and inbox.pending()["loc-new"] == 2
+            # The uninstall is stored too, and everything of the location still waiting expires with it.
+            assert _post(server, *signer.delivery(lifecycle("UNINSTALL", "loc-new"))).json() == {"stored": True}
+            assert inbox.installed() == set()
+            assert inbox.pending().get("loc-new") == 3  # only the UNINSTALL itself is left to apply
+            assert _post(server, *signer.delivery(event("loc-new"))).status_code == 403
+            assert server.stats()["refused"] == {"foreign_app": 1, "not_served": 2}
+        finally:
+            inbox.close()
+
+
+def test_without_an_app_id_no_install_event_is_accepted(receiver: ReceiverThread, signer: Signer) -> None:
+    answer = _post(receiver, *signer.delivery({**event("loc-x", "INSTALL"), "appId": APP_ID}))
+    assert (answer.status_code, answer.json()["error"]) == (403, "foreign_app")

@@ -26,6 +26,7 @@ PLUGIN_CLASS = "airflow_provider_ghl.webhooks.plugin.GHLWebhooksPlugin"
 
 def _settings(signer: Signer, tmp_path: Path) -> WebhookSettings:
     return WebhookSettings(
+        locations=("loc0", "loc1"),
         inbox=f"sqlite:///{tmp_path}/ghl_webhooks.db",
         public_key=signer.public_key,
         legacy_public_key=signer.legacy_public_key,

@@ -63,6 +63,7 @@ def test_slow_bodies_neither_exhaust_memory_nor_delay_a_signed_delivery(signer: 
         public_key=signer.public_key,
         legacy_public_key=signer.legacy_public_key,
         body_timeout_seconds=DEADLINE,
+        locations=("loc-served",),
     )
     server = ReceiverProcess(settings, free_port()).start()
     try:
@@ -99,7 +100,7 @@ def test_slow_bodies_neither_exhaust_memory_nor_delay_a_signed_delivery(signer: 
 
 def test_without_a_signature_header_the_body_is_never_read(signer: Signer, tmp_path: Path) -> None:
     """The refusal comes with the headers: a sender that then never sends its body is answered at once."""
-    settings = WebhookSettings(inbox=f"sqlite:///{tmp_path}/i.db", public_key=signer.public_key)
+    settings = WebhookSettings(inbox=f"sqlite:///{tmp_path}/i.db", public_key=signer.public_key, locations=("loc1",))
     server = ReceiverProcess(settings, free_port()).start()
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:

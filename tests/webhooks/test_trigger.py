@@ -21,6 +21,12 @@ from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
 from tests.webhooks.signing import claimed
 
 
+@pytest.fixture(autouse=True)
+def served(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trigger rings only for served locations: these tests' are configured."""
+    monkeypatch.setenv("AIRFLOW__GHL_WEBHOOKS__LOCATIONS", "loc1, loc2")
+
+
 class FakeStateStore:
     """Stands in for the triggerer's ``asset_state_store`` (``aget``/``aset`` of JSON values)."""
 
@@ -131,6 +137,25 @@ def test_location_filter(inbox_url: str, inbox: Inbox) -> None:
             assert await runner.events(1) == [{"location_id": "loc2", "high_water": 1}]
             await runner.polls(3)
             assert len(runner.payloads) == 1
+
+    run(scenario)
+
+
+def test_only_served_locations_ring_and_an_install_serves_one(inbox_url: str, inbox: Inbox) -> None:
+    """#21 item 3: events of a location neither configured nor installed never ring; once the app's INSTALL is
+    recorded they do; its UNINSTALL expires what waits."""
+
+    async def scenario() -> None:
+        async with Runner(_trigger(inbox_url)) as runner:
+            _store(inbox, "loc-new", "a")
+            _store(inbox, "loc1", "b")
+            assert await runner.events(1) == [{"location_id": "loc1", "high_water": 1}]
+            await runner.polls(3)
+            assert len(runner.payloads) == 1  # loc-new waits, unserved
+            inbox.set_installed("loc-new", True)
+            assert (await runner.events(2))[1] == {"location_id": "loc-new", "high_water": 1}
+            inbox.set_installed("loc-new", False)
+            assert "loc-new" not in inbox.pending() and "loc-new" not in inbox.installed()
 
     run(scenario)
 
