@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -98,19 +100,51 @@ def test_the_plugin_answers_429_until_its_settings_validate(
         assert (answer.status_code, answer.json()) == (200, {"stored": True})
 
 
-def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer, tmp_path: Path) -> None:
-    """Airflow finds the plugin (``airflow plugins``), and its api-server mounting code serves POST /ghl/webhooks."""
-    # An empty plugins folder: Airflow must find the plugin through the package's entry point alone.
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    settings = _settings(signer, tmp_path)
-    env = {
-        **os.environ,
+@contextlib.contextmanager
+def _mounted_by_airflow(env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """Airflow's own plugin mounting (``init_plugins``) served on a free port: ``(mounts line, base URL)``, the
+    app answering."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.webhooks._airflow_mounted", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        mounts = server.stdout.readline().strip()
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/ghl/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "the mounted app did not answer"
+                time.sleep(0.05)
+        yield mounts, url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _plugin_env(settings: WebhookSettings, plugins: Path, **more: str) -> dict[str, str]:
+    """A child's environment: the receiver's settings, an empty plugins folder (the entry point alone registers
+    the plugin), ``[ghl_webhooks] enabled`` only when ``more`` says so."""
+    plugins.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__GHL_WEBHOOKS__ENABLED"}
+    return {
+        **env,
         **settings_env(settings),
-        "AIRFLOW__GHL_WEBHOOKS__ENABLED": "True",
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
         "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        **more,
     }
+
+
+def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer, tmp_path: Path) -> None:
+    """Airflow finds the plugin (``airflow plugins``), and its api-server mounting code serves POST /ghl/webhooks."""
+    settings = _settings(signer, tmp_path)
+    env = _plugin_env(settings, tmp_path / "plugins", AIRFLOW__GHL_WEBHOOKS__ENABLED="True")
     listing = subprocess.run(
         [sys.executable, "-m", "airflow", "plugins", "--output", "json"],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
@@ -118,30 +152,12 @@ def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer,
     [plugin] = [p for p in json.loads(listing.stdout) if p["name"] == "ghl-webhooks"]
     assert "/ghl" in json.dumps(plugin["fastapi_apps"])
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.webhooks._airflow_mounted", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert server.stdout is not None
-        assert server.stdout.readline().strip() == "mounts: /ghl"
-        url = f"http://127.0.0.1:{port}/ghl"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/health", timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and server.poll() is None, "the mounted app did not answer"
-                time.sleep(0.05)
+    with _mounted_by_airflow(env) as (mounts, url):
+        assert mounts == "mounts: /ghl"
         # No Airflow token anywhere: the signature alone decides.
-        answer = httpx.post(f"{url}/webhooks", content=(d := signer.delivery(event("loc1")))[0], headers=d[1])
+        answer = httpx.post(f"{url}/ghl/webhooks", content=(d := signer.delivery(event("loc1")))[0], headers=d[1])
         assert (answer.status_code, answer.json()) == (200, {"stored": True})
-        assert httpx.post(f"{url}/webhooks", content=d[0], headers={}).status_code == 401
-    finally:
-        server.terminate()
-        server.wait(10)
+        assert httpx.post(f"{url}/ghl/webhooks", content=d[0], headers={}).status_code == 401
     inbox = open_inbox(settings.inbox)
     assert inbox.pending() == {"loc1": 1}
     inbox.close()
@@ -149,36 +165,12 @@ def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer,
 
 def test_by_default_airflow_mounts_nothing_and_stores_nothing(signer: Signer, tmp_path: Path) -> None:
     """#21 item 1: the api-server's own mounting code, the receiver not enabled: no /ghl, nothing stored."""
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
     settings = _settings(signer, tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__GHL_WEBHOOKS__ENABLED"}
-    env |= {**settings_env(settings), "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins)}
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.webhooks._airflow_mounted", str(port)],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert server.stdout is not None
-        assert server.stdout.readline().strip() == "mounts:"
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                answer = httpx.post(
-                    f"{url}/ghl/webhooks", content=(d := signer.delivery(event("loc1")))[0], headers=d[1]
-                )
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline and server.poll() is None, "the app did not answer"
-                time.sleep(0.05)
+    with _mounted_by_airflow(_plugin_env(settings, tmp_path / "plugins")) as (mounts, url):
+        assert mounts == "mounts:"
+        answer = httpx.post(f"{url}/ghl/webhooks", content=(d := signer.delivery(event("loc1")))[0], headers=d[1])
         assert answer.status_code == 404
         assert httpx.get(f"{url}/ghl/stats").status_code == 404
-    finally:
-        server.terminate()
-        server.wait(10)
     inbox = open_inbox(settings.inbox)
     assert inbox.pending() == {}
     inbox.close()
