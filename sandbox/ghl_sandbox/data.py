@@ -1,12 +1,14 @@
 """Deterministic, seeded GHL data for the sandbox: locations, contacts and their tasks, notes and appointments.
 
 The same seed gives the same ids, names, credentials and values; dates are relative to the anchor. Children
-(tasks, notes, appointments) are generated on first access from a per-contact seed, so a 100k-contact sandbox
-starts in seconds.
+(tasks, notes, appointments) are generated on first access from a per-contact seed, and a location's contacts
+on the first access to them, from a per-location seed: a 100k-contact sandbox starts in seconds, and one with
+hundreds of locations pays only for those a test reads.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -16,160 +18,23 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from ghl_sandbox.vocabulary import (
+    APPT_TITLES,
+    COMPANIES,
+    CUSTOM_FIELDS,
+    FIRST_NAMES,
+    LAST_NAMES,
+    NOTE_BODIES,
+    PLACES,
+    SOURCES,
+    STREETS,
+    TAGS,
+    TASK_TITLES,
+)
+
 ALPHANUM = string.ascii_letters + string.digits
 DAY_MS = 86_400_000
 
-FIRST_NAMES = [
-    "James",
-    "Mary",
-    "John",
-    "Patricia",
-    "Robert",
-    "Jennifer",
-    "Michael",
-    "Linda",
-    "William",
-    "Elizabeth",
-    "David",
-    "Barbara",
-    "Richard",
-    "Susan",
-    "Joseph",
-    "Jessica",
-    "Thomas",
-    "Sarah",
-    "Charles",
-    "Karen",
-    "Chris",
-    "Nancy",
-    "Daniel",
-    "Lisa",
-    "Matthew",
-    "Betty",
-    "Anthony",
-    "Margaret",
-    "Mark",
-    "Sandra",
-    "Donald",
-    "Ashley",
-    "Steven",
-    "Kimberly",
-    "Paul",
-    "Emily",
-    "Andrew",
-    "Donna",
-    "Joshua",
-    "Michelle",
-    "Kenneth",
-    "Carol",
-    "Kevin",
-    "Amanda",
-    "Brian",
-    "Melissa",
-    "George",
-    "Deborah",
-    "Timothy",
-    "Stephanie",
-    "Priya",
-    "Wei",
-    "Mateo",
-    "Aisha",
-    "Lars",
-    "Yuki",
-    "Omar",
-    "Sofia",
-    "Chidi",
-    "Ines",
-]
-LAST_NAMES = [
-    "Smith",
-    "Johnson",
-    "Williams",
-    "Brown",
-    "Jones",
-    "Garcia",
-    "Miller",
-    "Davis",
-    "Rodriguez",
-    "Martinez",
-    "Hernandez",
-    "Lopez",
-    "Gonzalez",
-    "Wilson",
-    "Anderson",
-    "Thomas",
-    "Taylor",
-    "Moore",
-    "Jackson",
-    "Martin",
-    "Lee",
-    "Perez",
-    "Thompson",
-    "White",
-    "Harris",
-    "Sanchez",
-    "Clark",
-    "Ramirez",
-    "Lewis",
-    "Robinson",
-    "Walker",
-    "Young",
-    "Allen",
-    "King",
-    "Wright",
-    "Scott",
-    "Torres",
-    "Nguyen",
-    "Hill",
-    "Flores",
-    "Green",
-    "Adams",
-    "Nelson",
-    "Baker",
-    "Hall",
-    "Rivera",
-    "Campbell",
-    "Mitchell",
-    "Carter",
-    "Roberts",
-    "Okafor",
-    "Svensson",
-    "Tanaka",
-    "Haddad",
-    "Kowalski",
-    "Rossi",
-]
-PLACES = (
-    ("Austin", "TX", "78701", "US", "America/Chicago"),
-    ("Denver", "CO", "80202", "US", "America/Denver"),
-    ("Seattle", "WA", "98101", "US", "America/Los_Angeles"),
-    ("Boston", "MA", "02108", "US", "America/New_York"),
-    ("Miami", "FL", "33101", "US", "America/New_York"),
-    ("Toronto", "ON", "M5H 2N2", "CA", "America/Toronto"),
-    ("London", "England", "EC1A 1BB", "GB", "Europe/London"),
-    ("Sydney", "NSW", "2000", "AU", "Australia/Sydney"),
-)
-STREETS = ("Main St", "Oak Ave", "Pine Rd", "Maple Dr", "Cedar Ln", "Elm St", "Lake View", "Park Blvd")
-COMPANIES = ("Acme Corp", "Globex", "Initech", "Umbrella LLC", "Stark Industries", "Wayne Enterprises", "")
-SOURCES = ("Website", "Facebook Ad", "Google Ads", "Referral", "Walk-in", "Webinar", "CSV import")
-TAGS = ("lead", "customer", "vip", "newsletter", "webinar", "trial", "churn-risk", "partner", "event-2026")
-TASK_TITLES = ("Call back", "Send proposal", "Follow up on quote", "Schedule demo", "Collect feedback")
-NOTE_BODIES = (
-    "Interested in the premium plan.",
-    "Asked for a call next week.",
-    "Prefers email over phone.",
-    "Met at the trade show.",
-    "Renewal coming up; check pricing.",
-)
-APPT_TITLES = ("Discovery call", "Product demo", "Onboarding session", "Quarterly review")
-CUSTOM_FIELDS = (
-    ("Lead score", "lead_score", "NUMERICAL", None),
-    ("Favorite color", "favorite_color", "SINGLE_OPTIONS", ["Red", "Green", "Blue"]),
-    ("Membership level", "membership_level", "RADIO", ["Bronze", "Silver", "Gold"]),
-    ("Referral code", "referral_code", "TEXT", None),
-    ("Signup date", "signup_date", "DATE", None),
-    ("Account notes", "account_notes", "LARGE_TEXT", None),
-)
 DND_CHANNELS = ("Call", "Email", "SMS", "WhatsApp", "GMB", "FB")
 
 # Contact fields a client may write (create / upsert); update accepts the same minus these.
@@ -290,7 +155,10 @@ class Location:
             }
             for pos, (name, key, data_type, options) in enumerate(CUSTOM_FIELDS)
         ]
-        self.contacts: dict[str, Contact] = {}
+        self._contacts: dict[str, Contact] | None = None
+        self.planned_contacts = 0
+        # Fills the contacts on first access (Store sets it); None once done, or for a location made empty.
+        self._generate: Callable[[], None] | None = None
         self.by_email: dict[str, str] = {}
         self.by_phone: dict[str, str] = {}
         self.campaign_members: dict[str, set[str]] = {}
@@ -363,6 +231,33 @@ class Location:
         return {**record, "dateAdded": iso(added) if added is not None else contact.data.get("dateAdded")}
 
     # -- contacts -------------------------------------------------------------------------------------------
+    @property
+    def contacts(self) -> dict[str, Contact]:
+        """The location's contacts by id, generated on the first access."""
+        if self._contacts is None:
+            self._contacts = {}
+            generate, self._generate = self._generate, None
+            if generate is not None:
+                # The generated start state is not a change: no webhooks for it, whenever it is generated.
+                sink, self.sink = self.sink, None
+                try:
+                    generate()
+                finally:
+                    self.sink = sink
+        return self._contacts
+
+    @property
+    def generated(self) -> bool:
+        """Whether the contacts exist yet (read, or written to, since the start or reset)."""
+        return self._contacts is not None
+
+    @property
+    def contact_count(self) -> int:
+        """How many contacts the location holds, without generating them."""
+        if not self.generated and self._generate is not None:
+            return self.planned_contacts
+        return len(self.contacts)
+
     def add(self, contact: Contact) -> None:
         self.contacts[contact.id] = contact
         self.index(contact)
@@ -395,10 +290,11 @@ class Location:
 
     def find_duplicate(self, email: str | None, phone: str | None) -> tuple[Contact, str] | None:
         """The contact matching email first, then phone (GHL's default order), with the matching field."""
+        contacts = self.contacts  # generated first, so the email and phone indexes are complete
         if email and (cid := self.by_email.get(email.lower())):
-            return self.contacts[cid], "email"
+            return contacts[cid], "email"
         if phone and (cid := self.by_phone.get(phone)):
-            return self.contacts[cid], "phone"
+            return contacts[cid], "phone"
         return None
 
     # -- children -------------------------------------------------------------------------------------------
@@ -554,6 +450,13 @@ def _custom_value(rng: random.Random, field: dict[str, Any]) -> str:
     return new_id(rng)[:8] if data_type == "TEXT" else rng.choice(NOTE_BODIES)
 
 
+def _fill(loc: Location, rng: random.Random, count: int, anchor_ms: int) -> None:
+    """Generate a location's ``count`` contacts (its first access to them); the same whenever it happens, since
+    each location has its own seeded stream and the dates are relative to the anchor."""
+    for n in range(count):
+        loc.add(generate_contact(loc, rng, n, anchor_ms))
+
+
 class Store:
     """Every location of the sandbox, generated from ``seed``."""
 
@@ -567,9 +470,9 @@ class Store:
         for i in range(locations):
             loc = Location(seed=seed, index=i, company_id=self.company_id)
             loc.clock = self.now_ms
+            loc.planned_contacts = contacts
             rng = random.Random(f"contacts:{seed}:{i}")
-            for n in range(contacts):
-                loc.add(generate_contact(loc, rng, n, self.anchor_ms))
+            loc._generate = functools.partial(_fill, loc, rng, contacts, self.anchor_ms)
             self.locations[loc.id] = loc
 
     def now_ms(self) -> int:
