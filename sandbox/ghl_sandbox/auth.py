@@ -10,6 +10,7 @@ from typing import Any
 
 from ghl_sandbox.data import Store, secret
 from ghl_sandbox.errors import SandboxHTTPError
+from ghl_sandbox.installs import Installs
 from ghl_sandbox.scopes import ALL_SCOPES, parse_scopes, scope_text
 
 
@@ -23,6 +24,18 @@ class Principal:
     company_id: str
     #: What the token may do: the scopes chosen when the PIT was made or the app was authorized.
     scopes: frozenset[str] = frozenset(ALL_SCOPES)
+
+
+NOT_ACTIVE = "Location is not active"
+
+
+@dataclasses.dataclass(frozen=True)
+class Grant:
+    """An authorization code's grant: whom its tokens speak for, where it was sent, until when it works."""
+
+    principal: Principal
+    redirect_uri: str | None
+    expires_at: float
 
 
 class AuthFailure(SandboxHTTPError):
@@ -48,13 +61,23 @@ def _require(form: dict[str, str], *fields: str, names: Mapping[str, str] | None
 class TokenRegistry:
     """Issues and checks tokens. Every refresh token works once; a reused one is counted and refused."""
 
-    def __init__(self, store: Store, token_ttl: int, pit_scopes: frozenset[str] = frozenset(ALL_SCOPES)) -> None:
+    def __init__(
+        self,
+        store: Store,
+        installs: Installs,
+        token_ttl: int,
+        pit_scopes: frozenset[str] = frozenset(ALL_SCOPES),
+        code_ttl: int = 600,
+    ) -> None:
         seed = store.seed
         self.store = store
+        self.installs = installs
         self.token_ttl = token_ttl
+        # GHL does not say how long a code lives; RFC 6749 §4.1.2 recommends at most ten minutes.
+        self.code_ttl = code_ttl
         self.client_id = "sbx-app-" + secret(seed, "client")[:16]
         self.client_secret = "sbx-secret-" + secret(seed, "client-secret")[:32]
-        self.user_id = secret(seed, "user")[:20]
+        self.user_id = installs.user_id
         self.pits: dict[str, Principal] = {
             loc.private_token: Principal("pit", f"pit:{loc.private_token}", loc.id, store.company_id, pit_scopes)
             for loc in store.locations.values()
@@ -62,7 +85,7 @@ class TokenRegistry:
         self.access: dict[str, tuple[Principal, float]] = {}
         # refresh token -> (principal it mints, used?)
         self.refresh: dict[str, tuple[Principal, bool]] = {}
-        self.codes: dict[str, Principal] = {}
+        self.codes: dict[str, Grant] = {}
         self.initial_refresh: dict[str, str] = {}
         for loc in store.locations.values():
             rt = "sbx-rt-" + secret(seed, "refresh", loc.id)[:40]
@@ -106,6 +129,20 @@ class TokenRegistry:
             return None
         return entry[0]
 
+    def revoke(self, location_id: str) -> int:
+        """Drop every app token of ``location_id`` (its install is gone); returns how many. PITs stay: they
+        belong to the location, not to the app.
+
+        :param location_id: the location.
+        """
+        gone = 0
+        for tokens in (self.access, self.refresh):
+            for token in [t for t, entry in tokens.items() if _is_app_token_of(entry[0], location_id)]:
+                del tokens[token]
+                gone += 1
+        self.codes = {c: g for c, g in self.codes.items() if not _is_app_token_of(g.principal, location_id)}
+        return gone
+
     def expire(self, token: str | None = None) -> int:
         """Expire one access token, or all of them; returns how many."""
         targets = [token] if token else list(self.access)
@@ -131,7 +168,7 @@ class TokenRegistry:
         if principal.location_id:
             body["locationId"] = principal.location_id
         else:
-            body["approvedLocations"] = list(self.store.locations)
+            body["approvedLocations"] = self.installs.installed_ids()
         if with_refresh:
             refresh = "sbx-rt-" + secrets.token_hex(24)
             self.refresh[refresh] = (principal, False)
@@ -145,24 +182,28 @@ class TokenRegistry:
         location_id: str | None = None,
         company_id: str | None = None,
         scopes: str | list[str] | None = None,
+        redirect_uri: str | None = None,
     ) -> str:
-        """An authorization code, as GHL's redirect would hand to the app after a user installs it.
+        """What a user's approval on GHL's authorization page does: install the app on the location (if it was
+        not) and hand out an authorization code. ``ValueError`` for an unknown location, company or scope.
 
-        :param location_id: install on this location; or
-        :param company_id: install at agency level.
+        :param location_id: the location chosen; or
+        :param company_id: the agency, for an agency-level install.
         :param scopes: the scopes the user approved (None: all); every token of this grant carries them.
+        :param redirect_uri: where the code was sent; an exchange naming another ``redirect_uri`` is refused.
         """
         granted = parse_scopes(scopes)
         if location_id:
             if location_id not in self.store.locations:
                 raise ValueError(f"unknown locationId {location_id}")
+            self.installs.install(location_id)
             principal = self._app_principal(location_id, granted)
         elif company_id == self.store.company_id:
             principal = self._company_principal(granted)
         else:
             raise ValueError("authorize needs a known locationId or companyId")
         code = "sbx-code-" + secrets.token_hex(12)
-        self.codes[code] = principal
+        self.codes[code] = Grant(principal, redirect_uri, time.time() + self.code_ttl)
         return code
 
     def token(self, form: dict[str, str], *, names: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -176,9 +217,15 @@ class TokenRegistry:
             raise _oauth_error(401, "invalid_client", "Invalid client: client is invalid")
         grant = form["grant_type"]
         if grant == "authorization_code":
-            principal = self.codes.get(form.get("code", ""))
-            if principal is None:
+            code = self.codes.get(form.get("code", ""))
+            if code is None:
                 raise _oauth_error(400, "invalid_grant", "Invalid grant: authorization code is invalid")
+            if code.expires_at <= time.time():
+                del self.codes[form["code"]]
+                raise _oauth_error(400, "invalid_grant", "Invalid grant: authorization code has expired")
+            if form.get("redirect_uri") and form["redirect_uri"] != code.redirect_uri:
+                raise _oauth_error(400, "invalid_request", "Invalid request: `redirect_uri` is invalid")
+            principal = code.principal
         elif grant == "refresh_token":
             entry = self.refresh.get(form.get("refresh_token", ""))
             if entry is None:
@@ -189,6 +236,9 @@ class TokenRegistry:
                 raise _oauth_error(400, "invalid_grant", "Invalid grant: refresh token is invalid")
         else:
             raise _oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant}")
+        if principal.location_id and not self.installs.is_active(principal.location_id):
+            # Not consumed: the token works again once the location is reactivated.
+            raise AuthFailure(400, NOT_ACTIVE)
         wanted = form.get("user_type")
         actual = "Company" if principal.kind == "agency" else "Location"
         if wanted and wanted != actual:
@@ -211,10 +261,17 @@ class TokenRegistry:
         if principal.kind != "agency":
             raise AuthFailure(401, "This route needs an agency (Company) access token.")
         _require(form, "companyId", "locationId")
-        if form["companyId"] != principal.company_id or form["locationId"] not in self.store.locations:
+        location_id = form["locationId"]
+        if form["companyId"] != principal.company_id or not self.installs.is_installed(location_id):
             raise AuthFailure(400, "Location not found for this company or app not installed.")
+        if not self.installs.is_active(location_id):
+            raise AuthFailure(400, NOT_ACTIVE)
         # A location token carries the agency grant's scopes.
-        body = self._issue(self._app_principal(form["locationId"], principal.scopes), with_refresh=with_refresh)
+        body = self._issue(self._app_principal(location_id, principal.scopes), with_refresh=with_refresh)
         body.pop("userType", None)
         body.pop("companyId", None)
         return body
+
+
+def _is_app_token_of(principal: Principal, location_id: str) -> bool:
+    return principal.kind == "oauth" and principal.location_id == location_id

@@ -50,6 +50,26 @@ class SandboxHTTPError(Exception):
         self.body = error_body(status, message, **extra)
 
 
+class AipError(SandboxHTTPError):
+    """An error of GHL's newer v3 routes, in the AIP envelope oauth-v3.json declares (``AipErrorResponseDto``):
+    ``{"error": {"code", "message", "details"?}}``.
+
+    :param status: the HTTP status.
+    :param code: the machine-readable code (``INVALID_ARGUMENT``, ``RESOURCE_NOT_FOUND``...).
+    :param message: the human-readable message.
+    :param details: further context (the field, the identifier).
+    """
+
+    traced = False
+
+    def __init__(self, status: int, code: str, message: str, **details: Any) -> None:
+        super().__init__(status, message)
+        error: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            error["details"] = details
+        self.body = {"error": error}
+
+
 def validation_messages(exc: RequestValidationError) -> list[str]:
     """class-validator style messages for pydantic's errors ("property x should not exist", ...)."""
     messages = []

@@ -25,6 +25,8 @@ APPOINTMENT_FIELDS = (
     "notes", "source", "startTime", "endTime", "dateAdded", "dateUpdated",
 )  # fmt: skip
 
+#: The app's own lifecycle events (WH/AppInstall, WH/AppUninstall): their record is the payload's fields.
+APP_EVENT_TYPES = ("INSTALL", "UNINSTALL")
 EVENT_TYPES = (
     "ContactCreate", "ContactUpdate", "ContactDelete", "ContactTagUpdate", "ContactDndUpdate",
     "NoteCreate", "NoteUpdate", "NoteDelete", "TaskCreate", "TaskComplete", "TaskDelete",
@@ -40,9 +42,10 @@ def _pick(record: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
 def payload(event_type: str, location_id: str, record: dict[str, Any], at_ms: int, webhook_id: str) -> dict[str, Any]:
     """The event GHL sends for a change.
 
-    :param event_type: one of :data:`EVENT_TYPES`.
+    :param event_type: one of :data:`EVENT_TYPES` or :data:`APP_EVENT_TYPES`.
     :param location_id: the location whose data changed.
-    :param record: the contact, note, task or appointment after the change (before it, for a delete).
+    :param record: the contact, note, task or appointment after the change (before it, for a delete); for
+        ``INSTALL``/``UNINSTALL`` the event's own fields (``appId``...).
     :param at_ms: when the change happened (epoch ms).
     :param webhook_id: the event's id, the same on every delivery of it.
     """
@@ -60,6 +63,8 @@ def payload(event_type: str, location_id: str, record: dict[str, Any], at_ms: in
         event.update(_pick(record, TASK_FIELDS))
     elif event_type.startswith("Appointment"):
         event["appointment"] = _pick(record, APPOINTMENT_FIELDS)
+    elif event_type in APP_EVENT_TYPES:
+        event.update(copy.deepcopy(record))
     else:
         raise ValueError(f"unknown webhook event type {event_type!r}")
     event["webhookId"] = webhook_id

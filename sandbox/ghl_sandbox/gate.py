@@ -3,7 +3,8 @@
 In order: injected latency, the route lookup (404 in GHL's words), the required ``Version`` header, bearer
 auth, the rate budget (``X-RateLimit-*`` headers go on every response) and injected faults (5xx answers and
 dropped connections, before or after a write). Routes then see the caller's :class:`Principal` in
-``scope["ghl.principal"]`` and hold only GHL's behaviour. ``/_sandbox/*`` admin routes skip the gate.
+``scope["ghl.principal"]`` and hold only GHL's behaviour. ``/_sandbox/*`` admin routes and the authorization
+page skip the gate.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from ghl_sandbox.versions import V3
 API_VERSIONS = {"2021-07-28", "2021-04-15", V3}
 # Routes only one version has (contacts-v3.json has no GET /contacts/; oauth-v3.json renamed locationToken):
 # unknown in the other.
-REMOVED_IN_V3 = {("GET", "/contacts"), ("POST", "/oauth/locationToken")}
-ADDED_IN_V3 = {("POST", "/oauth/location-token")}
+REMOVED_IN_V3 = {("GET", "/contacts"), ("POST", "/oauth/locationToken"), ("GET", "/oauth/installedLocations")}
+ADDED_IN_V3 = {("POST", "/oauth/location-token"), ("GET", "/oauth/installed-locations")}
 NO_AUTH_PATHS = {"/oauth/token"}
 WRITE_METHODS = ("POST", "PUT", "DELETE", "PATCH")
 # POSTs that only read: a fault on them needs no before/after-write care.
 READ_POSTS = {"/contacts/search", "/locations/{locationId}/tasks/search"}
+# Not GHL's API: the admin routes and the authorization page (marketplace.gohighlevel.com on GHL).
+PAGES = ("/_sandbox", "/v2/oauth/chooselocation", "/oauth/chooselocation")
 # Where routes find the caller (None on the routes of NO_AUTH_PATHS).
 PRINCIPAL_KEY = "ghl.principal"
 
@@ -63,7 +66,7 @@ class SandboxASGI:
         if len(path) > 1 and path.endswith("/"):
             # GHL answers both /contacts/ and /contacts; routes are registered without the slash.
             scope["path"] = path = path.rstrip("/")
-        if path.startswith("/_sandbox"):
+        if path.startswith(PAGES):
             await self.app(scope, receive, send)
             return
         sb = self.sandbox

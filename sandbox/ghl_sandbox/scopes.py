@@ -27,6 +27,8 @@ _LOCATION_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/locations/{locationId}/tasks/search"): "locations/tasks.readonly",
     ("POST", "/oauth/locationToken"): "oauth.write",
     ("POST", "/oauth/location-token"): "oauth.write",
+    ("GET", "/oauth/installedLocations"): "oauth.readonly",
+    ("GET", "/oauth/installed-locations"): "oauth.readonly",
 }
 #: Contact routes that read although they are POSTs.
 _READ_POSTS = {"/contacts/search"}

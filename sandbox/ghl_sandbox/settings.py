@@ -64,18 +64,24 @@ class WebhookSubscription(BaseModel):
         return urls
 
 
+#: Most locations one sandbox holds (each costs a few KB until its contacts are read).
+MAX_LOCATIONS = 10_000
+
+
 @dataclasses.dataclass
 class SandboxConfig:
     """Settings fixed when the sandbox starts (or is reset).
 
     :param contacts: contacts generated per location.
-    :param locations: number of locations (sub-accounts), all under one company (agency).
+    :param locations: number of locations (sub-accounts), all under one company (agency), at most
+        :data:`MAX_LOCATIONS`; their contacts are generated when first read.
     :param seed: seed of the deterministic data and credential generator.
     :param anchor: "now" of the generated data; dates fall before it. Default: start time, to the second.
     :param max_requests: burst budget per token and location in each interval.
     :param interval_ms: length of the sliding rate-limit window.
     :param daily_limit: requests per token and location per UTC day.
     :param token_ttl: lifetime of OAuth access tokens in seconds.
+    :param code_ttl: how long an authorization code can be exchanged, in seconds.
     :param allow_duplicates: whether locations accept contacts with an email or phone already in use.
     :param pit_scopes: scopes of the locations' Private Integration Tokens (space-separated, as GHL writes
         them); None: every scope the sandbox knows. E.g. ``"contacts.readonly"`` for a least-privilege token.
@@ -91,6 +97,7 @@ class SandboxConfig:
     interval_ms: int = 10_000
     daily_limit: int = 200_000
     token_ttl: int = 86_399
+    code_ttl: int = 600
     allow_duplicates: bool = False
     pit_scopes: str | None = None
     faults: Faults = dataclasses.field(default_factory=Faults)
@@ -99,17 +106,17 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         checks = {
             "contacts": self.contacts >= 0,
-            "locations": self.locations >= 1,
+            "locations": 1 <= self.locations <= MAX_LOCATIONS,
             "max_requests": self.max_requests >= 1,
             "interval_ms": self.interval_ms >= 1,
             "daily_limit": self.daily_limit >= 1,
             "token_ttl": self.token_ttl >= 1,
+            "code_ttl": self.code_ttl >= 1,
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(
-                    f"{name} must be {'>= 0' if name == 'contacts' else '>= 1'}, got {getattr(self, name)!r}"
-                )
+                bound = {"contacts": ">= 0", "locations": f"between 1 and {MAX_LOCATIONS}"}.get(name, ">= 1")
+                raise ValueError(f"{name} must be {bound}, got {getattr(self, name)!r}")
         try:
             parse_scopes(self.pit_scopes)
         except ValueError as exc:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ghl_sandbox.auth import TokenRegistry
-from ghl_sandbox.data import Store, iso
+from ghl_sandbox.data import Store, iso, secret
+from ghl_sandbox.installs import Installs
 from ghl_sandbox.ratelimit import RateLimiter
 from ghl_sandbox.scopes import parse_scopes, scope_text
 from ghl_sandbox.settings import Faults, SandboxConfig
@@ -49,7 +50,13 @@ class Sandbox:
         # From here on every change of the data is a webhook (the generated start state is not).
         for loc in self.store.locations.values():
             loc.sink = self.webhooks.publish
-        self.tokens = TokenRegistry(self.store, config.token_ttl, parse_scopes(config.pit_scopes))
+        self.installs = Installs(self.store, user_id=secret(config.seed, "user")[:20])
+        self.installs.sink = self.webhooks.publish
+        self.tokens = TokenRegistry(
+            self.store, self.installs, config.token_ttl, parse_scopes(config.pit_scopes), config.code_ttl
+        )
+        # What the authorization page answers without asking (PUT /_sandbox/oauth/choice): a test's pick.
+        self.oauth_choice: dict[str, str] = {}
         self.limiter = RateLimiter(config.max_requests, config.interval_ms, config.daily_limit)
         self.set_faults(config.faults.model_copy())
         # Fault rolls (and admin picks) have their own seeded stream, apart from the data's.
@@ -73,6 +80,16 @@ class Sandbox:
         self.reset_stats()
         self.in_flight = in_flight
 
+    # -- the app's installs ----------------------------------------------------------------------------------
+    def uninstall(self, location_id: str) -> int:
+        """Uninstall the app from a location: ``UNINSTALL`` goes out and the app's tokens of it stop working.
+        Returns how many tokens were dropped.
+
+        :param location_id: the location.
+        """
+        self.installs.uninstall(location_id)
+        return self.tokens.revoke(location_id)
+
     def set_faults(self, faults: Faults) -> None:
         """Replace the fault settings; a ``storm_seconds`` storm starts now.
 
@@ -91,6 +108,8 @@ class Sandbox:
                 "client_id": self.tokens.client_id,
                 "client_secret": self.tokens.client_secret,
                 "company_refresh_token": self.tokens.company_refresh,
+                "app_id": self.installs.app_id,
+                "version_id": self.installs.version_id,
             },
             "locations": [
                 {
@@ -99,7 +118,8 @@ class Sandbox:
                     "private_token": loc.private_token,
                     "private_token_scopes": scope_text(self.tokens.pits[loc.private_token].scopes),
                     "refresh_token": self.tokens.initial_refresh[loc.id],
-                    "contacts": len(loc.contacts),
+                    "contacts": loc.contact_count,
+                    "installed": self.installs.is_installed(loc.id),
                     # Ids GHL's other APIs (users, businesses, campaigns, workflows) would list; routes take them.
                     "users": loc.users,
                     "businesses": loc.businesses,
@@ -139,6 +159,9 @@ class Sandbox:
             "peak_concurrency": self.peak_concurrency,
             "in_flight": self.in_flight,
             "writes": self.writes,
+            # Locations whose contacts were made (read or written since the start or reset); the others cost
+            # nothing yet.
+            "locations_generated": sum(loc.generated for loc in self.store.locations.values()),
             "tokens_refreshed": self.tokens.refreshed,
             "refresh_tokens_reused": self.tokens.refresh_reused,
         }

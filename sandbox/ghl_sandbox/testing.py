@@ -153,13 +153,44 @@ class SandboxServer:
         return self.admin("POST", "tokens/expire", {"access_token": access_token} if access_token else {})["expired"]
 
     def authorize(
-        self, location_id: str | None = None, company_id: str | None = None, *, scopes: list[str] | None = None
+        self,
+        location_id: str | None = None,
+        company_id: str | None = None,
+        *,
+        scopes: list[str] | None = None,
+        redirect_uri: str | None = None,
     ) -> str:
-        """An authorization code for an app install on a location or the company, with ``scopes`` (None: all)."""
+        """An authorization code for an app install on a location (installed if it was not) or the company, with
+        ``scopes`` (None: all), as sent to ``redirect_uri``."""
         body: dict[str, Any] = {"locationId": location_id} if location_id else {"companyId": company_id}
         if scopes is not None:
             body["scopes"] = scopes
+        if redirect_uri is not None:
+            body["redirectUri"] = redirect_uri
         return str(self.admin("POST", "oauth/authorize", body)["code"])
+
+    def choose_on_authorization_page(self, location_id: str | None = None, company_id: str | None = None) -> None:
+        """Make the authorization page pick this location or the company without showing itself (both None:
+        show the page again)."""
+        body = {"locationId": location_id} if location_id else {"companyId": company_id} if company_id else {}
+        self.admin("PUT", "oauth/choice", body)
+
+    # -- the app's installs ---------------------------------------------------------------------------------
+    def installs(self) -> dict[str, Any]:
+        """``GET /_sandbox/installs``: app_id, version_id, plan_id, installed, uninstalled, inactive."""
+        return dict(self.admin("GET", "installs"))
+
+    def install(self, location_id: str) -> dict[str, Any]:
+        """Install the app on a location (sends INSTALL)."""
+        return dict(self.admin("POST", "installs", {"locationId": location_id, "installed": True}))
+
+    def uninstall(self, location_id: str) -> dict[str, Any]:
+        """Uninstall the app from a location (sends UNINSTALL, drops the app's tokens of it)."""
+        return dict(self.admin("POST", "installs", {"locationId": location_id, "installed": False}))
+
+    def set_active(self, location_id: str, active: bool) -> dict[str, Any]:
+        """Suspend (False) or reactivate a location: a suspended one answers refreshes "Location is not active"."""
+        return dict(self.admin("POST", "installs", {"locationId": location_id, "active": active}))
 
     def issue_token(self, index: int = 0, scopes: list[str] | None = None) -> str:
         """A new Private Integration Token of location ``index`` with ``scopes`` (None: all), e.g.

@@ -232,7 +232,7 @@ class WebhookDelivery:
                 "webhookId": webhook_id,
                 "type": event_type,
                 "locationId": location_id,
-                "id": str(record.get("id")),
+                "id": str(record.get("id", "")),
                 "timestamp": iso(at_ms),
             }
         )

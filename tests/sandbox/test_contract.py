@@ -52,10 +52,12 @@ SCOPE: dict[str, Callable[[str, str], bool]] = {
         (method, path)
         in {("GET", "/locations/{locationId}/customFields"), ("POST", "/locations/{locationId}/tasks/search")}
     ),
-    "oauth.json": lambda method, path: path in {"/oauth/token", "/oauth/locationToken"},
+    "oauth.json": lambda method, path: path in {"/oauth/token", "/oauth/locationToken", "/oauth/installedLocations"},
     # API v3 (Version: v3): every contacts operation; search is untyped here too (no 2xx schema, no 2xx case).
     "contacts-v3.json": lambda method, path: True,
-    "oauth-v3.json": lambda method, path: path in {"/oauth/token", "/oauth/location-token"},
+    "oauth-v3.json": lambda method, path: (
+        path in {"/oauth/token", "/oauth/location-token", "/oauth/installed-locations"}
+    ),
 }
 #: The Version header each file's cases are sent with.
 V3_FILES = {"contacts-v3.json", "oauth-v3.json"}
@@ -343,7 +345,15 @@ OK: dict[tuple[str, str], Callable[[Ctx], Request]] = {
         "token": c.agency_token(),
         "data": {"companyId": c.api.server.info["company_id"], "locationId": c.location_id},
     },
+    ("GET", "/oauth/installedLocations"): lambda c: {
+        "token": c.agency_token(),
+        "params": _installed_query(c) | {"isInstalled": "true", "limit": "1"},
+    },
 }
+
+
+def _installed_query(c: Ctx) -> dict[str, str]:
+    return {"companyId": c.api.server.info["company_id"], "appId": c.api.server.info["oauth"]["app_id"]}
 
 
 def _client(c: Ctx) -> dict[str, str]:
@@ -368,6 +378,11 @@ OK_V3: dict[tuple[str, str], Callable[[Ctx], Request]] = {
         "token": c.agency_token(),
         "data": {"companyId": c.api.server.info["company_id"], "locationId": c.location_id},
     },
+    # pageSize 1 of the two locations: a next page, so nextPageToken is validated too.
+    ("GET", "/oauth/installed-locations"): lambda c: {
+        "token": c.agency_token(),
+        "params": _installed_query(c) | {"pageSize": "1"},
+    },
 }
 SPECIAL_V3: dict[tuple[str, str, int], Callable[[Ctx], Request]] = {
     ("POST", "/oauth/token", 400): lambda c: {
@@ -386,6 +401,18 @@ SPECIAL_V3: dict[tuple[str, str, int], Callable[[Ctx], Request]] = {
     ("POST", "/oauth/location-token", 422): lambda c: {
         "token": c.agency_token(),
         "data": {"companyId": c.api.server.info["company_id"]},
+    },
+    ("GET", "/oauth/installed-locations", 400): lambda c: {
+        "token": c.agency_token(),
+        "params": _installed_query(c) | {"pageToken": "not-a-token"},
+    },
+    ("GET", "/oauth/installed-locations", 404): lambda c: {
+        "token": c.agency_token(),
+        "params": _installed_query(c) | {"appId": "someOtherApp"},
+    },
+    ("GET", "/oauth/installed-locations", 422): lambda c: {
+        "token": c.agency_token(),
+        "params": {"appId": c.api.server.info["oauth"]["app_id"]},
     },
 }
 
@@ -416,6 +443,14 @@ SPECIAL: dict[tuple[str, str, int], Callable[[Ctx], Request]] = {
     ("POST", "/oauth/locationToken", 422): lambda c: {
         "token": c.agency_token(),
         "data": {"companyId": c.api.server.info["company_id"]},
+    },
+    ("GET", "/oauth/installedLocations", 400): lambda c: {
+        "token": c.agency_token(),
+        "params": _installed_query(c) | {"appId": "someOtherApp"},
+    },
+    ("GET", "/oauth/installedLocations", 422): lambda c: {
+        "token": c.agency_token(),
+        "params": _installed_query(c) | {"limit": "101"},
     },
 }
 

@@ -277,6 +277,35 @@ def test_children_of_a_seeded_contact(hooked: Api, receiver: Receiver) -> None:
     assert event["type"] == "TaskDelete" and event["id"] == task["id"] and event["dateAdded"]
 
 
+def test_uninstall_and_install_send_the_apps_lifecycle_events(hooked: Api, receiver: Receiver) -> None:
+    location = hooked.server.location_ids[1]
+    app_id = hooked.server.info["oauth"]["app_id"]
+    hooked.server.uninstall(location)
+    hooked.server.uninstall(location)  # not installed: nothing happens, nothing is sent
+    hooked.server.install(location)
+    hooked.server.install(location)
+    # An approval on the authorization page of a location without the app installs it too.
+    hooked.server.uninstall(location)
+    hooked.server.authorize(location_id=location)
+    _drain(hooked)
+    assert receiver.types() == ["UNINSTALL", "INSTALL", "UNINSTALL", "INSTALL"]
+    uninstall, install = receiver.accepted[:2]
+    assert uninstall == {
+        "type": "UNINSTALL",
+        "locationId": location,
+        "appId": app_id,
+        "webhookId": uninstall["webhookId"],
+        "timestamp": uninstall["timestamp"],
+    }
+    assert set(install) == ENVELOPE | {
+        "appId", "companyId", "userId", "planId", "trial", "isWhitelabelCompany", "companyName"
+    }  # fmt: skip
+    assert install["appId"] == app_id and install["companyId"] == hooked.server.info["company_id"]
+    assert install["timestamp"] > uninstall["timestamp"]
+    for delivery in receiver.deliveries:
+        assert verifies(hooked.server.webhook_public_key, delivery.headers["X-GHL-Signature"], delivery.body)
+
+
 def test_admin_changes_send_the_events_of_the_api_writes(hooked: Api, receiver: Receiver) -> None:
     server, loc = hooked.server, hooked.location_id
     results = server.changes(

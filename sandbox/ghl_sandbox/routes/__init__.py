@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from ghl_sandbox.routes import admin, associations, children, contacts, locations, oauth, webhooks
+from ghl_sandbox.routes import admin, associations, children, contacts, locations, marketplace, oauth, webhooks
 
 ROUTERS: tuple[APIRouter, ...] = (
     contacts.router,
@@ -16,6 +16,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     children.router,
     locations.router,
     oauth.router,
+    marketplace.router,
     admin.router,
     webhooks.router,
 )

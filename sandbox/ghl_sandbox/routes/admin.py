@@ -95,14 +95,62 @@ async def expire_tokens(request: Request) -> JSONResponse:
 
 @router.post("/_sandbox/oauth/authorize")
 async def authorize(request: Request) -> JSONResponse:
+    """A user's approval, without the page: ``{"locationId" | "companyId", "scopes"?, "redirectUri"?}`` ->
+    ``{"code"}`` (a location gets the app installed if it had not)."""
     body = await _json_body(request)
     try:
         code = sandbox_of(request).tokens.authorize(
-            location_id=body.get("locationId"), company_id=body.get("companyId"), scopes=body.get("scopes")
+            location_id=body.get("locationId"),
+            company_id=body.get("companyId"),
+            scopes=body.get("scopes"),
+            redirect_uri=body.get("redirectUri"),
         )
     except ValueError as exc:
         raise SandboxHTTPError(422, [str(exc)]) from None
     return ok({"code": code})
+
+
+@router.put("/_sandbox/oauth/choice")
+async def oauth_choice(request: Request) -> JSONResponse:
+    """What the authorization page picks without showing itself: ``{"locationId"}``, ``{"companyId"}``, or
+    ``{}`` to show the page again. Holds until changed or reset."""
+    sb = sandbox_of(request)
+    body = await _json_body(request)
+    choice = {k: str(v) for k, v in body.items() if k in ("locationId", "companyId") and v}
+    if set(body) - {"locationId", "companyId"} or len(choice) > 1:
+        raise SandboxHTTPError(422, ["choice: give one of locationId or companyId, or nothing"])
+    if "locationId" in choice:
+        _admin_location(sb, choice["locationId"])
+    if choice.get("companyId", sb.store.company_id) != sb.store.company_id:
+        raise SandboxHTTPError(422, [f"companyId: unknown company {choice['companyId']!r}"])
+    sb.oauth_choice = choice
+    return ok(choice)
+
+
+@router.get("/_sandbox/installs")
+async def installs(request: Request) -> JSONResponse:
+    return ok(sandbox_of(request).installs.view())
+
+
+@router.post("/_sandbox/installs")
+async def change_install(request: Request) -> JSONResponse:
+    """Install, uninstall, suspend or reactivate: ``{"locationId", "installed"?: bool, "active"?: bool}``.
+    An install or uninstall sends the app's INSTALL / UNINSTALL webhook; an uninstall drops the app's tokens of
+    the location."""
+    sb = sandbox_of(request)
+    body = await _json_body(request)
+    loc = _admin_location(sb, body.get("locationId"))
+    bad = [k for k in ("installed", "active") if k in body and not isinstance(body[k], bool)]
+    if bad or set(body) - {"locationId", "installed", "active"}:
+        raise SandboxHTTPError(422, [f"installs: unknown or non-boolean setting(s): {', '.join(bad or sorted(body))}"])
+    revoked = 0
+    if body.get("installed") is True:
+        sb.installs.install(loc.id)
+    elif body.get("installed") is False:
+        revoked = sb.uninstall(loc.id)
+    if "active" in body:
+        sb.installs.set_active(loc.id, body["active"])
+    return ok({**sb.installs.view(), "tokens_revoked": revoked})
 
 
 @router.post("/_sandbox/tokens/pit")
