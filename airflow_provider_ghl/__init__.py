@@ -94,6 +94,11 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Needed for agency tokens that mint location tokens.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "app_id": {
+                        "label": "Marketplace app ID",
+                        "description": "Agency installs: lets DAGs discover the locations where the app is installed.",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "user_type": {
                         "label": "OAuth user type",
                         "description": "Location (sub-account token) or Company (agency token).",

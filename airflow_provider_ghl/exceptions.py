@@ -155,6 +155,20 @@ class GHLForbiddenError(GHLAuthError):
     """403: the token is valid but has no access to this location (or resource)."""
 
 
+class GHLLocationNotInstalledError(GHLAuthError):
+    """The app is no longer installed in a location, or GHL reports the location as not active: its token
+    refresh answers 400 "Location is not active", or the agency cannot mint its token. Nothing can be read
+    there until the app is installed again, so a task of that location skips with a warning (the other
+    locations' tasks are not affected).
+
+    :param location_id: the location.
+    """
+
+    def __init__(self, message: str | None = None, *, location_id: str | None = None, **kwargs: Any) -> None:
+        self.location_id = location_id
+        super().__init__(message, **kwargs)
+
+
 class GHLNotFoundError(GHLApiError):
     """The contact, task, note or other resource does not exist (GHL answers 400 "... not found" or 404)."""
 

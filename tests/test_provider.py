@@ -35,7 +35,7 @@ def test_connection_form_is_declarative_and_secrets_are_masked() -> None:
     manager = ProvidersManager()
     widgets = {k: v for k, v in manager.connection_form_widgets.items() if k.startswith("extra__ghl__")}
     expected = {
-        "auth_type", "location_id", "company_id", "user_type", "api_version", "refresh_token",
+        "auth_type", "location_id", "company_id", "app_id", "user_type", "api_version", "refresh_token",
         "token_variable", "max_requests", "interval_ms", "daily_reserve", "connect_timeout", "timeout", "max_retries",
         "app_url", "budget_backend", "budget_dir", "budget_redis_conn_id",
     }  # fmt: skip

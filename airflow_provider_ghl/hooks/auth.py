@@ -1,8 +1,8 @@
-"""Tokens for the GHL hook: static Private Integration Tokens and rotating OAuth token sets.
+"""Tokens for the GHL hook: static Private Integration Tokens, rotating OAuth token sets, agency location tokens.
 
 OAuth refresh tokens are single-use: every refresh returns a new one and kills the old. The token set therefore
-lives in one shared place, an Airflow Variable by default (:class:`VariableTokenStore`), and every process
-follows the same protocol:
+lives in one shared place (a :class:`~airflow_provider_ghl.hooks.tokens.TokenStore`, an Airflow Variable by
+default), and every process follows the same protocol:
 
 * use the stored access token while it is valid (in memory after the first read);
 * refresh it when it is within ``skew`` seconds of expiry or GHL answers 401, one thread at a time per process;
@@ -10,34 +10,49 @@ follows the same protocol:
 * on ``invalid_grant`` another worker has spent the refresh token first: re-read the store and use its newer
   set; if none appears, the app must be re-authorized (:class:`~airflow_provider_ghl.exceptions.GHLAuthError`).
 
-Every token is passed to ``mask_secret`` the moment it is known. Variables are encrypted at rest only when
-Airflow has a ``[core] fernet_key``: configure one in any deployment that uses OAuth.
+An agency (Company) install mints each location's token from its own, shared by every process that the rate
+budget reaches (:mod:`~airflow_provider_ghl.hooks.location_tokens`), and calls agency-level operations with
+its own token (:class:`CompanyTokenAuth`). A location where the app is no longer installed, or that GHL
+reports as not active, raises :class:`~airflow_provider_ghl.exceptions.GHLLocationNotInstalledError`.
+
+Every token is passed to ``mask_secret`` the moment it is known.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
-import sys
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
-from datetime import UTC, datetime
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Hashable
+from typing import Any, Protocol
 
 from airflow.sdk.log import mask_secret
 from tenacity import Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_exponential, wait_fixed
 
-from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLError
+from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLLocationNotInstalledError
 from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import (
     OAUTH_LOCATION_TOKEN_PATH,
     OAUTH_TOKEN_PATH,
     OAUTH_V3_LOCATION_TOKEN_PATH,
 )
-from airflow_provider_ghl.hooks.responses import as_auth_error
+from airflow_provider_ghl.hooks.location_tokens import LocationTokens, MintedToken, ProcessLocationTokens
+from airflow_provider_ghl.hooks.responses import as_auth_error, reports_not_installed
+from airflow_provider_ghl.hooks.tokens import TokenSet, TokenStore, VariableTokenStore
+
+__all__ = [
+    "DEFAULT_REFRESH_SKEW",
+    "CompanyTokenAuth",
+    "OAuthTokenManager",
+    "PrivateTokenAuth",
+    "TokenProvider",
+    "TokenSet",
+    "TokenStore",
+    "VariableTokenStore",
+    "reset_shared_state",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,170 +65,6 @@ DEFAULT_NEWER_TOKEN_WAIT = 10.0
 def _digest(secret: str) -> str:
     """A short, stable, non-reversible name for a secret (rate-limit keys, never logs of the secret)."""
     return hashlib.sha256(secret.encode()).hexdigest()[:16]
-
-
-@dataclasses.dataclass(frozen=True)
-class TokenSet:
-    """One OAuth grant as GHL returned it. ``repr`` never shows the tokens.
-
-    :param access_token: bearer token for API calls.
-    :param refresh_token: single-use token that buys the next set.
-    :param expires_at: POSIX time when the access token expires.
-    :param scope: space-separated scopes.
-    :param user_type: ``Location`` or ``Company``.
-    :param location_id: location of a sub-account token.
-    :param company_id: company (agency) id.
-    :param refreshed_at: POSIX time when this set was obtained.
-    """
-
-    access_token: str = dataclasses.field(repr=False)
-    refresh_token: str | None = dataclasses.field(repr=False)
-    expires_at: float
-    scope: str | None = None
-    user_type: str | None = None
-    location_id: str | None = None
-    company_id: str | None = None
-    refreshed_at: float = 0.0
-
-    def expires_within(self, seconds: float) -> bool:
-        return self.expires_at - time.time() <= seconds
-
-    @classmethod
-    def from_response(cls, body: Mapping[str, Any], *, previous: TokenSet | None = None) -> TokenSet:
-        """Build from a ``POST /oauth/token`` answer (v2 snake_case or v3 camelCase)."""
-        now = time.time()
-        access = body.get("access_token") or body.get("accessToken")
-        if not access:
-            raise GHLAuthError("GHL's token endpoint answered without an access token.")
-        expires_in = float(body.get("expires_in") or body.get("expiresIn") or 0)
-        return cls(
-            access_token=str(access),
-            refresh_token=body.get("refresh_token") or body.get("refreshToken") or None,
-            expires_at=now + expires_in,
-            scope=body.get("scope"),
-            user_type=body.get("userType") or (previous.user_type if previous else None),
-            location_id=body.get("locationId") or (previous.location_id if previous else None),
-            company_id=body.get("companyId") or (previous.company_id if previous else None),
-            refreshed_at=now,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        # Readable copies for whoever looks at the Variable; ``expires_at`` stays authoritative.
-        data["expires_at_iso"] = datetime.fromtimestamp(self.expires_at, UTC).isoformat()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TokenSet:
-        if not data.get("access_token"):
-            raise ValueError("no access_token")
-        expires_at = data.get("expires_at")
-        if isinstance(expires_at, str):  # tolerate a hand-written ISO timestamp
-            expires_at = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
-        return cls(
-            access_token=str(data["access_token"]),
-            refresh_token=data.get("refresh_token") or None,
-            expires_at=float(expires_at or 0),
-            scope=data.get("scope"),
-            user_type=data.get("user_type"),
-            location_id=data.get("location_id"),
-            company_id=data.get("company_id"),
-            refreshed_at=float(data.get("refreshed_at") or 0),
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """Non-secret facts about the set, safe for logs and XCom."""
-        return {
-            "expires_at": datetime.fromtimestamp(self.expires_at, UTC).isoformat(),
-            "refreshed_at": datetime.fromtimestamp(self.refreshed_at, UTC).isoformat() if self.refreshed_at else None,
-            "scope": self.scope,
-            "user_type": self.user_type,
-            "location_id": self.location_id,
-            "company_id": self.company_id,
-        }
-
-    def mask(self) -> None:
-        """Register both tokens with Airflow's secrets masker."""
-        mask_secret(self.access_token)
-        if self.refresh_token:
-            mask_secret(self.refresh_token)
-
-
-@runtime_checkable
-class TokenStore(Protocol):
-    """Where an OAuth token set is kept between processes. Implement it to keep tokens elsewhere (e.g. a
-    secrets manager with versioning); ``name`` identifies the store in messages and in-process locking."""
-
-    @property
-    def name(self) -> str: ...
-
-    def load(self) -> TokenSet | None: ...
-
-    def save(self, tokens: TokenSet) -> None: ...
-
-
-def _in_task_context() -> bool:
-    # Inside a task (or triggerer) the Task SDK talks to the API server through SUPERVISOR_COMMS; elsewhere
-    # (scripts, the CLI, tests) there is no supervisor and Variables live in the metadata database.
-    runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
-    return getattr(runner, "SUPERVISOR_COMMS", None) is not None
-
-
-class VariableTokenStore:
-    """Keep the token set as JSON in an Airflow Variable.
-
-    In a task it uses ``airflow.sdk.Variable`` (the Execution API; ``Variable.set`` works from tasks in
-    Airflow 3). Outside one (scripts, ``airflow`` CLI, tests) the Task SDK cannot write Variables, so it
-    falls back to the metadata database through ``airflow.models.Variable``. The key must not also be defined
-    in a secrets backend or an ``AIRFLOW_VAR_*`` variable: those take precedence on read and would hide the
-    rotated set. The value is encrypted only when ``[core] fernet_key`` is set.
-
-    :param key: Variable key.
-    """
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    @property
-    def name(self) -> str:
-        return f"Airflow Variable {self.key!r}"
-
-    def load(self) -> TokenSet | None:
-        try:
-            if _in_task_context():
-                from airflow.sdk import Variable
-
-                raw = Variable.get(self.key, default=None)
-            else:
-                from airflow.models.variable import Variable as DbVariable
-
-                raw = DbVariable.get(self.key, default_var=None)
-        except Exception as err:
-            # Database errors can quote statement parameters: keep only the type.
-            raise GHLError(f"Could not read the OAuth token set from {self.name}: {type(err).__name__}") from None
-        if raw in (None, ""):
-            return None
-        try:
-            tokens = TokenSet.from_dict(json.loads(raw) if isinstance(raw, str) else raw)
-        except (ValueError, TypeError, AttributeError):
-            raise GHLConfigError(
-                f"{self.name} does not hold a GHL token set (JSON with access_token, refresh_token, "
-                "expires_at). Empty it to bootstrap from the connection's refresh_token."
-            ) from None
-        tokens.mask()
-        return tokens
-
-    def save(self, tokens: TokenSet) -> None:
-        value = json.dumps(tokens.to_dict(), indent=2)
-        description = "GHL OAuth token set, rotated by airflow-provider-ghl. Do not edit while DAGs run."
-        if _in_task_context():
-            from airflow.sdk import Variable
-
-            Variable.set(self.key, value, description=description)
-        else:
-            from airflow.models.variable import Variable as DbVariable
-
-            DbVariable.set(self.key, value, description=description)
 
 
 class TokenProvider(Protocol):
@@ -301,6 +152,20 @@ OAUTH_V2 = OAuthDialect(OAUTH_LOCATION_TOKEN_PATH, None, "2021-07-28", camel_cas
 OAUTH_V3 = OAuthDialect(OAUTH_V3_LOCATION_TOKEN_PATH, "v3", "v3", camel_case=True)
 
 
+def _not_installed(err: GHLAuthError, location_id: str | None, what: str) -> GHLLocationNotInstalledError:
+    """GHL's refusal ``err`` of an OAuth request for ``location_id`` as the location no longer having the app."""
+    said = (err.ghl_message or "").rstrip(".")
+    return GHLLocationNotInstalledError(
+        f"{what}: {said} (location {location_id}). The app is no longer installed there, or the location was "
+        "deactivated.",
+        location_id=location_id,
+        method=err.method,
+        path=err.path,
+        status=err.status,
+        ghl_message=err.ghl_message,
+    )
+
+
 class OAuthTokenManager:
     """Rotating OAuth tokens shared through a :class:`TokenStore`, single-flight per process.
 
@@ -309,6 +174,8 @@ class OAuthTokenManager:
     :param post: sends the token-endpoint requests (see :data:`FormPoster`).
     :param skew: refresh this many seconds before expiry.
     :param newer_token_wait: after ``invalid_grant``, how long to look for a set another worker persisted.
+    :param shared_location_tokens: where an agency install's minted location tokens are shared with other
+        processes (default: not beyond this one).
     """
 
     def __init__(
@@ -319,10 +186,12 @@ class OAuthTokenManager:
         *,
         skew: float = DEFAULT_REFRESH_SKEW,
         newer_token_wait: float = DEFAULT_NEWER_TOKEN_WAIT,
+        shared_location_tokens: LocationTokens | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self._post = post
+        self.shared_location_tokens = shared_location_tokens or ProcessLocationTokens()
         self.skew = skew
         self.newer_token_wait = newer_token_wait
         self._state = _shared_state(store)
@@ -349,6 +218,7 @@ class OAuthTokenManager:
             for loc, (token, _) in list(state.location_tokens.items()):
                 if token == used_token:  # a minted location token: mint a new one on next use
                     del state.location_tokens[loc]
+                    self.shared_location_tokens.discard(loc, used_token)
                     return True
             current = state.tokens
             if current and current.access_token != used_token and not current.expires_within(self.skew):
@@ -414,6 +284,12 @@ class OAuthTokenManager:
         try:
             body = self._post(OAUTH_TOKEN_PATH, form, None, self.dialect.token_version)
         except GHLAuthError as err:
+            if reports_not_installed(err):
+                # Not consumed by GHL: the same token works again if the location is reactivated.
+                location = self.config.location_id or (base.location_id if base else None)
+                raise _not_installed(
+                    err, location, f"GHL refused to refresh the OAuth token of connection {self.config.conn_id!r}"
+                ) from None
             if err.ghl_error != "invalid_grant":
                 raise
             newer = self._wait_for_newer(refresh_token)
@@ -465,6 +341,15 @@ class OAuthTokenManager:
             ) from None
 
     # -- agency (Company) tokens ----------------------------------------------------------------------------
+    def company_id(self, *, allow_refresh: bool = True) -> str:
+        """The agency's company id: the connection's ``company_id``, else the one GHL gave with the token set."""
+        company = self.config.company_id or self.current(allow_refresh=allow_refresh).company_id
+        if not company:
+            raise GHLConfigError(
+                f"Connection {self.config.conn_id!r} holds an agency (Company) token: set its company_id extra."
+            )
+        return company
+
     def _location_token(self, location_id: str | None, company: TokenSet, *, allow_refresh: bool) -> str:
         if not location_id:
             raise GHLConfigError(
@@ -479,8 +364,20 @@ class OAuthTokenManager:
             cached = state.location_tokens.get(location_id)
             if cached and cached[1] - time.time() > self.skew:
                 return cached[0]
-            form = {"companyId": self.config.company_id or company.company_id or "", "locationId": location_id}
-            path, version = self.dialect.location_token_path, self.dialect.location_token_version
+            minted = self.shared_location_tokens.obtain(
+                location_id,
+                lambda: self._mint(location_id, company, allow_refresh=allow_refresh),
+                lambda held: held.expires_at - time.time() > self.skew,
+            )
+            mask_secret(minted.token)
+            state.location_tokens[location_id] = (minted.token, minted.expires_at)
+            return minted.token
+
+    def _mint(self, location_id: str, company: TokenSet, *, allow_refresh: bool) -> MintedToken:
+        """``POST /oauth/locationToken`` (v3: ``/oauth/location-token``) for ``location_id``."""
+        form = {"companyId": self.config.company_id or company.company_id or "", "locationId": location_id}
+        path, version = self.dialect.location_token_path, self.dialect.location_token_version
+        try:
             try:
                 body = self._post(path, form, company.access_token, version)
             except GHLAuthError as err:
@@ -489,13 +386,44 @@ class OAuthTokenManager:
                     raise
                 company = self.current(allow_refresh=allow_refresh)
                 body = self._post(path, form, company.access_token, version)
-            token = body.get("access_token") or body.get("accessToken")
-            if not token:
-                raise GHLAuthError("GHL's location-token endpoint answered without an access token.")
-            mask_secret(token)
-            expires_in = float(body.get("expires_in") or body.get("expiresIn") or 0)
-            state.location_tokens[location_id] = (token, time.time() + expires_in)
-            return token
+        except GHLAuthError as err:
+            if not reports_not_installed(err):
+                raise
+            what = f"GHL refused a token for location {location_id} to the agency of {self.config.conn_id!r}"
+            raise _not_installed(err, location_id, what) from None
+        token = body.get("access_token") or body.get("accessToken")
+        if not token:
+            raise GHLAuthError("GHL's location-token endpoint answered without an access token.")
+        mask_secret(token)
+        expires_in = float(body.get("expires_in") or body.get("expiresIn") or 0)
+        return MintedToken(str(token), time.time() + expires_in)
+
+    def forget_location(self, location_id: str) -> None:
+        """Drop the location's minted token, here and where it is shared (the app was uninstalled there)."""
+        with self._state.lock:
+            self._state.location_tokens.pop(location_id, None)
+        self.shared_location_tokens.discard(location_id)
+
+
+class CompanyTokenAuth:
+    """The agency (Company) token itself, as a :class:`TokenProvider`: for agency-level operations, such as
+    the list of the locations where the app is installed. Its rate budget is the company's.
+
+    :param manager: the agency install's token manager.
+    """
+
+    def __init__(self, manager: OAuthTokenManager) -> None:
+        self.manager = manager
+
+    def access_token(self, location_id: str | None, *, allow_refresh: bool = True) -> str:
+        return self.manager.current(allow_refresh=allow_refresh).access_token
+
+    def recover(self, used_token: str, location_id: str | None, *, allow_refresh: bool = True) -> bool:
+        return self.manager.recover(used_token, None, allow_refresh=allow_refresh)
+
+    def rate_key(self, location_id: str | None) -> Hashable:
+        config = self.manager.config
+        return ("oauth", config.client_id, "company", config.company_id)
 
 
 def reset_shared_state() -> None:

@@ -106,6 +106,7 @@ class GHLConnectionConfig:
     :param client_id: OAuth client id (``login``).
     :param location_id: default location (sub-account) id.
     :param company_id: company (agency) id.
+    :param app_id: the Marketplace app's id (GHL's installed-locations listing needs it).
     :param user_type: OAuth user type, ``Location`` or ``Company``.
     :param api_version: value of the ``Version`` header.
     :param refresh_token: OAuth bootstrap refresh token, used only while the token Variable is empty.
@@ -129,6 +130,7 @@ class GHLConnectionConfig:
     client_id: str | None = None
     location_id: str | None = None
     company_id: str | None = None
+    app_id: str | None = None
     user_type: str = "Location"
     api_version: str = DEFAULT_API_VERSION
     refresh_token: str | None = dataclasses.field(default=None, repr=False)
@@ -196,6 +198,7 @@ class GHLConnectionConfig:
             )
         location_id = overrides.pop("location_id", None) or _extra(extras, "location_id")
         company_id = _extra(extras, "company_id")
+        app_id = str(_extra(extras, "app_id") or "").strip() or None
         if auth_type == AUTH_OAUTH and user_type == "Company" and location_id and not company_id:
             raise GHLConfigError(
                 f"Connection {conn_id!r}: an agency (Company) token needs company_id to mint location tokens."
@@ -233,6 +236,7 @@ class GHLConnectionConfig:
             client_id=client_id,
             location_id=str(location_id) if location_id else None,
             company_id=str(company_id) if company_id else None,
+            app_id=app_id,
             user_type=user_type,
             api_version=api_version,
             refresh_token=_extra(extras, "refresh_token"),

@@ -1,5 +1,6 @@
-"""The GHL operations the hook speaks, as data: one row per operation of the Contacts API (``contacts.json``)
-plus the two location-level reads the provider needs (``locations.json``).
+"""The GHL operations the hook speaks, as data: one row per operation of the Contacts API (``contacts.json``),
+the two location-level reads the provider needs (``locations.json``) and the agency's list of the locations
+where the app is installed (``oauth.json``).
 
 Each typed method of :class:`~airflow_provider_ghl.hooks.ghl.GHLHook` is a one-line call into this table; the
 request funnel reads the row to build the URL, place ``locationId``, decide whether a failed attempt may be
@@ -49,6 +50,9 @@ class Endpoint(NamedTuple):
     :param v3_path: the path under ``Version: v3`` when it differs; ``""`` means the operation is gone in v3.
     :param shape: the keys a 2xx body must have, and what each holds (from contacts.json / locations.json and
         GHL's observed answers); any 2xx body must be a JSON object, an empty one only where ``result`` is None.
+    :param agency: an agency-level operation: sent with the agency (Company) token itself, on the company's
+        rate budget, never with a location token.
+    :param v3_shape: the shape under ``Version: v3`` when it differs.
     """
 
     method: str
@@ -58,6 +62,8 @@ class Endpoint(NamedTuple):
     retry_safe: bool | None = None
     v3_path: str | None = None
     shape: Mapping[str, Expect] = ANY_OBJECT
+    agency: bool = False
+    v3_shape: Mapping[str, Expect] | None = None
 
     @property
     def is_retry_safe(self) -> bool:
@@ -134,10 +140,20 @@ ENDPOINTS: dict[str, Endpoint] = {
         retry_safe=True,
         shape={"tasks": ARRAY},
     ),
+    # Agency level (oauth.json, oauth-v3.json)
+    "get_installed_locations": Endpoint(
+        "GET",
+        "/oauth/installedLocations",
+        WHOLE_BODY,
+        v3_path="/oauth/installed-locations",
+        shape={"locations": ARRAY},
+        agency=True,
+        v3_shape={"items": ARRAY, "pagination": OBJECT},
+    ),
 }
 
-#: Operations of ``contacts.json`` (the rest of the table is location-level).
-CONTACT_OPERATIONS = tuple(name for name, ep in ENDPOINTS.items() if not ep.path.startswith("/locations/"))
+#: Operations of ``contacts.json`` (the rest of the table is location- or agency-level).
+CONTACT_OPERATIONS = tuple(name for name, ep in ENDPOINTS.items() if not ep.path.startswith(("/locations/", "/oauth/")))
 
 #: OAuth endpoints (``oauth.json``); called by the token manager, never retried after the request was sent.
 OAUTH_TOKEN_PATH = "/oauth/token"

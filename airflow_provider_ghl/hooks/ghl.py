@@ -37,6 +37,7 @@ from airflow_provider_ghl.exceptions import (
 from airflow_provider_ghl.hooks import operations as ops
 from airflow_provider_ghl.hooks.auth import (
     DEFAULT_REFRESH_SKEW,
+    CompanyTokenAuth,
     OAuthTokenManager,
     PrivateTokenAuth,
     TokenProvider,
@@ -46,7 +47,10 @@ from airflow_provider_ghl.hooks.auth import (
 )
 from airflow_provider_ghl.hooks.budget import budget_limiter
 from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
+from airflow_provider_ghl.hooks.endpoints import Endpoint
 from airflow_provider_ghl.hooks.fanout import CHILD_KINDS, ContactChildren, GHLFanoutMixin
+from airflow_provider_ghl.hooks.installs import AgencyApp, GHLInstallsMixin
+from airflow_provider_ghl.hooks.location_tokens import location_tokens
 from airflow_provider_ghl.hooks.paging import ContactPage, GHLPagingMixin
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
 from airflow_provider_ghl.hooks.request import DateLike, Request, Resolved, async_operation, iso_utc, operation, resolve
@@ -73,7 +77,7 @@ USER_AGENT = f"airflow-provider-ghl/{__version__}"
 T = TypeVar("T")
 
 
-class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
+class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
     """Talk to the HighLevel (GHL) Contacts API through one rate-limited, retrying request funnel.
 
     Authentication is a Private Integration Token (``auth_type=private_token``, the default) or a Marketplace
@@ -200,12 +204,68 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
                 provider: TokenProvider
                 if config.is_oauth:
                     store = self._token_store or VariableTokenStore(config.token_variable)
-                    provider = OAuthTokenManager(config, store, self._post_form, skew=self.refresh_skew)
+                    # An agency's minted location tokens reach every process its rate budget reaches.
+                    shared = location_tokens(config) if config.is_agency else None
+                    provider = OAuthTokenManager(
+                        config, store, self._post_form, skew=self.refresh_skew, shared_location_tokens=shared
+                    )
                 else:
                     provider = PrivateTokenAuth(config.secret)
                 self.__dict__["_auth"] = provider
             auth: TokenProvider = self.__dict__["_auth"]
             return auth
+
+    def provider_for(self, endpoint: Endpoint) -> TokenProvider:
+        """Who supplies the token of ``endpoint``: the connection's provider, or for an agency-level operation
+        the agency token itself (:class:`~airflow_provider_ghl.hooks.auth.CompanyTokenAuth`).
+
+        :param endpoint: the operation's row.
+        :raises GHLConfigError: an agency-level operation on a connection that is not an agency install.
+        """
+        auth = self.auth
+        if not endpoint.agency:
+            return auth
+        if not isinstance(auth, OAuthTokenManager) or not self.config.is_agency:
+            raise GHLConfigError(
+                f"{endpoint.method} {endpoint.path} needs an agency install: connection {self.ghl_conn_id!r} must "
+                "be auth_type=oauth with user_type=Company (the agency's token)."
+            )
+        with self._init_lock:
+            if "_company_auth" not in self.__dict__:
+                self.__dict__["_company_auth"] = CompanyTokenAuth(auth)
+            company: TokenProvider = self.__dict__["_company_auth"]
+            return company
+
+    def agency_app(self, company_id: str | None = None, app_id: str | None = None) -> AgencyApp:
+        """The company and app whose installs GHL is asked for: the connection's ``company_id`` (else the
+        agency token set's) and ``app_id``.
+
+        :param company_id: instead of the connection's.
+        :param app_id: instead of the connection's.
+        :raises GHLConfigError: not an agency install, or no app id.
+        """
+        auth = self.auth
+        if not isinstance(auth, OAuthTokenManager) or not self.config.is_agency:
+            raise GHLConfigError(
+                f"Connection {self.ghl_conn_id!r} is not an agency install: listing where the app is installed "
+                "needs auth_type=oauth with user_type=Company."
+            )
+        app = app_id or self.config.app_id
+        if not app:
+            raise GHLConfigError(
+                f"Connection {self.ghl_conn_id!r}: set the app_id extra (the Marketplace app's id) to list the "
+                "locations where the app is installed."
+            )
+        return AgencyApp(company_id or auth.company_id(), app, self.config.api_version == "v3")
+
+    def forget_location_token(self, location_id: str) -> None:
+        """An agency install: drop the location's minted token everywhere it is shared (after an uninstall).
+
+        :param location_id: the location.
+        """
+        auth = self.auth
+        if isinstance(auth, OAuthTokenManager):
+            auth.forget_location(location_id)
 
     def refresh_oauth_token(self) -> TokenSet:
         """Spend the stored OAuth refresh token now and persist the new set (single-writer deployments).
@@ -226,15 +286,17 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
     # ------------------------------------------------------------------------------------------------------
     # The request funnel
     # ------------------------------------------------------------------------------------------------------
-    def _limiter(self, location_id: str | None) -> RateLimiter:
-        return budget_limiter(self.config, self.auth.rate_key(location_id))
+    def _limiter(self, location_id: str | None, provider: TokenProvider | None = None) -> RateLimiter:
+        return budget_limiter(self.config, (provider or self.auth).rate_key(location_id))
 
-    async def _alimiter(self, config: GHLConnectionConfig, location_id: str | None) -> RateLimiter:
+    async def _alimiter(
+        self, config: GHLConnectionConfig, location_id: str | None, provider: TokenProvider
+    ) -> RateLimiter:
         """:meth:`_limiter` for the event loop."""
         if config.budget_backend == "process":
-            return self._limiter(location_id)
+            return self._limiter(location_id, provider)
         # A shared backend's limiter checks its backend when it is made (a file lock, a Redis round trip).
-        return await asyncio.to_thread(self._limiter, location_id)
+        return await asyncio.to_thread(self._limiter, location_id, provider)
 
     def forget_daily_figure(self, location_id: str | None = None) -> None:
         """After the daily reset: let the next request learn today's budget instead of trusting yesterday's.
@@ -264,7 +326,8 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
             max_seconds=self.retry_max_seconds,
         )
         config = self.config
-        sender = RequestsSender(self.get_conn(), config, self.auth, self._limiter(resolved.location_id))
+        provider = self.provider_for(endpoint)
+        sender = RequestsSender(self.get_conn(), config, provider, self._limiter(resolved.location_id, provider))
         retry = self._retry.tenacity_kwargs(
             retry_safe=exchange.retry_safe, attempts=max_attempts or config.max_retries + 1
         )
@@ -288,12 +351,12 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, BaseHook):
             raise ValueError(f"{request.operation} writes; the async twin only reads. Use the sync method on a worker.")
         exchange = Exchange.of(resolved, retry_safe=True, allow_refresh=False, max_seconds=self.retry_max_seconds)
         # The token provider may read a Variable while it is built: keep that off the event loop.
-        auth = await asyncio.to_thread(lambda: self.auth)
+        auth = await asyncio.to_thread(self.provider_for, endpoint)
         timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
         async with httpx.AsyncClient(
             base_url=config.base_url, headers=self._base_headers(), timeout=timeout, verify=shared_ssl_context()
         ) as client:
-            sender = HttpxSender(client, config, auth, await self._alimiter(config, resolved.location_id))
+            sender = HttpxSender(client, config, auth, await self._alimiter(config, resolved.location_id, auth))
             retry = self._retry.tenacity_kwargs(retry_safe=True, attempts=config.max_retries + 1)
             async for try_ in AsyncRetrying(**retry):  # re-raises the last failure
                 with try_:

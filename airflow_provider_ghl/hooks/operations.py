@@ -496,3 +496,42 @@ def search_location_tasks(
         }
     )
     return Request("search_location_tasks", json=body, location_id=location_id)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Agency level
+# ------------------------------------------------------------------------------------------------------
+def get_installed_locations(
+    company_id: str,
+    app_id: str,
+    *,
+    is_installed: bool | None = None,
+    skip: int | None = None,
+    limit: int | None = None,
+    page_size: int | None = None,
+    page_token: str | None = None,
+) -> Request[dict[str, Any]]:
+    """One page of the company's locations and whether the app is installed in each (agency token, scope
+    ``oauth.readonly``): v2 ``GET /oauth/installedLocations`` pages by ``skip``/``limit``, v3
+    ``GET /oauth/installed-locations`` by ``pageSize``/``pageToken``. Prefer
+    :meth:`~airflow_provider_ghl.hooks.installs.GHLInstallsMixin.iter_installed_locations`, which walks them.
+
+    :param company_id: the agency's company id.
+    :param app_id: the Marketplace app's id.
+    :param is_installed: only the locations where the app is (True) or is not (False) installed.
+    :param skip: v2: records to skip.
+    :param limit: v2: records per page (at most 100).
+    :param page_size: v3: records per page (at most 100).
+    :param page_token: v3: the ``nextPageToken`` of the previous page.
+    """
+    flag = None if is_installed is None else ("true" if is_installed else "false")
+    params = {
+        "companyId": company_id,
+        "appId": app_id,
+        "isInstalled": flag,
+        "skip": skip,
+        "limit": limit,
+        "pageSize": page_size,
+        "pageToken": page_token,
+    }
+    return Request("get_installed_locations", params=compact(params))

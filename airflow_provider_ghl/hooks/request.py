@@ -83,7 +83,10 @@ def resolve(request: Request[Any], config: GHLConnectionConfig) -> Resolved:
         if not endpoint.v3_path:
             raise GHLConfigError(f"{request.operation} ({endpoint.method} {endpoint.path}) was removed in API v3.")
         template = endpoint.v3_path
-    location = request.location_id or config.location_id
+    if config.api_version == "v3" and endpoint.v3_shape is not None:
+        endpoint = endpoint._replace(shape=endpoint.v3_shape)  # the answer is checked as v3 documents it
+    # An agency-level call belongs to no location: it runs on the company's token and budget.
+    location = None if endpoint.agency else request.location_id or config.location_id
     values = dict(request.path_params or {})
     query = compact(request.params or {})
     body = request.json

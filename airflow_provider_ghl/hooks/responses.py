@@ -227,6 +227,17 @@ def as_auth_error(
     return GHLScopeError(message, scope=scope, **facts) if scope_refused else GHLAuthError(message, **facts)
 
 
+#: What GHL says when the app is gone from a location: the refresh's "Location is not active" (GoHighLevel/
+#: highlevel-api-docs#249), or a location-token mint for a location without the app.
+NOT_INSTALLED_MESSAGES = ("location is not active", "not installed")
+
+
+def reports_not_installed(err: GHLApiError) -> bool:
+    """Whether an OAuth endpoint's refusal says the app is no longer installed in (or active at) the location."""
+    message = (err.ghl_message or "").lower()
+    return err.status == 400 and any(phrase in message for phrase in NOT_INSTALLED_MESSAGES)
+
+
 def refuses_scope(status: int, headers: Mapping[str, str], content: bytes) -> bool:
     """Whether an answer is GHL's scope refusal: a 401 that a fresh token cannot cure."""
     return is_scope_refusal(status, _error_fields(_decode(content), headers, ())["ghl_message"])

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
 READ_SCOPE = "contacts.readonly"
 WRITE_SCOPE = "contacts.write"
-#: Location-level operations and their scopes (locations.json ``security``).
-LOCATION_SCOPES = {
+#: Location- and agency-level operations and their scopes (locations.json, oauth.json ``security``).
+SCOPES_BY_OPERATION = {
     "get_custom_fields": "locations/customFields.readonly",
     "search_location_tasks": "locations/tasks.readonly",
+    # The agency's listing of the app's installs (oauth.json ``security``).
+    "get_installed_locations": "oauth.readonly",
 }
 #: GHL's message of a scope refusal (401).
 SCOPE_REFUSAL = "the token is not authorized for this scope"
@@ -47,8 +49,8 @@ def operation_scope(operation: str, endpoint: Endpoint | None = None) -> str:
     :param operation: a name of :data:`~airflow_provider_ghl.hooks.endpoints.ENDPOINTS`.
     :param endpoint: its row, when the caller has it at hand.
     """
-    if operation in LOCATION_SCOPES:
-        return LOCATION_SCOPES[operation]
+    if operation in SCOPES_BY_OPERATION:
+        return SCOPES_BY_OPERATION[operation]
     return READ_SCOPE if (endpoint or ENDPOINTS[operation]).is_read else WRITE_SCOPE
 
 

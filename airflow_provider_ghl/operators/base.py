@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import AssetAlias, BaseOperator, BaseOperatorLink, ObjectStoragePath
+from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_provider_ghl.checks import optional_id, optional_output_location, require_bool, require_id
-from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted, GHLNotFoundError
+from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted, GHLLocationNotInstalledError, GHLNotFoundError
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.mixin import GHLHookMixin
 from airflow_provider_ghl.hooks.ratelimit import next_daily_reset
@@ -41,6 +42,9 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
     :param wait_for_daily_reset: when the daily budget is down to the reserve
         (:class:`~airflow_provider_ghl.exceptions.GHLDailyBudgetExhausted`), defer until the daily budget
         resets and run again, holding no worker slot meanwhile, instead of failing.
+    :param skip_uninstalled: when GHL reports the app as no longer installed in the location, or the location
+        as not active (:class:`~airflow_provider_ghl.exceptions.GHLLocationNotInstalledError`), skip the task
+        with one warning instead of failing it; nothing was written. False: fail.
     """
 
     template_fields_renderers: ClassVar[dict[str, str]] = {}
@@ -50,9 +54,10 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
     #: declare gets none).
     output_asset_alias: ClassVar[str | None] = None
 
-    def __init__(self, *, wait_for_daily_reset: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, wait_for_daily_reset: bool = False, skip_uninstalled: bool = True, **kwargs: Any) -> None:
         super().__init__(**self.with_default_outlets(kwargs))
         self.wait_for_daily_reset = wait_for_daily_reset
+        self.skip_uninstalled = skip_uninstalled
 
     @classmethod
     def with_default_outlets(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +75,7 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
     def validate(self, context: Context) -> dict[str, Any]:
         """Check the (rendered) arguments; return them normalised. Raises ``GHLInputError`` naming the field."""
         require_bool("wait_for_daily_reset", self.wait_for_daily_reset)
+        require_bool("skip_uninstalled", self.skip_uninstalled)
         return {"location_id": optional_id("location_id", self.location_id)}
 
     def perform(self, hook: GHLHook, args: dict[str, Any], context: Context) -> Any:
@@ -90,6 +96,12 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
             moment = next_daily_reset()
             self.log.warning("%s Deferring until %s (wait_for_daily_reset).", err, moment.isoformat())
             self.defer(trigger=DateTimeTrigger(moment=moment), method_name="resume_after_daily_reset")
+        except GHLLocationNotInstalledError as err:
+            if not self.skip_uninstalled:
+                raise
+            # An uninstall is GHL's news, not this task's failure: the other locations' tasks go on.
+            self.log.warning("Skipping location %s: %s", err.location_id or args.get("location_id"), err)
+            raise AirflowSkipException(str(err)) from None
         contact_id = self.linked_contact(args, result)
         if contact_id:
             location = args.get("location_id") or self.hook.config.location_id

@@ -296,7 +296,8 @@ class SandboxServer:
         :param oauth: use the OAuth app (client id/secret and the location's initial refresh token) instead of
             the location's private integration token.
         :param agency: use the OAuth app installed at agency level (``user_type=Company``, the company's refresh
-            token), which reaches every location of the sandbox through ``POST /oauth/locationToken``.
+            token, the app's ``app_id``), which reaches every location of the sandbox through
+            ``POST /oauth/locationToken`` and lists them through ``GET /oauth/installedLocations``.
         :param private_token: a Private Integration Token of that location other than its default one (e.g. one
             from :meth:`issue_token` with fewer scopes).
         :param extra: more connection extras (e.g. ``token_variable``).
@@ -311,6 +312,7 @@ class SandboxServer:
                     "user_type": "Company",
                     "company_id": self.info["company_id"],
                     "refresh_token": self.info["oauth"]["company_refresh_token"],
+                    "app_id": self.info["oauth"]["app_id"],
                 }
             extra = {**grant, **extra}
         else:

@@ -7,9 +7,12 @@ with what it fetched; never a token.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def wait_at_barrier(ready: str, go: str) -> None:
@@ -20,6 +23,36 @@ def wait_at_barrier(ready: str, go: str) -> None:
         if time.monotonic() > deadline:
             raise SystemExit("barrier timeout")
         time.sleep(0.005)
+
+
+def run_at_barrier(
+    commands: list[Callable[[str, str], list[str]]], directory: Path, **popen: Any
+) -> list[tuple[int, str, str]]:
+    """Start one worker per command (each made from its READY and GO file names), let them all go at once when
+    every one is ready, and return each one's return code, stdout and stderr.
+
+    :param commands: makes a worker's command line from its READY and GO files.
+    :param directory: where the barrier files go.
+    :param popen: more ``subprocess.Popen`` arguments (``env``, ``cwd``).
+    """
+    go = directory / "go"
+    workers = []
+    for n, command in enumerate(commands):
+        ready = directory / f"ready-{n}"
+        proc = subprocess.Popen(
+            command(str(ready), str(go)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
+        )
+        workers.append((proc, ready))
+    deadline = time.monotonic() + 120
+    while not all(ready.exists() for _, ready in workers):
+        assert time.monotonic() < deadline and all(p.poll() is None for p, _ in workers), "worker did not start"
+        time.sleep(0.02)
+    go.touch()
+    results = []
+    for proc, _ in workers:
+        out, err = proc.communicate(timeout=120)
+        results.append((proc.returncode, out, err))
+    return results
 
 
 def main(conn_id: str, ready: str, go: str, *contact_ids: str) -> None:

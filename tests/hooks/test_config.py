@@ -55,6 +55,17 @@ def test_private_token_defaults() -> None:
     assert "pit-abc" not in repr(config)
 
 
+def test_an_agency_install_needs_no_location_and_names_its_app() -> None:
+    config = _config(
+        {"auth_type": "oauth", "user_type": "company", "company_id": "C1", "app_id": " 64f0a1b2c3d4e5f6a7b8c9d0 "},
+        login="client",
+        password="secret",
+    )
+    assert config.is_agency and config.location_id is None
+    assert (config.company_id, config.app_id) == ("C1", "64f0a1b2c3d4e5f6a7b8c9d0")
+    assert _config({"location_id": "L1"}, password="pit-x").app_id is None
+
+
 def test_extras_from_the_ui_form_are_prefixed() -> None:
     config = _config(
         {"extra__ghl__location_id": "L9", "extra__ghl__max_requests": "25", "extra__ghl__api_version": "v3"},

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import time
 import uuid
@@ -24,6 +23,7 @@ from airflow_provider_ghl.hooks.auth import TokenSet, VariableTokenStore
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.operators.token import GHLRefreshTokenOperator
 from ghl_sandbox.testing import SandboxServer
+from tests.hooks._oauth_worker import run_at_barrier
 from tests.hooks.conftest import remember_secret
 
 WORKER = Path(__file__).with_name("_oauth_worker.py")
@@ -250,23 +250,12 @@ def test_two_processes_with_an_expired_token_both_finish(oauth: OAuthSetup, tmp_
     oauth.sandbox.clear_stats()
 
     contacts = oauth.sandbox.contact_ids(oauth.location["id"])[:5]
-    go = tmp_path / "go"
-    workers = []
-    for n in range(2):
-        ready = tmp_path / f"ready-{n}"
-        cmd = [sys.executable, str(WORKER), oauth.conn_id, str(ready), str(go), *contacts]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-        workers.append((proc, ready))
-    deadline = time.monotonic() + 120
-    while not all(ready.exists() for _, ready in workers):
-        assert time.monotonic() < deadline and all(p.poll() is None for p, _ in workers), "worker did not start"
-        time.sleep(0.02)
-    go.touch()
-    outputs = [proc.communicate(timeout=120) for proc, _ in workers]
+    worker = lambda ready, go: [sys.executable, str(WORKER), oauth.conn_id, ready, go, *contacts]  # noqa: E731
+    results = run_at_barrier([worker, worker], tmp_path, env=os.environ.copy())
 
     final = oauth.stored()
-    for (proc, _), (out, err) in zip(workers, outputs, strict=True):
-        assert proc.returncode == 0, err
+    for returncode, out, err in results:
+        assert returncode == 0, err
         assert json.loads(out.strip().splitlines()[-1]) == {"fetched": contacts}
         for token in (expired.access_token, expired.refresh_token, final.access_token, final.refresh_token):
             assert token and token not in out + err

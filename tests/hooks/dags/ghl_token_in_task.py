@@ -16,8 +16,8 @@ with DAG("ghl_token_in_task", schedule=None, start_date=pendulum.datetime(2026, 
 
     @task
     def read_contact() -> str:
-        from airflow_provider_ghl.hooks.auth import _in_task_context
         from airflow_provider_ghl.hooks.ghl import GHLHook
+        from airflow_provider_ghl.hooks.tokens import _in_task_context
 
         assert _in_task_context(), "not running under the task supervisor"
         return GHLHook(CONN_ID).get_contact(CONTACT_ID)["id"]
