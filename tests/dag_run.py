@@ -54,3 +54,13 @@ def announced_outputs(airflow_db: Path) -> dict[str, str]:
         if path:
             announced[path] = name
     return announced
+
+
+def exported_records(output: Path) -> list[dict[str, Any]]:
+    """Every record of a committed gzip JSON Lines export directory, in its manifest's file order."""
+    import gzip
+
+    manifest = json.loads((output / "_manifest.json").read_text())
+    return [
+        json.loads(line) for f in manifest["files"] for line in gzip.decompress((output / f).read_bytes()).splitlines()
+    ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import json
 import os
@@ -17,7 +16,7 @@ import pytest
 
 from airflow_provider_ghl.exceptions import GHLConfigError
 from ghl_sandbox.testing import SandboxServer
-from tests.dag_run import announced_outputs
+from tests.dag_run import announced_outputs, exported_records
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_IDS = {
@@ -95,6 +94,43 @@ def test_location_list_comes_from_the_variable_else_the_connection(
             locations()
 
 
+def test_an_agency_install_discovers_its_locations_and_narrows_them(
+    sandbox: SandboxServer, airflow_db: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No ``ghl_location_ids`` and an agency connection: the locations where GHL says the app is installed, then
+    only the included ones and none of the excluded ones (a DAG param wins over the Variable)."""
+    import ghl_locations
+
+    sandbox.reset()
+    locations = ghl_locations.locations.function
+    conn = sandbox.airflow_connection(0, agency=True, token_variable=f"ghl_oauth_discovery_{tmp_path.name}")
+    del conn["extra"]["location_id"]
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
+    for name in ("GHL_LOCATION_IDS", "GHL_LOCATIONS_INCLUDE", "GHL_LOCATIONS_EXCLUDE"):
+        monkeypatch.delenv(f"AIRFLOW_VAR_{name}", raising=False)
+    first, second = sandbox.location_ids
+
+    assert sorted(p["location_id"] for p in locations()) == sorted([first, second])
+    sandbox.uninstall(second)
+    assert locations() == [{"location_id": first, "ghl_conn_id": "ghl_default"}]  # gone from the next run
+    sandbox.install(second)
+
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATIONS_EXCLUDE", json.dumps([first]))
+    assert locations() == [{"location_id": second, "ghl_conn_id": "ghl_default"}]
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATIONS_INCLUDE", json.dumps([first, "elsewhere"]))
+    assert locations() == []  # included and excluded: excluded
+    assert locations(params={"ghl_locations_exclude": [second]}) == [
+        {"location_id": first, "ghl_conn_id": "ghl_default"}
+    ]
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATIONS_INCLUDE", json.dumps({"not": "a list"}))
+    with pytest.raises(GHLConfigError, match="ghl_locations_include"):
+        locations()
+    # The Variable, when set, still decides; discovery is only for an agency install without it.
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATIONS_INCLUDE", "[]")
+    monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATION_IDS", json.dumps([second]))
+    assert locations() == [{"location_id": second, "ghl_conn_id": "ghl_default"}]
+
+
 def _dags_test(
     sandbox: SandboxServer,
     tmp_path: Path,
@@ -139,12 +175,7 @@ def test_full_export_dag_runs_each_location_on_its_own_connection(
 
     for location in sandbox.location_ids:
         full = tmp_path / location / "contacts" / "full" / "2026-11-22"
-        manifest = json.loads((full / "_manifest.json").read_text())
-        ids = [
-            json.loads(line)["id"]
-            for f in manifest["files"]
-            for line in gzip.decompress((full / f).read_bytes()).splitlines()
-        ]
+        ids = [record["id"] for record in exported_records(full)]
         assert sorted(ids) == sorted(sandbox.contact_ids(location))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(sandbox.location_ids)
     # Each mapped export announced its output: an event of its location's asset, through the operator's alias.
@@ -152,6 +183,50 @@ def test_full_export_dag_runs_each_location_on_its_own_connection(
     for location in sandbox.location_ids:
         output = f"file://{tmp_path / location / 'contacts' / 'full' / '2026-11-22'}"
         assert announced[output] == f"ghl/{location}/ghl_full_export.full_export"
+
+
+def test_a_location_without_the_app_is_skipped_with_a_warning_and_the_others_export(
+    sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
+) -> None:
+    """Location 1 is deactivated (its own install's refresh answers "Location is not active"), then it
+    uninstalls the app (the agency cannot mint its token): each time its task skips with one warning and
+    location 0 exports."""
+    sandbox.reset()
+    first, second = sandbox.location_ids
+    agency = sandbox.airflow_connection(0, agency=True, token_variable=f"ghl_oauth_skip_{tmp_path.name}")
+    own = sandbox.airflow_connection(1, oauth=True, token_variable=f"ghl_oauth_skip1_{tmp_path.name}")
+    sandbox.set_active(second, False)
+    day = datetime(2026, 11, 23, tzinfo=UTC)
+    output = _dags_test(
+        sandbox, tmp_path, "ghl_full_export", day, conn=agency,
+        AIRFLOW_VAR_GHL_LOCATION_IDS=json.dumps({first: "ghl_default", second: "ghl_own"}),
+        AIRFLOW_CONN_GHL_OWN=json.dumps(own),
+    )  # fmt: skip
+    assert "Location is not active" in output, output[-3000:]
+    assert output.count(f"Skipping location {second}") == 1, output[-3000:]
+
+    sandbox.set_active(second, True)
+    sandbox.uninstall(second)
+    later = day + timedelta(days=1)
+    output = _dags_test(
+        sandbox, tmp_path, "ghl_full_export", later, conn=agency,
+        AIRFLOW_VAR_GHL_LOCATION_IDS=json.dumps([first, second]),
+    )  # fmt: skip
+    assert output.count(f"Skipping location {second}") == 1, output[-3000:]
+
+    for ds in ("2026-11-23", "2026-11-24"):
+        assert (tmp_path / first / "contacts" / "full" / ds / "_manifest.json").exists()
+    assert not (tmp_path / second).exists()
+    with sqlite3.connect(airflow_db) as con:
+        states = con.execute(
+            "select ti.state, ti.map_index from task_instance ti join dag_run r"
+            " on r.dag_id = ti.dag_id and r.run_id = ti.run_id"
+            " where ti.dag_id = 'ghl_full_export' and ti.task_id = 'full_export' and r.logical_date >= ?",
+            (day.strftime("%Y-%m-%d"),),
+        ).fetchall()
+    assert sorted(states) == [
+        ("skipped", 1), ("skipped", 1), ("success", 0), ("success", 0)
+    ]  # fmt: skip
 
 
 def test_incremental_enrichment_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:

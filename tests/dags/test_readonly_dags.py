@@ -4,7 +4,6 @@ scope in the task log, and the degradation in the manifest."""
 
 from __future__ import annotations
 
-import gzip
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import requests
 
 from ghl_sandbox.testing import SandboxServer
+from tests.dag_run import exported_records
 from tests.dags.test_example_dags import _dags_test
 from tests.dags.test_sensor_dag import current_hour, quiet_sandbox, read_field
 
@@ -55,10 +55,7 @@ def test_full_export_dag_with_a_readonly_token(sandbox: SandboxServer, airflow_d
     day = datetime(2026, 11, 22, tzinfo=UTC)
     output = _dags_test(sandbox, tmp_path, "ghl_full_export", day, conn=_readonly_connection(sandbox))
     out = tmp_path / location / "contacts" / "full" / "2026-11-22"
-    manifest = json.loads((out / "_manifest.json").read_text())
-    records = [
-        json.loads(line) for f in manifest["files"] for line in gzip.decompress((out / f).read_bytes()).splitlines()
-    ]
+    records = exported_records(out)
     ids = [r["id"] for r in records]
     assert len(ids) == len(set(ids)) and set(ids) == set(sandbox.contact_ids(location))
     assert all("customFieldsByKey" not in r for r in records)

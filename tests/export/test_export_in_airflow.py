@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ghl_sandbox.testing import SandboxServer
-from tests.dag_run import announced_outputs, run_dag_file
+from tests.dag_run import announced_outputs, exported_records, run_dag_file
 
 DAGS = Path(__file__).with_name("dags")
 
@@ -30,12 +29,7 @@ def test_exports_run_in_airflow_and_emit_asset_events(sandbox: SandboxServer, ai
     )
 
     full = tmp_path / "contacts" / "full" / end.strftime("%Y-%m-%d")
-    manifest = json.loads((full / "_manifest.json").read_text())
-    ids = [
-        json.loads(line)["id"]
-        for f in manifest["files"]
-        for line in gzip.decompress((full / f).read_bytes()).splitlines()
-    ]
+    ids = [record["id"] for record in exported_records(full)]
     assert sorted(ids) == sorted(sandbox.contact_ids(location["id"]))
 
     enrichment = tmp_path / "enrichment" / f"{hour:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
