@@ -3,8 +3,8 @@
 1. Starts ``ghl-sandbox``: 2 locations x 1,500 contacts, 80-200 ms latency per request and GHL's default
    budget of 100 requests / 10 s per location.
 2. Builds a throw-away Airflow home in ``.demo/airflow-home`` (SQLite, the repo's ``dags/`` as DAGs folder,
-   a fresh Fernet key, the ``ghl_default`` connection and the ``ghl_export_root`` / ``ghl_location_ids``
-   Variables in the environment) and runs ``airflow db migrate``.
+   a fresh Fernet key, the ``ghl_default`` connection, an agency install of the app whose locations the DAGs
+   discover, and the ``ghl_export_root`` Variable in the environment) and runs ``airflow db migrate``.
 3. Runs ``airflow dags test`` for ``ghl_full_export``, then ``ghl_incremental_enrichment`` for the previous
    hour, changes contacts in the sandbox, and runs the enrichment for the current hour, which must pick
    them all up.
@@ -133,7 +133,8 @@ def output_dir(dag_id: str, location: str, root: Path = OUTPUT, **run: date) -> 
 def agency_connection(sandbox: SandboxServer) -> dict[str, Any]:
     """``ghl_default`` as an agency (Company) OAuth app installed on every location of the sandbox.
 
-    The DAGs use one connection for all the locations listed in ``ghl_location_ids``. A Private Integration
+    The DAGs use one connection for every location where the app is installed, which they discover at run
+    time (``ghl_location_ids`` is left unset; the connection names the app, ``app_id``). A Private Integration
     Token belongs to a single location; an agency token mints a token for each location
     (``POST /oauth/locationToken``), and each location keeps its own rate budget. The hook keeps the
     rotating token set in the Variable ``ghl_oauth_ghl_default``, in the demo's (Fernet-encrypted) SQLite DB.
@@ -176,18 +177,17 @@ def airflow_env(
 ) -> dict[str, str]:
     """The environment of an ``airflow`` command whose DAG run covers every location of ``sandbox``.
 
-    The connection and the Variables the DAGs read: one agency connection for all locations, ``output`` as
-    the export root.
+    The connection and the Variable the DAGs read: one agency connection whose locations the DAGs discover,
+    ``output`` as the export root.
     """
     # Imported here, not at the top: the module imports Airflow, which must not load before main() has run.
-    from ghl_locations import GHL_CONN_ID, LOCATIONS_VARIABLE
+    from ghl_locations import GHL_CONN_ID
 
     return {
         **clean_environ(base),
         **airflow_settings(home=home, fernet_key=fernet_key),
         f"AIRFLOW_CONN_{GHL_CONN_ID.upper()}": json.dumps(agency_connection(sandbox)),
         f"AIRFLOW_VAR_{EXPORT_ROOT_VARIABLE.upper()}": output.as_uri(),
-        f"AIRFLOW_VAR_{LOCATIONS_VARIABLE.upper()}": json.dumps(sandbox.location_ids),
     }
 
 

@@ -64,7 +64,7 @@ def test_airflow_env_isolates_the_demo_and_configures_the_dags(demo: ModuleType,
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(demo.DAGS)
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["AIRFLOW_VAR_GHL_EXPORT_ROOT"] == "file:///d/out"
-    assert json.loads(env["AIRFLOW_VAR_GHL_LOCATION_IDS"]) == sandbox.location_ids
+    assert "AIRFLOW_VAR_GHL_LOCATION_IDS" not in env  # the DAGs discover the agency's locations
     conn = json.loads(env["AIRFLOW_CONN_GHL_DEFAULT"])
     assert conn["host"].startswith("http://127.0.0.1:")
     assert conn["extra"]["location_id"] == sandbox.location_ids[0]
@@ -97,6 +97,7 @@ def test_one_agency_connection_reaches_every_location(
         "company_id": clean_sandbox.info["company_id"],
         "location_id": clean_sandbox.location_ids[0],
         "refresh_token": clean_sandbox.info["oauth"]["company_refresh_token"],
+        "app_id": clean_sandbox.info["oauth"]["app_id"],
     }
     monkeypatch.setenv("AIRFLOW_CONN_GHL_DEFAULT", json.dumps(conn))
     store = _MemoryStore()
