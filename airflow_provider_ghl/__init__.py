@@ -42,6 +42,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_ghl.operators.associations",
                     "airflow_provider_ghl.operators.export",
                     "airflow_provider_ghl.operators.enrich",
+                    "airflow_provider_ghl.operators.probe",
                     "airflow_provider_ghl.operators.token",
                     "airflow_provider_ghl.operators.writeback",
                     "airflow_provider_ghl.operators.webhooks",

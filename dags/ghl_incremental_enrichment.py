@@ -8,6 +8,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
+from airflow_provider_ghl.operators.probe import GHLChangedLocationsOperator
 
 from ghl_layout import ENRICHMENT, LOCATION, LOOKBACK
 from ghl_locations import configuration_doc, locations
@@ -15,9 +16,10 @@ from ghl_locations import configuration_doc, locations
 DOC_MD = f"""
 ### GHL incremental enrichment
 
-Every hour, for every configured HighLevel location (one mapped task per location), writes the contacts
-whose `dateUpdated` falls in the run's data interval (widened {LOOKBACK // timedelta(minutes=1)} minutes
-backwards, as GHL's search index lags) together with their **tasks, notes and appointments** to
+Every hour, for every configured HighLevel location where a contact changed (one mapped task per such
+location), writes the contacts whose `dateUpdated` falls in the run's data interval (widened
+{LOOKBACK // timedelta(minutes=1)} minutes backwards, as GHL's search index lags) together with their **tasks,
+notes and appointments** to
 
 `{ENRICHMENT.describe()}`
 (`ts_nodash` timestamps; `contacts-*.jsonl`, `tasks-*.jsonl`, ... plus `_manifest.json`, written last).
@@ -26,8 +28,10 @@ The schedule is a `CronDataIntervalTimetable`, so each run covers a real `[start
 logical date is the **end** of its hour.
 
 {configuration_doc()}
-Each location has its own rate budget (GHL limits per token and location). A retried task resumes from its
-checkpoint and never repeats or loses a record.
+The `changed_locations` task first asks every location at once whether anything changed in the window (one
+search request each, concurrently, in that one task); the enrichment is mapped over the locations that
+changed only, so quiet locations cost one request, not one task. Each location has its own rate budget (GHL
+limits per token and location). A retried task resumes from its checkpoint and never repeats or loses a record.
 """
 
 with DAG(
@@ -40,6 +44,7 @@ with DAG(
     tags=["ghl", "enrichment", "example"],
     doc_md=DOC_MD,
 ) as dag:
+    changed = GHLChangedLocationsOperator(task_id="changed_locations", locations=locations(), lookback=LOOKBACK)
     GHLEnrichContactsOperator.partial(
         task_id="enrich",
         # Each location brings its connection id; LOCATION is this mapped task's location_id.
@@ -47,4 +52,4 @@ with DAG(
         lookback=LOOKBACK,
         include=["tasks", "notes", "appointments"],
         map_index_template=LOCATION,
-    ).expand_kwargs(locations())
+    ).expand_kwargs(changed.output)

@@ -267,6 +267,14 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
         if isinstance(auth, OAuthTokenManager):
             auth.forget_location(location_id)
 
+    def prepare_token(self) -> None:
+        """Before async reads on a worker: make sure an OAuth connection's stored token set is fresh, refreshing
+        it now if needed (the async funnel never refreshes, as a trigger must not rotate tokens). Nothing to do
+        for a Private Integration Token."""
+        auth = self.auth
+        if isinstance(auth, OAuthTokenManager):
+            auth.current()
+
     def refresh_oauth_token(self) -> TokenSet:
         """Spend the stored OAuth refresh token now and persist the new set (single-writer deployments).
 

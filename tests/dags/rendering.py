@@ -18,7 +18,8 @@ class _TaskInstance:
         self.task = task
         self.map_index = map_index
         self.xcoms = xcoms
-        # Which map index of each upstream to read; the DAGs' only upstream, ``locations``, is not mapped.
+        # Which map index of each upstream to read; the DAGs' upstreams (``locations``, ``changed_locations``) are
+        # not mapped.
         self._upstream_map_indexes: dict[str, int] = {}
         self.context: dict[str, Any] = {}
 
@@ -45,13 +46,14 @@ def render(
     :param task: a task of a DAG from a ``DagBag``.
     :param logical_date: the run's logical date (``ds`` is its day).
     :param data_interval: the run's data interval.
-    :param locations: the ``locations`` task's return value.
+    :param locations: the ``locations`` task's return value (and ``changed_locations``'s).
     :param map_index: which location.
     """
     from airflow.sdk.execution_time.context import VariableAccessor
 
     task = task if task.is_mapped else copy.deepcopy(task)  # rendering a plain task changes it in place
-    ti = _TaskInstance(task, map_index, {"locations": list(locations)})
+    # The DAGs map over ``locations``, or over what ``changed_locations`` kept of it (here: every location).
+    ti = _TaskInstance(task, map_index, {"locations": list(locations), "changed_locations": list(locations)})
     start, end = (pendulum.instance(moment) for moment in data_interval)
     ti.context.update(
         dag=task.dag,

@@ -221,8 +221,9 @@ def test_a_location_without_the_app_is_skipped_with_a_warning_and_the_others_exp
         states = con.execute(
             "select ti.state, ti.map_index from task_instance ti join dag_run r"
             " on r.dag_id = ti.dag_id and r.run_id = ti.run_id"
-            " where ti.dag_id = 'ghl_full_export' and ti.task_id = 'full_export' and r.logical_date >= ?",
-            (day.strftime("%Y-%m-%d"),),
+            " where ti.dag_id = 'ghl_full_export' and ti.task_id = 'full_export'"
+            " and r.logical_date >= ? and r.logical_date < ?",  # these two runs, not another test's
+            (day.strftime("%Y-%m-%d"), (later + timedelta(days=1)).strftime("%Y-%m-%d")),
         ).fetchall()
     assert sorted(states) == [
         ("skipped", 1), ("skipped", 1), ("success", 0), ("success", 0)
@@ -252,6 +253,40 @@ def test_incremental_enrichment_dag_runs(sandbox: SandboxServer, airflow_db: Pat
     assert set(touched) <= set(contacts)
     # The mapped task announced its output.
     assert announced_outputs(airflow_db)[f"file://{out}"] == f"ghl/{location}/ghl_incremental_enrichment.enrich"
+
+
+def test_incremental_enrichment_maps_only_over_the_locations_that_changed(
+    sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
+) -> None:
+    """Location 0 changed in the hour, location 1 did not: one probe request each in ``changed_locations``, then
+    one mapped enrichment, of location 0 only."""
+    sandbox.reset()
+    first, second = sandbox.location_ids
+    touched = sandbox.touch_contacts(first, count=3)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    end = hour + timedelta(hours=1)
+    conns = {f"AIRFLOW_CONN_GHL_LOC{i}": json.dumps(sandbox.airflow_connection(i)) for i in range(2)}
+    sandbox.clear_stats()
+
+    output = _dags_test(
+        sandbox, tmp_path, "ghl_incremental_enrichment", end,
+        AIRFLOW_VAR_GHL_LOCATION_IDS=json.dumps({first: "ghl_loc0", second: "ghl_loc1"}), **conns,
+    )  # fmt: skip
+
+    assert "1 of 2 locations changed" in output, output[-3000:]
+    assert [p.name for p in tmp_path.iterdir()] == [first]
+    out = tmp_path / first / "enrichment" / f"{hour:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert set(touched) <= {json.loads(line)["id"] for line in (out / "contacts-00001.jsonl").read_text().splitlines()}
+    # Requests: the two probes, then location 0's enrichment alone (its own count is in its manifest).
+    assert sandbox.stats()["requests_total"] == 2 + manifest["requests"]
+    with sqlite3.connect(airflow_db) as con:
+        mapped = con.execute(
+            "select count(*) from task_instance ti join dag_run r on r.dag_id = ti.dag_id and r.run_id = ti.run_id"
+            " where ti.dag_id = 'ghl_incremental_enrichment' and ti.task_id = 'enrich' and r.data_interval_end = ?",
+            (end.strftime("%Y-%m-%d %H:%M:%S.%f"),),
+        ).fetchone()
+    assert mapped == (1,)
 
 
 def test_token_refresh_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:

@@ -210,3 +210,64 @@ def test_a_listing_that_repeats_its_page_token_or_lists_a_location_without_id_is
     v2 = InstalledLocationsPager("C1", "A1", v3=False, is_installed=None, page_size=2)
     assert v2.take({"locations": [{"_id": "L1"}, {"_id": "L2"}], "count": 2}) == [{"_id": "L1"}, {"_id": "L2"}]
     assert v2.next_call() is None  # a full page that reaches the count is the last
+
+
+# -- the probe: which locations changed, one request each, in one task -----------------------------------------
+def test_the_probe_returns_the_locations_that_changed_and_leaves_out_the_uninstalled(
+    agency: Callable[..., str], agency_sandbox: SandboxServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from airflow_provider_ghl.operators.probe import GHLChangedLocationsOperator
+
+    conn_id = agency()
+    ids = agency_sandbox.location_ids
+    start = datetime.now(UTC) - timedelta(seconds=5)
+    for location in (ids[2], ids[9]):
+        agency_sandbox.touch_contacts(location, count=2)
+    agency_sandbox.uninstall(ids[5])
+    agency_sandbox.clear_stats()
+    pairs = [{"location_id": loc, "ghl_conn_id": conn_id} for loc in ids]
+    probe = GHLChangedLocationsOperator(
+        task_id="changed", locations=pairs, updated_since=start, updated_until=datetime.now(UTC) + timedelta(seconds=5)
+    )
+
+    changed = probe.execute(context={})  # type: ignore[arg-type]
+
+    assert changed == [{"location_id": ids[2], "ghl_conn_id": conn_id}, {"location_id": ids[9], "ghl_conn_id": conn_id}]
+    out, err = capfd.readouterr()
+    sys.stdout.write(out + err)  # still seen by the check that no token reached the logs
+    assert out.count(f"Leaving out location {ids[5]}") == 1
+    routes = agency_sandbox.stats()["requests_by_route"]
+    # One refresh (the worker readies the agency set), a mint per location (refused for the uninstalled one),
+    # one search per installed location.
+    assert routes == {
+        "POST /oauth/token": 1,
+        "POST /oauth/locationToken": LOCATIONS,
+        "POST /contacts/search": LOCATIONS - 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("locations", "field"),
+    [
+        ("loc1", "locations"),
+        ({"location_id": "a", "ghl_conn_id": "b"}, "locations"),
+        ([{"location_id": "a"}], "locations"),
+        ([{"location_id": "a", "ghl_conn_id": "b", "extra": 1}], "locations"),
+        ([{"location_id": "../x", "ghl_conn_id": "b"}], "locations.location_id"),
+    ],
+)
+def test_the_probe_refuses_a_malformed_location_list_before_any_request(locations: Any, field: str) -> None:
+    from datetime import UTC, datetime
+
+    from airflow_provider_ghl.exceptions import GHLInputError
+    from airflow_provider_ghl.operators.probe import GHLChangedLocationsOperator
+
+    probe = GHLChangedLocationsOperator(
+        task_id="changed", locations=locations, updated_since=datetime(2026, 1, 1, tzinfo=UTC),
+        updated_until=datetime(2026, 1, 2, tzinfo=UTC),
+    )  # fmt: skip
+    with pytest.raises(GHLInputError) as caught:
+        probe.execute(context={})  # type: ignore[arg-type]
+    assert caught.value.field == field
