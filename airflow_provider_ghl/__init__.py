@@ -95,6 +95,16 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Needed for agency tokens that mint location tokens.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "marketplace_url": {
+                        "label": "Marketplace URL",
+                        "description": "Install flow: GHL's authorization page host (white-label: yours).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "scopes": {
+                        "label": "App scopes",
+                        "description": "Install flow: the scopes to ask for, space-separated (default: all it uses).",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "app_id": {
                         "label": "Marketplace app ID",
                         "description": "Agency installs: lets DAGs discover the locations where the app is installed.",

@@ -254,6 +254,11 @@ class GHLWriteBackRowsFailed(GHLError, AirflowFailException):
         super().__init__(message)
 
 
+class GHLInstallError(GHLError):
+    """The app's install flow refused a step: its ``state`` is unknown, used or expired, GHL refused the code,
+    or the installation GHL granted is not the connection's. Nothing was stored."""
+
+
 class GHLInboxError(GHLError):
     """The webhook inbox cannot be opened or used (bad URL, unreachable Redis, a batch that is not the open one).
 

@@ -37,7 +37,7 @@ def test_connection_form_is_declarative_and_secrets_are_masked() -> None:
     expected = {
         "auth_type", "location_id", "company_id", "app_id", "user_type", "api_version", "refresh_token",
         "token_variable", "max_requests", "interval_ms", "daily_reserve", "connect_timeout", "timeout", "max_retries",
-        "app_url", "budget_backend", "budget_dir", "budget_redis_conn_id",
+        "app_url", "budget_backend", "budget_dir", "budget_redis_conn_id", "marketplace_url", "scopes",
     }  # fmt: skip
     assert {k.removeprefix("extra__ghl__") for k in widgets} == expected
     assert [k for k, w in widgets.items() if w.is_sensitive] == ["extra__ghl__refresh_token"]

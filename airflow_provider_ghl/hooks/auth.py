@@ -31,7 +31,12 @@ from typing import Any, Protocol
 from airflow.sdk.log import mask_secret
 from tenacity import Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_exponential, wait_fixed
 
-from airflow_provider_ghl.exceptions import GHLAuthError, GHLConfigError, GHLLocationNotInstalledError
+from airflow_provider_ghl.exceptions import (
+    GHLAuthError,
+    GHLConfigError,
+    GHLInstallError,
+    GHLLocationNotInstalledError,
+)
 from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import (
     OAUTH_LOCATION_TOKEN_PATH,
@@ -255,6 +260,59 @@ class OAuthTokenManager:
                 )
             state.tokens = self._refresh_locked(stored or tokens)
             return state.tokens
+
+    def install(self, code: str, redirect_uri: str) -> TokenSet:
+        """Exchange an authorization code (the install flow's callback) for the installation's token set, check
+        that it is this connection's installation, and store it.
+
+        :param code: the ``code`` GHL sent to the redirect URL.
+        :param redirect_uri: the redirect URL the authorization page was given.
+        :raises GHLInstallError: GHL refused the code, or granted another installation; nothing is stored.
+        """
+        form = self.dialect.form(
+            client_id=self.config.client_id or "",
+            client_secret=self.config.secret,
+            grant_type="authorization_code",
+            code=code,
+            redirect_uri=redirect_uri,
+            user_type=self.config.user_type,
+        )
+        try:
+            body = self._post(OAUTH_TOKEN_PATH, form, None, self.dialect.token_version)
+        except GHLAuthError as err:
+            raise GHLInstallError(
+                f"GHL refused the install's code for connection {self.config.conn_id!r}: "
+                f"{err.ghl_message or err}. Start the install again."
+            ) from None
+        tokens = TokenSet.from_response(body)
+        tokens.mask()
+        mismatch = self._not_this_installation(tokens)
+        if mismatch:
+            raise GHLInstallError(f"Connection {self.config.conn_id!r}: {mismatch}; nothing was stored.")
+        if not tokens.refresh_token:
+            raise GHLInstallError("GHL's token endpoint answered the install without a refresh token.")
+        with self._state.lock:
+            self._persist(tokens)
+            self._state.tokens = tokens
+            self._state.location_tokens.clear()
+        log.info("Stored the GHL app installation of connection %s: %s.", self.config.conn_id, tokens.describe())
+        return tokens
+
+    def _not_this_installation(self, tokens: TokenSet) -> str | None:
+        """Why ``tokens`` are not the connection's installation, or None when they are."""
+        config = self.config
+        granted = tokens.user_type or ("Company" if tokens.company_id and not tokens.location_id else "Location")
+        if config.is_agency:
+            if granted != "Company":
+                return f"it is an agency install (user_type=Company), but GHL granted location {tokens.location_id}"
+            if config.company_id and tokens.company_id and tokens.company_id != config.company_id:
+                return f"its company is {config.company_id}, but GHL granted company {tokens.company_id}"
+            return None
+        if granted != "Location":
+            return "it is a location install (user_type=Location), but GHL granted an agency (Company) token"
+        if config.location_id and tokens.location_id != config.location_id:
+            return f"its location is {config.location_id}, but GHL granted location {tokens.location_id}"
+        return None
 
     def refresh(self) -> TokenSet:
         """Spend the stored refresh token now and persist the new set (what :class:`GHLRefreshTokenOperator`

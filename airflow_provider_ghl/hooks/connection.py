@@ -17,6 +17,14 @@ DEFAULT_HOST = "https://services.leadconnectorhq.com"
 DEFAULT_API_VERSION = "2021-07-28"
 #: The GHL web app, for links to a contact; white-label agencies serve it from their own domain.
 DEFAULT_APP_URL = "https://app.gohighlevel.com"
+#: Where the app's users approve an install (GHL's authorization page); white-label agencies use their own.
+DEFAULT_MARKETPLACE_URL = "https://marketplace.gohighlevel.com"
+#: What the install flow asks for by default: everything the provider calls (reads, writes, the two
+#: location-level reads, and the agency's listing and location tokens).
+DEFAULT_APP_SCOPES = (
+    "contacts.readonly contacts.write locations/customFields.readonly locations/tasks.readonly "
+    "oauth.readonly oauth.write"
+)
 API_VERSIONS = ("2021-07-28", "v3")
 AUTH_PRIVATE_TOKEN = "private_token"
 AUTH_OAUTH = "oauth"
@@ -107,6 +115,8 @@ class GHLConnectionConfig:
     :param location_id: default location (sub-account) id.
     :param company_id: company (agency) id.
     :param app_id: the Marketplace app's id (GHL's installed-locations listing needs it).
+    :param marketplace_url: GHL's authorization page's host (the install flow sends users there).
+    :param scopes: the scopes the install flow asks for, space-separated.
     :param user_type: OAuth user type, ``Location`` or ``Company``.
     :param api_version: value of the ``Version`` header.
     :param refresh_token: OAuth bootstrap refresh token, used only while the token Variable is empty.
@@ -131,6 +141,8 @@ class GHLConnectionConfig:
     location_id: str | None = None
     company_id: str | None = None
     app_id: str | None = None
+    marketplace_url: str = DEFAULT_MARKETPLACE_URL
+    scopes: str = DEFAULT_APP_SCOPES
     user_type: str = "Location"
     api_version: str = DEFAULT_API_VERSION
     refresh_token: str | None = dataclasses.field(default=None, repr=False)
@@ -237,6 +249,10 @@ class GHLConnectionConfig:
             location_id=str(location_id) if location_id else None,
             company_id=str(company_id) if company_id else None,
             app_id=app_id,
+            marketplace_url=normalize_base_url(
+                _extra(extras, "marketplace_url") or DEFAULT_MARKETPLACE_URL, field="marketplace_url"
+            ),
+            scopes=" ".join(str(_extra(extras, "scopes") or DEFAULT_APP_SCOPES).split()),
             user_type=user_type,
             api_version=api_version,
             refresh_token=_extra(extras, "refresh_token"),

@@ -267,6 +267,23 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
         if isinstance(auth, OAuthTokenManager):
             auth.forget_location(location_id)
 
+    def install_from_code(self, code: str, redirect_uri: str) -> TokenSet:
+        """The install flow's last step: exchange GHL's authorization ``code`` and store the installation's
+        token set in the connection's token store (see :mod:`~airflow_provider_ghl.hooks.install`).
+
+        :param code: the ``code`` GHL sent to the redirect URL.
+        :param redirect_uri: the redirect URL the authorization page was given.
+        :return: the stored set (use :meth:`TokenSet.describe` for anything logged or shown).
+        :raises GHLInstallError: GHL refused the code, or granted another installation; nothing is stored.
+        """
+        auth = self.auth
+        if not isinstance(auth, OAuthTokenManager):
+            raise GHLConfigError(
+                f"Connection {self.ghl_conn_id!r} uses a Private Integration Token: an app install needs "
+                "auth_type=oauth with the app's client id and secret."
+            )
+        return auth.install(code, redirect_uri)
+
     def prepare_token(self) -> None:
         """Before async reads on a worker: make sure an OAuth connection's stored token set is fresh, refreshing
         it now if needed (the async funnel never refreshes, as a trigger must not rotate tokens). Nothing to do

@@ -3,6 +3,10 @@ airflow_provider_ghl.webhooks.cli serve`` too), for deployments that expose it a
 
 It serves the same app as the plugin, at the same path (``POST /ghl/webhooks``), with the same
 ``[ghl_webhooks]`` settings. It speaks plain HTTP: put TLS in front of it (a reverse proxy).
+
+``ghl-webhooks install``: the app's install flow for a deployment with no URL a browser can reach: it prints
+GHL's authorization page, then takes the code (or the whole URL GHL redirected to) and stores the
+installation's token set.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import FastAPI
 
-from airflow_provider_ghl.exceptions import GHLConfigError
+from airflow_provider_ghl.exceptions import GHLConfigError, GHLError
 from airflow_provider_ghl.webhooks.options import URL_PREFIX
 from airflow_provider_ghl.webhooks.receiver import build_receiver_app
 from airflow_provider_ghl.webhooks.settings import WebhookSettings
@@ -49,12 +55,59 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve GET /ghl/stats, the delivery counters, without authentication (off: no such route)",
     )
+    install = commands.add_parser(
+        "install", help="install the app: print GHL's authorization page, then store the token set of the code"
+    )
+    install.add_argument("--conn-id", default="ghl_default", help="the app's ghl connection (default ghl_default)")
+    install.add_argument(
+        "--redirect-uri", required=True, help="the redirect URL registered with the app (GHL sends the code there)"
+    )
+    install.add_argument("--code", help="the code (or the whole redirect URL); without it, read from standard input")
     return p
+
+
+def install(conn_id: str, redirect_uri: str, code: str | None, *, ask: Callable[[str], str] = input) -> int:
+    """The install flow on a console: the page to open, then the code (or the redirect URL) it leads to.
+
+    :param conn_id: the app's ``ghl`` connection.
+    :param redirect_uri: the redirect URL registered with the app.
+    :param code: the code or the whole redirect URL, if already at hand.
+    :param ask: reads the answer when ``code`` is None.
+    :return: the exit status: 0 stored, 1 refused.
+    """
+    from airflow_provider_ghl.hooks.ghl import GHLHook
+    from airflow_provider_ghl.hooks.install import InstallStates, authorization_url, installation_name
+
+    states = InstallStates()
+    try:
+        config = GHLHook(conn_id).config
+        state = states.issue(conn_id, redirect_uri)
+    except GHLError as err:
+        print(f"ghl-webhooks install: {err}", file=sys.stderr)
+        return 1
+    page = authorization_url(config, redirect_uri, state)
+    print(f"Open this page, log in to GHL and choose the agency or the location:\n\n  {page}\n")
+    answer = (code or ask("Paste the code, or the whole URL GHL redirected to: ")).strip()
+    given = dict(parse_qsl(urlsplit(answer).query)) if "://" in answer else {"code": answer, "state": state}
+    try:
+        pending = states.consume(given.get("state"))
+        tokens = GHLHook(pending.conn_id).install_from_code(given.get("code", ""), pending.redirect_uri)
+    except GHLError as err:
+        print(f"ghl-webhooks install: {err}", file=sys.stderr)
+        return 1
+    facts = tokens.describe()
+    print(
+        f"Installed: the {installation_name(facts)}, stored for connection {conn_id!r} (valid until "
+        f"{facts['expires_at']}; it renews itself)."
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "install":
+        return install(args.conn_id, args.redirect_uri, args.code)
     try:
         settings = WebhookSettings.load()
     except GHLConfigError as err:

@@ -64,6 +64,23 @@ OPTIONS: dict[str, tuple[str, str, str | None, str]] = {
         "The Marketplace app's id: its INSTALL and UNINSTALL events add and remove served locations. Install "
         "events of any other app are refused (403): GHL signs every app's deliveries with one key.",
     ),
+    "install_flow": (
+        "boolean",
+        "False",
+        "True",
+        "Serve the app's install flow: GET /ghl/oauth/start?conn_id=<ghl connection> sends the user to GHL's "
+        "authorization page, GET /ghl/oauth/callback stores the installation's token set. In the api-server both "
+        "need a logged-in Airflow user allowed to edit that connection; ghl-webhooks serve asks no login, so "
+        "turn it on there only where the port is reachable by the operators alone.",
+    ),
+    "oauth_redirect_uri": (
+        "string",
+        "",
+        "https://airflow.example.com/ghl/oauth/callback",
+        "The install flow's redirect URL, exactly as registered with the app in GHL's Marketplace. Default: "
+        "/ghl/oauth/callback on the host and scheme the request to /ghl/oauth/start came to (set it behind a "
+        "proxy that terminates TLS).",
+    ),
     "inbox": (
         "string",
         DEFAULT_INBOX,

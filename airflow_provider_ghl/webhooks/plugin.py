@@ -4,7 +4,9 @@ Registered through the ``airflow.plugins`` entry point (what Airflow loads by de
 info's ``plugins`` (read when ``[core] lazy_discover_providers`` is off). The receiver is mounted only when
 ``[ghl_webhooks] enabled`` is true: installing the provider exposes nothing. Airflow does **not** authenticate
 plugin apps: ``POST /ghl/webhooks`` is anonymous (the GHL signature on each delivery is the authentication),
-``GET /ghl/health`` says only ok or not, and ``GET /ghl/stats`` requires an authenticated Airflow user.
+``GET /ghl/health`` says only ok or not, ``GET /ghl/stats`` requires an authenticated Airflow user, and the
+install flow (``GET /ghl/oauth/start`` and ``/callback``, only with ``[ghl_webhooks] install_flow``) a user
+allowed to edit connections.
 
 Every Airflow process imports the plugins, each task process too (for macros), so this module imports
 nothing heavy: the app is built, with the ``[ghl_webhooks]`` settings, by the api-server's first request to
@@ -44,15 +46,18 @@ class LazyReceiverApp:
         """
         with self._lock:
             if self._app is None:
-                # Airflow's own check of the caller (a token or the UI's cookie), for the counters.
-                from airflow.api_fastapi.core_api.security import requires_authenticated
+                # Airflow's own checks of the caller (a token or the UI's cookie): any user for the counters, a
+                # user allowed to edit connections for the install flow (it writes a connection's token set).
+                from airflow.api_fastapi.core_api.security import requires_access_connection, requires_authenticated
                 from fastapi import Depends
 
                 from airflow_provider_ghl.webhooks.receiver import build_receiver_app
                 from airflow_provider_ghl.webhooks.settings import WebhookSettings
 
                 self._app = build_receiver_app(
-                    WebhookSettings.load(), stats_dependencies=[Depends(requires_authenticated())]
+                    WebhookSettings.load(),
+                    stats_dependencies=[Depends(requires_authenticated())],
+                    install_dependencies=[Depends(requires_access_connection("PUT"))],
                 )
             return self._app
 

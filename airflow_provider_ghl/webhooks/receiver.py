@@ -217,13 +217,21 @@ def _check_timestamp(value: str, max_age: int, now: datetime) -> None:
         raise Refused(400, "stale", f"timestamp is {-age:.0f} s in the future")
 
 
-def build_receiver_app(settings: WebhookSettings, *, stats_dependencies: Sequence[Any] | None = None) -> FastAPI:
-    """The receiver app: ``POST /webhooks``, ``GET /health`` (ok or not, nothing more) and, when asked for,
-    ``GET /stats``; mount it at ``/ghl``.
+def build_receiver_app(
+    settings: WebhookSettings,
+    *,
+    stats_dependencies: Sequence[Any] | None = None,
+    install_dependencies: Sequence[Any] = (),
+) -> FastAPI:
+    """The receiver app: ``POST /webhooks``, ``GET /health`` (ok or not, nothing more), when asked for
+    ``GET /stats``, and with ``settings.install_flow`` the app's install flow (``GET /oauth/start``,
+    ``GET /oauth/callback``); mount it at ``/ghl``.
 
     :param settings: keys, limits and the inbox URL (``WebhookSettings.load()`` reads Airflow's config).
     :param stats_dependencies: FastAPI dependencies that guard ``GET /stats`` (the api-server's: an authenticated
         Airflow user); an empty list serves it to anyone; None: no ``/stats`` route.
+    :param install_dependencies: FastAPI dependencies that guard the install flow's routes (the api-server's: a
+        user allowed to edit connections).
     """
     verifier = settings.verifier()
     inbox = _LazyInbox(settings.inbox)
@@ -233,6 +241,10 @@ def build_receiver_app(settings: WebhookSettings, *, stats_dependencies: Sequenc
     app = FastAPI(title="GHL webhook receiver", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stats = stats
     app.state.settings = settings
+    if settings.install_flow:
+        from airflow_provider_ghl.webhooks.install_routes import install_router
+
+        app.include_router(install_router(redirect_uri=settings.oauth_redirect_uri, dependencies=install_dependencies))
 
     served = _Served(settings.locations, inbox)
 

@@ -12,7 +12,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from airflow_provider_ghl.checks import require_id
-from airflow_provider_ghl.exceptions import GHLInputError
+from airflow_provider_ghl.exceptions import GHLInputError, GHLInstallError
+from airflow_provider_ghl.hooks.install import check_redirect_uri
 from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS
 from airflow_provider_ghl.webhooks.options import (
     DEFAULT_BODY_TIMEOUT_SECONDS,
@@ -41,6 +42,8 @@ class WebhookSettings:
         ``ghl-webhooks serve`` ignores it).
     :param locations: the locations served by configuration (the app's installs add more, in the inbox).
     :param app_id: the Marketplace app whose INSTALL and UNINSTALL events are accepted ("": none).
+    :param install_flow: whether ``GET /oauth/start`` and ``GET /oauth/callback`` are served.
+    :param oauth_redirect_uri: the install flow's redirect URL ("": derived from the request).
     :param inbox: inbox URL (``sqlite:///<absolute path>`` or ``redis://<conn_id>[/<prefix>]``).
     :param public_key: Ed25519 key of ``X-GHL-Signature`` (base64 SPKI or PEM).
     :param legacy_public_key: RSA key of ``X-WH-Signature`` (base64 SPKI or PEM).
@@ -53,6 +56,8 @@ class WebhookSettings:
     enabled: bool = False
     locations: tuple[str, ...] = ()
     app_id: str = ""
+    install_flow: bool = False
+    oauth_redirect_uri: str = ""
     inbox: str = DEFAULT_INBOX
     public_key: str = GHL_PUBLIC_KEY
     legacy_public_key: str = GHL_LEGACY_PUBLIC_KEY
@@ -67,6 +72,11 @@ class WebhookSettings:
                 require_id(_option("locations"), location)
             except GHLInputError as err:
                 raise GHLInputError(_option("locations"), err.problem) from None
+        if self.oauth_redirect_uri:
+            try:
+                check_redirect_uri(self.oauth_redirect_uri)
+            except GHLInstallError as err:
+                raise GHLInputError(_option("oauth_redirect_uri"), str(err)) from None
         if not self.inbox.startswith(("sqlite:///", "redis://")):
             raise GHLInputError(
                 _option("inbox"), f"use sqlite:///<absolute path> or redis://<conn_id>, got {self.inbox!r}"

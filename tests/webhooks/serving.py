@@ -78,6 +78,8 @@ def settings_env(settings: WebhookSettings) -> dict[str, str]:
         "AIRFLOW__GHL_WEBHOOKS__BODY_TIMEOUT_SECONDS": str(settings.body_timeout_seconds),
         "AIRFLOW__GHL_WEBHOOKS__LOCATIONS": ",".join(settings.locations),
         "AIRFLOW__GHL_WEBHOOKS__APP_ID": settings.app_id,
+        "AIRFLOW__GHL_WEBHOOKS__INSTALL_FLOW": str(settings.install_flow),
+        "AIRFLOW__GHL_WEBHOOKS__OAUTH_REDIRECT_URI": settings.oauth_redirect_uri,
     }
 
 

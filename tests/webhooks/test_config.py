@@ -31,8 +31,8 @@ def test_the_defaults_are_ghls_published_keys() -> None:
 def test_the_section_is_declared_in_the_provider_info() -> None:
     section = get_provider_info()["config"][SECTION]
     assert set(section["options"]) == set(OPTIONS) == {
-        "enabled", "locations", "app_id", "inbox", "public_key", "legacy_public_key", "accept_legacy",
-        "max_age_seconds", "max_body_bytes", "body_timeout_seconds",
+        "enabled", "locations", "app_id", "install_flow", "oauth_redirect_uri", "inbox", "public_key",
+        "legacy_public_key", "accept_legacy", "max_age_seconds", "max_body_bytes", "body_timeout_seconds",
     }  # fmt: skip
     for name, option in section["options"].items():
         assert option["description"] and option["type"] in ("string", "boolean", "integer"), name
@@ -93,3 +93,10 @@ def test_a_bad_option_is_refused_naming_it(
 def test_the_legacy_key_is_not_needed_when_legacy_is_off() -> None:
     settings = WebhookSettings(accept_legacy=False, legacy_public_key="anything")
     assert settings.verifier().legacy_key is None
+
+
+def test_the_install_flow_is_off_by_default_and_its_redirect_url_is_checked() -> None:
+    assert WebhookSettings().install_flow is False
+    with pytest.raises(GHLInputError, match="oauth_redirect_uri"):
+        WebhookSettings(oauth_redirect_uri="/ghl/oauth/callback")
+    assert WebhookSettings(oauth_redirect_uri="https://a.example/ghl/oauth/callback").oauth_redirect_uri

@@ -257,19 +257,24 @@ def test_a_receiver_killed_mid_burst_and_restarted_loses_nothing_and_stores_noth
 @pytest.mark.slow
 def test_the_real_api_server_serves_the_receiver_at_ghl_webhooks(signer: Signer, tmp_path: Path) -> None:
     """``airflow api-server`` itself, the plugin found by Airflow and enabled: deliveries need no Airflow login,
-    its API does, and so does ``/ghl/stats`` (#21); ``/ghl/health`` says ok and nothing more."""
+    its API does, and so does ``/ghl/stats`` (#21); ``/ghl/health`` says ok and nothing more. The install flow
+    (#22) needs a user allowed to edit connections: none is refused 401, a viewer 403, an admin is sent to GHL."""
     home = tmp_path / "airflow-home"
     plugins = home / "plugins"  # empty: the entry point alone registers the plugin
     plugins.mkdir(parents=True)
     passwords = tmp_path / "passwords.json"
-    passwords.write_text(json.dumps({"admin": "s3cret-admin"}))
+    passwords.write_text(json.dumps({"admin": "s3cret-admin", "viewer": "s3cret-viewer"}))
     settings = _settings(signer, tmp_path)
     port = free_port()
     env = {
         **os.environ,
         **settings_env(settings),
         "AIRFLOW__GHL_WEBHOOKS__ENABLED": "True",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__GHL_WEBHOOKS__INSTALL_FLOW": "True",
+        "AIRFLOW_CONN_GHL_APP": json.dumps(
+            {"conn_type": "ghl", "login": "client-id", "password": "client-secret", "extra": {"auth_type": "oauth"}}
+        ),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW_HOME": str(home),
@@ -308,6 +313,14 @@ def test_the_real_api_server_serves_the_receiver_at_ghl_webhooks(signer: Signer,
         bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
         stats = httpx.get(f"{url}/ghl/stats", headers=bearer)
         assert stats.status_code == 200 and stats.json()["stored"] == 1
+        start = f"{url}/ghl/oauth/start?conn_id=ghl_app"
+        assert httpx.get(start).status_code == 401
+        token = httpx.post(f"{url}/auth/token", json={"username": "viewer", "password": "s3cret-viewer"})
+        assert httpx.get(start, headers={"Authorization": f"Bearer {token.json()['access_token']}"}).status_code == 403
+        sent = httpx.get(start, headers=bearer)
+        assert sent.status_code == 302
+        assert sent.headers["location"].startswith("https://marketplace.gohighlevel.com/v2/oauth/chooselocation?")
+        assert httpx.get(f"{url}/ghl/oauth/callback?code=x&state=y").status_code == 401
     finally:
         os.killpg(server.pid, 15)
         server.wait(30)
