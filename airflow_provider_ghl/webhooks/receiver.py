@@ -103,6 +103,7 @@ class ReceiverStats:
                 "stored": self._counts["stored"],
                 "duplicates": self._counts["duplicates"],
                 "store_failures": self._counts["store_failures"],
+                "agency_lifecycle": self._counts["agency_lifecycle"],
                 "refused": dict(sorted(self._refused.items())),
             }
 
@@ -190,16 +191,29 @@ async def receive_body(request: Request, limit: int, timeout: float) -> tempfile
     return spool
 
 
+def is_agency_lifecycle(payload: dict[str, Any]) -> bool:
+    """An agency-level ``INSTALL``/``UNINSTALL`` of the app: it names the ``companyId`` and no location."""
+    return payload.get("type") in LIFECYCLE_EVENTS and "locationId" not in payload and "companyId" in payload
+
+
 def _check_fields(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise Refused(400, "malformed", "body is not a JSON object")
-    for field in REQUIRED_FIELDS:
+    # An agency's install names its company instead of a location (GHL's AppInstall: locationId | companyId).
+    required = (
+        [f if f != "locationId" else "companyId" for f in REQUIRED_FIELDS]
+        if is_agency_lifecycle(payload)
+        else REQUIRED_FIELDS
+    )
+    for field in required:
         value = payload.get(field)
         if not isinstance(value, str) or not value.strip():
             raise Refused(400, "missing_field", f"{field}: missing or not a non-empty string")
         if len(value) > MAX_FIELD_LENGTH or not value.isprintable() or any(c in value for c in "{} "):
             raise Refused(400, "malformed", f"{field}: not a plausible GHL value")
-        if field in ("locationId", "webhookId") and (value in (".", "..") or any(c in value for c in "/\\")):
+        if field in ("locationId", "companyId", "webhookId") and (
+            value in (".", "..") or any(c in value for c in "/\\")
+        ):
             # They name keys, and a location names directories: never a path of its own.
             raise Refused(400, "malformed", f"{field}: not a GHL id")
     return payload
@@ -260,6 +274,17 @@ def build_receiver_app(
         elif location not in served:
             raise Refused(403, "not_served", f"location {location!r} is not served: add it to [ghl_webhooks] locations")
 
+    def agency_lifecycle(payload: dict[str, Any]) -> None:
+        """An agency installed or uninstalled the app: nothing to store (no location's events change), but only
+        for our app; the DAGs' discovery finds the agency's locations at their next run."""
+        if not settings.app_id or payload.get("appId") != settings.app_id:
+            raise Refused(403, "foreign_app", "an install event of another app (or [ghl_webhooks] app_id unset)")
+        log.info(
+            "GHL app %s by agency %s: the DAGs' discovery lists its locations at their next run.",
+            "installed" if payload["type"] == "INSTALL" else "uninstalled",
+            payload["companyId"],
+        )
+
     def store(payload: dict[str, Any]) -> bool:
         admit(payload)
         return inbox.get().store(
@@ -300,6 +325,13 @@ def build_receiver_app(
             _check_timestamp(payload["timestamp"], settings.max_age_seconds, datetime.now(UTC))
         except Refused as refusal:
             return refuse(refusal, request, size, logged)
+        if is_agency_lifecycle(payload):
+            try:
+                agency_lifecycle(payload)
+            except Refused as refusal:
+                return refuse(refusal, request, size, logged)
+            stats.count("agency_lifecycle")
+            return JSONResponse({"stored": False, "agency": payload["companyId"]})
         try:
             stored = await anyio.to_thread.run_sync(store, payload, limiter=store_threads)
         except Refused as refusal:

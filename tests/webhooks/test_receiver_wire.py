@@ -61,7 +61,7 @@ def test_valid_events_of_both_schemes_are_stored_once_in_order(
     assert [e.webhook_id for e in stored] == [p["webhookId"] for p in sent]
     assert [e.body for e in stored] == sent  # the payload as sent, field for field
     assert [(e.type, e.timestamp) for e in stored] == [(p["type"], p["timestamp"]) for p in sent]
-    assert receiver.stats() == {"stored": 6, "duplicates": 0, "store_failures": 0, "refused": {}}
+    assert receiver.stats() == {"stored": 6, "duplicates": 0, "store_failures": 0, "agency_lifecycle": 0, "refused": {}}
 
 
 def test_a_redelivery_is_answered_200_and_stored_once(receiver: ReceiverThread, signer: Signer, inbox: Inbox) -> None:
@@ -197,7 +197,7 @@ def test_a_burst_of_concurrent_senders_is_stored_exactly_once(
 def test_health_and_stats(receiver: ReceiverThread) -> None:
     health = httpx.get(f"{receiver.base_url}/health")
     assert health.status_code == 200 and health.json()["status"] == "ok"
-    assert receiver.stats() == {"stored": 0, "duplicates": 0, "store_failures": 0, "refused": {}}
+    assert receiver.stats() == {"stored": 0, "duplicates": 0, "store_failures": 0, "agency_lifecycle": 0, "refused": {}}
     assert httpx.get(f"http://127.0.0.1:{receiver.port}/webhooks").status_code == 404  # only under /ghl
 
 
@@ -270,6 +270,31 @@ def test_the_apps_install_serves_a_location_and_its_uninstall_expires_what_waits
             assert inbox.pending().get("loc-new") == 3  # only the UNINSTALL itself is left to apply
             assert _post(server, *signer.delivery(event("loc-new"))).status_code == 403
             assert server.stats()["refused"] == {"foreign_app": 1, "not_served": 2}
+        finally:
+            inbox.close()
+
+
+def test_an_agency_install_names_no_location_and_is_answered_without_storing(signer: Signer, inbox_url: str) -> None:
+    """GHL's agency-level INSTALL/UNINSTALL carries companyId and no locationId: ours is answered 200 (discovery
+    finds the agency's locations), another app's is refused, and nothing reaches the inbox."""
+
+    def agency(kind: str, app_id: str = APP_ID) -> dict[str, object]:
+        body = {**event("unused", kind), "appId": app_id, "companyId": "comp-1", "userId": "u1", "planId": "p1"}
+        del body["locationId"]
+        return body
+
+    with ReceiverThread(_settings(signer, inbox_url, app_id=APP_ID)) as server:
+        inbox = open_inbox(inbox_url)
+        try:
+            for kind in ("INSTALL", "UNINSTALL"):
+                answer = _post(server, *signer.delivery(agency(kind)))
+                assert (answer.status_code, answer.json()) == (200, {"stored": False, "agency": "comp-1"})
+            foreign = _post(server, *signer.delivery(agency("INSTALL", app_id="app-theirs")))
+            assert (foreign.status_code, foreign.json()["error"]) == (403, "foreign_app")
+            no_company = {k: v for k, v in agency("INSTALL").items() if k != "companyId"}
+            assert _post(server, *signer.delivery(no_company)).status_code == 400
+            assert inbox.pending() == {} and inbox.installed() == set()
+            assert server.stats()["agency_lifecycle"] == 2
         finally:
             inbox.close()
 
