@@ -168,6 +168,8 @@ class OutputLayout:
 
 #: A full export of a location's contacts, one directory per logical date.
 FULL_EXPORT = OutputLayout("contacts/full/{ds}", (DS,))
+#: The first full export of a location new to the DAGs (an install), one directory per logical date.
+FIRST_EXPORT = OutputLayout("contacts/first/{ds}", (DS,))
 #: An enrichment of the contacts changed in the run's data interval, one directory per window.
 ENRICHMENT = OutputLayout(
     "enrichment/{data_interval_start}__{data_interval_end}", (DATA_INTERVAL_START, DATA_INTERVAL_END)

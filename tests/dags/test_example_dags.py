@@ -26,6 +26,7 @@ DAG_IDS = {
     "ghl_token_refresh",
     "ghl_write_back",
     "ghl_webhook_sync",
+    "ghl_new_locations",
 }
 
 
@@ -137,9 +138,10 @@ def _dags_test(
     dag_id: str,
     logical_date: datetime,
     conn: dict | None = None,
-    **more_env: str,
+    **more_env: str | None,
 ) -> str:
-    env = {
+    """Run ``airflow dags test`` of ``dag_id``; ``more_env`` adds to its environment (None: leave that one out)."""
+    env: dict[str, str | None] = {
         **os.environ,
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
         "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(conn or sandbox.airflow_connection(0)),
@@ -150,7 +152,7 @@ def _dags_test(
     }
     run = subprocess.run(
         [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date.isoformat()],
-        env=env,
+        env={k: v for k, v in env.items() if v is not None},
         capture_output=True,
         text=True,
         timeout=120,
@@ -287,6 +289,33 @@ def test_incremental_enrichment_maps_only_over_the_locations_that_changed(
             (end.strftime("%Y-%m-%d %H:%M:%S.%f"),),
         ).fetchone()
     assert mapped == (1,)
+
+
+def test_a_location_that_installs_the_app_gets_its_first_full_export_within_the_hour(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    """``ghl_new_locations`` over an agency install: the first run exports the installed location, the app's
+    install in the other makes the next run export that one alone, and a third run exports nothing."""
+    with SandboxServer(contacts=30, locations=2, seed=31) as agency:
+        first, second = agency.location_ids
+        agency.uninstall(second)
+        conn = agency.airflow_connection(0, agency=True, token_variable=f"ghl_oauth_new_{tmp_path.name}")
+        del conn["extra"]["location_id"]
+
+        def run(hour: int) -> list[str]:
+            when = datetime(2026, 12, 2, hour, tzinfo=UTC)
+            # No ghl_location_ids: the agency's locations are discovered.
+            _dags_test(agency, tmp_path, "ghl_new_locations", when, conn=conn, AIRFLOW_VAR_GHL_LOCATION_IDS=None)
+            return sorted(p.parents[3].name for p in tmp_path.glob("*/contacts/first/*/_manifest.json"))
+
+        assert run(1) == [first]
+        agency.install(second)  # no configuration changes: discovery finds it, and it has no full export yet
+        assert run(2) == [first, second]
+        assert len(exported_records(tmp_path / second / "contacts" / "first" / "2026-12-02")) == 30
+        agency.clear_stats()
+        assert run(3) == [first, second]
+        # The third run looked, found both exported, and exported nothing: discovery and its token alone.
+        assert "POST /contacts/search" not in agency.stats()["requests_by_route"]
 
 
 def test_token_refresh_dag_runs(sandbox: SandboxServer, airflow_db: Path, tmp_path: Path) -> None:
