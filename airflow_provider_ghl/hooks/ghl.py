@@ -305,8 +305,14 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
         return auth.refresh()
 
     def _post_form(self, path: str, form: dict[str, str], bearer: str | None, version: str | None) -> dict[str, Any]:
-        """POST a form to an OAuth endpoint (the token manager's transport); never repeated once sent."""
-        return post_form(self.get_conn(), self.config, self._retry, path, form, bearer, version)
+        """POST a form to an OAuth endpoint (the token manager's transport); never repeated once sent. A post
+        with a bearer is an agency's location-token mint: it spends the company's rate budget, as discovery does."""
+        auth = self.__dict__.get("_auth")
+        limiter = None
+        if bearer is not None and isinstance(auth, OAuthTokenManager) and self.config.is_agency:
+            company = CompanyTokenAuth(auth)
+            limiter = self._limiter(None, company)
+        return post_form(self.get_conn(), self.config, self._retry, path, form, bearer, version, limiter)
 
     # ------------------------------------------------------------------------------------------------------
     # The request funnel

@@ -274,8 +274,13 @@ def post_form(
     form: dict[str, str],
     bearer: str | None,
     version: str | None,
+    limiter: RateLimiter | None = None,
 ) -> dict[str, Any]:
-    """POST a form to an OAuth endpoint. Never repeated once sent: a refresh token works only once."""
+    """POST a form to an OAuth endpoint. Never repeated once sent: a refresh token works only once.
+
+    :param limiter: the rate budget the request spends (an agency's location-token mint: the company's); None
+        for the token endpoint, which needs no bearer and counts against no location.
+    """
     headers: dict[str, str | None] = {"Version": version, "Content-Type": "application/x-www-form-urlencoded"}
     if bearer:
         headers["Authorization"] = f"Bearer {bearer}"
@@ -290,6 +295,7 @@ def post_form(
     )
     for try_ in retrying:
         with try_:
+            sent_at = limiter.acquire(config.daily_reserve) if limiter is not None else 0.0
             try:
                 # A None header value drops the session's Version header (POST /oauth/token declares none).
                 reply = request_reply(
@@ -302,7 +308,11 @@ def post_form(
                     headers=headers,
                 )
             except (requests.RequestException, urllib3.exceptions.HTTPError, DeadlineExceeded, ResponseTooLarge) as err:
+                if limiter is not None:
+                    limiter.release(sent_at)
                 raise transport_error("POST", path, err) from err
+            if limiter is not None:
+                limiter.observe(reply.headers, sent_at)
             try:
                 body: dict[str, Any] = parse_response(
                     "POST", path, reply.status, reply.headers, reply.content, interval=1.0, secrets=secrets

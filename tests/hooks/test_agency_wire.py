@@ -9,6 +9,7 @@ import math
 import os
 import stat
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -135,6 +136,28 @@ def test_each_location_token_is_minted_once_for_every_process_of_the_backend(
     assert routes.get("POST /oauth/locationToken") == mints
     assert routes.get("POST /oauth/token") is None  # the stored agency set served every process
     assert routes["POST /contacts/search"] == 3 * len(locations)
+
+
+def test_minting_and_discovery_spend_the_companys_budget_not_the_locations(
+    agency: Callable[..., str], agency_sandbox: SandboxServer
+) -> None:
+    from airflow_provider_ghl.hooks.budget import budget_limiter
+    from airflow_provider_ghl.hooks.endpoints import ENDPOINTS
+    from airflow_provider_ghl.hooks.ratelimit import reset_limiters
+
+    reset_limiters()  # the windows of this test's requests alone
+    hook = GHLHook(agency(budget_backend="process", interval_ms=60_000))
+    locations = agency_sandbox.location_ids[:3]
+    for location in locations:
+        assert hook.search_contacts(page_limit=1, location_id=location)["total"] == 20
+    assert len(list(hook.iter_installed_locations(page_size=100))) == LOCATIONS
+
+    def spent(key: object) -> int:
+        return budget_limiter(hook.config, key)._in_window(time.monotonic())
+
+    company = hook.provider_for(ENDPOINTS["get_installed_locations"]).rate_key(None)
+    assert spent(company) == len(locations) + 1  # three mints and one listing page
+    assert [spent(hook.auth.rate_key(location)) for location in locations] == [1, 1, 1]  # its search alone
 
 
 def test_a_refused_shared_token_is_minted_again_once(
