@@ -146,6 +146,10 @@ class GHLApplyWebhookEventsOperator(GHLOutputOperator):
             inbox.close()
         if results:
             self.record_lineage(inputs, [storage_dataset_name(str(r.folder)) for r in results])
+        if any((r.manifest.get("event_types") or {}).get("UNINSTALL") for r in results):
+            # The location uninstalled the app: its minted token (an agency install's) is of no use to anyone.
+            hook.forget_location_token(location)
+            self.log.warning("Location %s uninstalled the app: its shared location token is dropped.", location)
         summary = self._summary(location, folder, results)
         if results:
             extra = {k: summary[k] for k in ("batches", "events", "first_seq", "last_seq")}

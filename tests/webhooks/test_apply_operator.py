@@ -150,3 +150,34 @@ def test_output_root_still_works_for_one_release_with_a_warning(
     summary = operator.execute(context({}))
     assert summary["folder"] == f"file://{tmp_path}/out/{location}/webhooks" and summary["batches"] == 1
     inbox.close()
+
+
+def test_an_applied_uninstall_drops_the_locations_shared_token(
+    clean_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, airflow_db: Path
+) -> None:
+    """An agency install: the location's minted token is shared in the budget directory until its UNINSTALL
+    event is applied, which drops it for every process."""
+    location = clean_sandbox.location_ids[1]
+    budgets = tmp_path / "budgets"
+    agency = clean_sandbox.airflow_connection(
+        0, agency=True, budget_dir=str(budgets), token_variable=f"ghl_oauth_uninstall_{tmp_path.name}"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_GHL_AGENCY", json.dumps(agency))
+    from airflow_provider_ghl.hooks.ghl import GHLHook
+
+    GHLHook("ghl_agency").search_contacts(page_limit=1, location_id=location)  # mints and shares its token
+    [token_file] = [p for p in budgets.iterdir() if p.name.startswith("token-")]
+    assert token_file.stat().st_size > 0
+    url = f"sqlite:///{tmp_path / 'inbox.db'}"
+    inbox = open_inbox(url)
+    store(inbox, {**event("UNINSTALL", 1, location), "appId": "app", "companyId": clean_sandbox.info["company_id"]})
+    operator = GHLApplyWebhookEventsOperator(
+        task_id="apply", ghl_conn_id="ghl_agency", location_id=location, inbox=url,
+        output_path=f"file://{tmp_path / 'out'}",
+    )  # fmt: skip
+
+    summary = operator.execute(context({"outlet_events": Outlets(), "ti": SimpleNamespace(dag_id="d", task_id="a")}))
+
+    assert (summary["events"], summary["ignored"]) == (1, 1)
+    assert token_file.stat().st_size == 0
+    inbox.close()
