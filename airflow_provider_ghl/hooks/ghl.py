@@ -222,18 +222,26 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
         :param endpoint: the operation's row.
         :raises GHLConfigError: an agency-level operation on a connection that is not an agency install.
         """
-        auth = self.auth
         if not endpoint.agency:
-            return auth
-        if not isinstance(auth, OAuthTokenManager) or not self.config.is_agency:
+            return self.auth
+        company = self.company_auth()
+        if company is None:
             raise GHLConfigError(
                 f"{endpoint.method} {endpoint.path} needs an agency install: connection {self.ghl_conn_id!r} must "
                 "be auth_type=oauth with user_type=Company (the agency's token)."
             )
+        return company
+
+    def company_auth(self) -> CompanyTokenAuth | None:
+        """The agency token itself as a token provider (the company's rate budget), for an agency install;
+        None for any other connection."""
+        auth = self.auth
+        if not isinstance(auth, OAuthTokenManager) or not self.config.is_agency:
+            return None
         with self._init_lock:
             if "_company_auth" not in self.__dict__:
                 self.__dict__["_company_auth"] = CompanyTokenAuth(auth)
-            company: TokenProvider = self.__dict__["_company_auth"]
+            company: CompanyTokenAuth = self.__dict__["_company_auth"]
             return company
 
     def agency_app(self, company_id: str | None = None, app_id: str | None = None) -> AgencyApp:
@@ -244,8 +252,8 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
         :param app_id: instead of the connection's.
         :raises GHLConfigError: not an agency install, or no app id.
         """
-        auth = self.auth
-        if not isinstance(auth, OAuthTokenManager) or not self.config.is_agency:
+        company = self.company_auth()
+        if company is None:
             raise GHLConfigError(
                 f"Connection {self.ghl_conn_id!r} is not an agency install: listing where the app is installed "
                 "needs auth_type=oauth with user_type=Company."
@@ -256,7 +264,7 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
                 f"Connection {self.ghl_conn_id!r}: set the app_id extra (the Marketplace app's id) to list the "
                 "locations where the app is installed."
             )
-        return AgencyApp(company_id or auth.company_id(), app, self.config.api_version == "v3")
+        return AgencyApp(company_id or company.manager.company_id(), app, self.config.api_version == "v3")
 
     def forget_location_token(self, location_id: str) -> None:
         """An agency install: drop the location's minted token everywhere it is shared (after an uninstall).
@@ -307,11 +315,8 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
     def _post_form(self, path: str, form: dict[str, str], bearer: str | None, version: str | None) -> dict[str, Any]:
         """POST a form to an OAuth endpoint (the token manager's transport); never repeated once sent. A post
         with a bearer is an agency's location-token mint: it spends the company's rate budget, as discovery does."""
-        auth = self.__dict__.get("_auth")
-        limiter = None
-        if bearer is not None and isinstance(auth, OAuthTokenManager) and self.config.is_agency:
-            company = CompanyTokenAuth(auth)
-            limiter = self._limiter(None, company)
+        company = self.company_auth() if bearer is not None else None
+        limiter = self._limiter(None, company) if company is not None else None
         return post_form(self.get_conn(), self.config, self._retry, path, form, bearer, version, limiter)
 
     # ------------------------------------------------------------------------------------------------------
