@@ -18,6 +18,7 @@ it is stored as is, readable only by the Airflow user (host) or whoever can read
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,6 +76,11 @@ class ProcessLocationTokens:
         return None
 
 
+def _token_name(config: GHLConnectionConfig, location_id: str) -> str:
+    """The shared token's name (a digest, never a token): the server, the app, the company and the location."""
+    return budget_id(config.base_url, config.client_id, config.company_id, location_id)
+
+
 def _fernet() -> Any:
     from airflow.models.crypto import get_fernet
 
@@ -111,8 +117,7 @@ class HostLocationTokens:
         )
 
     def _name(self, location_id: str) -> str:
-        config = self.config
-        return "token-" + budget_id(config.base_url, config.client_id, config.company_id, location_id)
+        return "token-" + _token_name(self.config, location_id)
 
     def obtain(
         self, location_id: str, mint: Callable[[], MintedToken], usable: Callable[[MintedToken], bool]
@@ -152,8 +157,7 @@ class RedisLocationTokens:
         )  # fmt: skip
 
     def _key(self, location_id: str) -> str:
-        config = self.config
-        return "ghl:location-token:" + budget_id(config.base_url, config.client_id, config.company_id, location_id)
+        return "ghl:location-token:" + _token_name(self.config, location_id)
 
     def _error(self, err: Exception) -> GHLBudgetBackendError:
         detail = f"Redis {self.redis_conn_id!r} failed ({type(err).__name__}) while sharing a location token"
@@ -200,13 +204,24 @@ class RedisLocationTokens:
             raise self._error(err) from None
 
 
+_SHARED: dict[tuple[Any, ...], LocationTokens] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 def location_tokens(config: GHLConnectionConfig) -> LocationTokens:
-    """Where ``config``'s minted location tokens are shared: its ``budget_backend``'s reach.
+    """Where ``config``'s minted location tokens are shared: its ``budget_backend``'s reach. One per backend
+    place and agency in a process, as the budget's limiters are: the host directory stays open once, and the
+    Redis client is made once, however many hooks (a triggerer makes one per trigger).
 
     :param config: the ``ghl`` connection of an agency install.
     """
-    if config.budget_backend == "host":
-        return HostLocationTokens(config)
-    if config.budget_backend == "redis":
-        return RedisLocationTokens(config)
-    return ProcessLocationTokens()
+    if config.budget_backend == "process":
+        return ProcessLocationTokens()
+    place = config.budget_dir if config.budget_backend == "host" else config.budget_redis_conn_id
+    key = (config.budget_backend, place, config.conn_id, config.base_url, config.client_id, config.company_id)
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = (
+                HostLocationTokens(config) if config.budget_backend == "host" else RedisLocationTokens(config)
+            )
+        return _SHARED[key]
