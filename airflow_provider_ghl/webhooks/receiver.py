@@ -262,12 +262,16 @@ def build_receiver_app(
 
     served = _Served(settings.locations, inbox)
 
+    def ours(payload: dict[str, Any]) -> None:
+        """A lifecycle event must be our app's: GHL signs every app's deliveries with one key."""
+        if not settings.app_id or payload.get("appId") != settings.app_id:
+            raise Refused(403, "foreign_app", "an install event of another app (or [ghl_webhooks] app_id unset)")
+
     def admit(payload: dict[str, Any]) -> None:
         """Only the app's own lifecycle events, and events of served locations, are stored (blocking: a thread)."""
         location = payload["locationId"]
         if payload["type"] in LIFECYCLE_EVENTS:
-            if not settings.app_id or payload.get("appId") != settings.app_id:
-                raise Refused(403, "foreign_app", "an install event of another app (or [ghl_webhooks] app_id unset)")
+            ours(payload)
             # Before the event is stored: a retry after a failed store records it again, idempotently.
             inbox.get().set_installed(location, payload["type"] == "INSTALL")
             served.forget()
@@ -277,8 +281,7 @@ def build_receiver_app(
     def agency_lifecycle(payload: dict[str, Any]) -> None:
         """An agency installed or uninstalled the app: nothing to store (no location's events change), but only
         for our app; the DAGs' discovery finds the agency's locations at their next run."""
-        if not settings.app_id or payload.get("appId") != settings.app_id:
-            raise Refused(403, "foreign_app", "an install event of another app (or [ghl_webhooks] app_id unset)")
+        ours(payload)
         log.info(
             "GHL app %s by agency %s: the DAGs' discovery lists its locations at their next run.",
             "installed" if payload["type"] == "INSTALL" else "uninstalled",
