@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 from _measure import print_rows  # noqa: E402
 
 from ghl_sandbox.testing import SandboxServer  # noqa: E402
-from tests.scheduler.harness import AirflowDeployment, wait_until  # noqa: E402
+from tests.scheduler.harness import AirflowDeployment  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DAG_ID = {"probe": "ghl_incremental_enrichment", "per_location": "ghl_enrichment_per_location"}
@@ -173,8 +173,7 @@ def run_variant(variant: str, sandbox: SandboxServer, args: argparse.Namespace, 
     dag_id = DAG_ID[variant]
     with AirflowDeployment(home, dags_folder(work, variant), env) as airflow, airflow.logs_on_failure():
         reaper.own |= {proc.pid for proc in airflow.processes.values()}
-        wait_until(lambda: airflow.api("GET", f"dags/{dag_id}")["dag_id"], 180, f"{dag_id} to be parsed")
-        airflow.api("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+        airflow.unpause_when_parsed(dag_id, 180)
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         for location in changed:
             sandbox.touch_contacts(location, count=args.touched)
@@ -182,23 +181,9 @@ def run_variant(variant: str, sandbox: SandboxServer, args: argparse.Namespace, 
         excluded = {sandbox.process.pid} if sandbox.process else set()
         cpu0, wall0 = airflow_cpu_seconds(excluded), time.perf_counter()
         run_id = f"bench_{variant}"
-        airflow.api(
-            "POST",
-            f"dags/{dag_id}/dagRuns",
-            json={
-                "dag_run_id": run_id,
-                "logical_date": now.isoformat(),
-                "data_interval_start": (now - timedelta(minutes=10)).isoformat(),
-                "data_interval_end": (now + timedelta(minutes=50)).isoformat(),
-            },
-        )
+        airflow.trigger_run(dag_id, run_id, now, (now - timedelta(minutes=10), now + timedelta(minutes=50)))
+        state = airflow.wait_for_run(dag_id, run_id, args.timeout, interval=1.0)["state"]
         run_path = f"dags/{dag_id}/dagRuns/{run_id}"
-        state = wait_until(
-            lambda: (s := airflow.api("GET", run_path)["state"]) in ("success", "failed") and s,
-            args.timeout,
-            f"the {variant} run",
-            interval=1.0,
-        )
         wall = time.perf_counter() - wall0
         reaper.reap()
         cpu = airflow_cpu_seconds(excluded) - cpu0

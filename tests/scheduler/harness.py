@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -214,6 +215,42 @@ class AirflowDeployment:
         if resp.status_code >= 400:
             raise requests.HTTPError(f"{method} {path}: {resp.status_code} {resp.text}", response=resp)
         return resp.json()
+
+    def unpause_when_parsed(self, dag_id: str, timeout: float = 120) -> None:
+        """Wait until the dag-processor has parsed ``dag_id``, then unpause it."""
+        wait_until(lambda: self.api("GET", f"dags/{dag_id}")["dag_id"], timeout, f"{dag_id} to be parsed")
+        self.api("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+
+    def trigger_run(
+        self, dag_id: str, run_id: str, logical_date: datetime, interval: tuple[datetime, datetime]
+    ) -> dict[str, Any]:
+        """Trigger a run of ``dag_id`` with its data interval given (the scheduler refuses a logical date in the
+        future, so a run whose interval holds now cannot have it inferred); returns the new run.
+
+        :param dag_id: the DAG.
+        :param run_id: the run's id.
+        :param logical_date: the run's logical date.
+        :param interval: its data interval, start and end.
+        """
+        body = {
+            "dag_run_id": run_id,
+            "logical_date": logical_date.isoformat(),
+            "data_interval_start": interval[0].isoformat(),
+            "data_interval_end": interval[1].isoformat(),
+        }
+        run: dict[str, Any] = self.api("POST", f"dags/{dag_id}/dagRuns", json=body)
+        return run
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float, interval: float = 0.5) -> dict[str, Any]:
+        """Wait until the run has ended (success or failed) and return it."""
+        path = f"dags/{dag_id}/dagRuns/{run_id}"
+        run: dict[str, Any] = wait_until(
+            lambda: (r := self.api("GET", path))["state"] in ("success", "failed") and r,
+            timeout,
+            f"run {run_id} of {dag_id} to end",
+            interval,
+        )
+        return run
 
     def _healthy(self) -> bool:
         self._check_alive()

@@ -20,7 +20,7 @@ import pytest
 
 from ghl_sandbox.testing import SandboxServer
 from tests.dag_run import exported_records
-from tests.scheduler.harness import AirflowDeployment, wait_until
+from tests.scheduler.harness import AirflowDeployment
 
 pytestmark = [
     pytest.mark.scheduler,
@@ -43,20 +43,9 @@ def agency() -> Iterator[SandboxServer]:
 def run_dag(airflow: AirflowDeployment, dag_id: str, when: datetime) -> dict[str, str]:
     """Trigger ``dag_id`` for ``when`` and wait for its end; the state of each mapped task by its location."""
     run_id = f"lifecycle_{when:%Y%m%dT%H%M%S}"
-    airflow.api(
-        "POST",
-        f"dags/{dag_id}/dagRuns",
-        json={
-            "dag_run_id": run_id,
-            "logical_date": when.isoformat(),
-            "data_interval_start": (when - timedelta(hours=1)).isoformat(),
-            "data_interval_end": when.isoformat(),
-        },
-    )
+    airflow.trigger_run(dag_id, run_id, when, (when - timedelta(hours=1), when))
+    state = airflow.wait_for_run(dag_id, run_id, 240)["state"]
     path = f"dags/{dag_id}/dagRuns/{run_id}"
-    state = wait_until(
-        lambda: (s := airflow.api("GET", path)["state"]) in ("success", "failed") and s, 240, f"{run_id} to end"
-    )
     instances: list[dict[str, Any]] = airflow.api("GET", f"{path}/taskInstances")["task_instances"]
     mapped = {ti["rendered_map_index"]: ti["state"] for ti in instances if ti["map_index"] >= 0}
     assert state == "success", instances
@@ -76,8 +65,7 @@ def test_installs_and_uninstalls_reach_the_dags_without_a_configuration_change(
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     with AirflowDeployment(tmp_path / "airflow-home", DAGS, env) as airflow, airflow.logs_on_failure():
         for dag_id in ("ghl_new_locations", "ghl_full_export"):
-            wait_until(lambda d=dag_id: airflow.api("GET", f"dags/{d}")["dag_id"], 120, f"{dag_id} to be parsed")
-            airflow.api("PATCH", f"dags/{dag_id}", json={"is_paused": False})
+            airflow.unpause_when_parsed(dag_id)
 
         # The app's locations: the active one exported, the deactivated one skipped (with a warning).
         assert run_dag(airflow, "ghl_new_locations", now - timedelta(hours=3)) == {

@@ -77,26 +77,15 @@ def test_dag_run_through_scheduler_and_triggerer(
     location = sandbox.location_ids[0]
     with airflow.logs_on_failure():
         # The dag-processor has parsed the DAG folder (the new DAG and the other examples) without errors.
-        wait_until(lambda: airflow.api("GET", f"dags/{DAG_ID}")["dag_id"], 120, f"{DAG_ID} to be parsed")
+        airflow.unpause_when_parsed(DAG_ID)
         assert airflow.api("GET", "importErrors")["total_entries"] == 0
-
-        airflow.api("PATCH", f"dags/{DAG_ID}", json={"is_paused": False})
         sandbox.clear_stats()
         # A manual run for the hour around now. The scheduler refuses a logical date in the future, so the
         # interval is passed explicitly rather than inferred from a logical date at the end of the hour.
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         start, end = now - timedelta(minutes=10), now + timedelta(minutes=50)
         run_id = f"scheduler_test_{now:%Y%m%dT%H%M%S}"
-        run = airflow.api(
-            "POST",
-            f"dags/{DAG_ID}/dagRuns",
-            json={
-                "dag_run_id": run_id,
-                "logical_date": now.isoformat(),
-                "data_interval_start": start.isoformat(),
-                "data_interval_end": end.isoformat(),
-            },
-        )
+        run = airflow.trigger_run(DAG_ID, run_id, now, (start, end))
         assert run["state"] == "queued"
         started = time.monotonic()
 
@@ -131,13 +120,7 @@ def test_dag_run_through_scheduler_and_triggerer(
 
         touched = sandbox.touch_contacts(location, count=3)
 
-        final = wait_until(
-            lambda: (
-                (r := airflow.api("GET", f"dags/{DAG_ID}/dagRuns/{run_id}"))["state"] in ("success", "failed") and r
-            ),
-            240,
-            "the run to finish",
-        )
+        final = airflow.wait_for_run(DAG_ID, run_id, 240)
         print(f"run finished {time.monotonic() - started:.1f} s after it was triggered")
         states = {
             (ti["task_id"], ti["map_index"]): ti["state"]
