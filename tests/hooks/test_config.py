@@ -92,6 +92,7 @@ def test_extras_from_the_ui_form_are_prefixed() -> None:
             "company_id",
         ),
         ({}, {"password": "x", "host": "ftp://x"}, "Malformed"),
+        ({"marketplace_url": "ftp://market.example"}, {"password": "x"}, "marketplace_url"),
     ],
 )
 def test_misconfiguration_is_one_clear_error(extra: dict[str, Any], fields: dict[str, Any], message: str) -> None:
