@@ -30,6 +30,24 @@ import requests
 T = TypeVar("T")
 
 COMPONENTS = ("scheduler", "triggerer", "dag-processor", "api-server")
+
+
+def scheduler_marks(timeout: int) -> list[Any]:
+    """The marks of a test module that runs the real components: ``scheduler``, skipped with
+    ``GHL_SKIP_SCHEDULER_TESTS=1``, and a ``timeout`` in seconds.
+
+    :param timeout: the module's tests' time limit.
+    """
+    import pytest
+
+    skipped = os.environ.get("GHL_SKIP_SCHEDULER_TESTS") == "1"
+    return [
+        pytest.mark.scheduler,
+        pytest.mark.skipif(skipped, reason="GHL_SKIP_SCHEDULER_TESTS=1: real scheduler skipped"),
+        pytest.mark.timeout(timeout),
+    ]
+
+
 USER = "ghl_test"
 
 

@@ -10,7 +10,6 @@ then installed in the third, and the next run exports it alone; the first then u
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,15 +19,9 @@ import pytest
 
 from ghl_sandbox.testing import SandboxServer
 from tests.dag_run import exported_records
-from tests.scheduler.harness import AirflowDeployment
+from tests.scheduler.harness import AirflowDeployment, scheduler_marks
 
-pytestmark = [
-    pytest.mark.scheduler,
-    pytest.mark.skipif(
-        os.environ.get("GHL_SKIP_SCHEDULER_TESTS") == "1", reason="GHL_SKIP_SCHEDULER_TESTS=1: real scheduler skipped"
-    ),
-    pytest.mark.timeout(480),
-]
+pytestmark = scheduler_marks(480)
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 CONTACTS = 30

@@ -15,7 +15,6 @@ It takes about a minute (most of it Airflow starting up) and runs by default, as
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,15 +23,9 @@ from typing import Any
 import pytest
 
 from ghl_sandbox.testing import SandboxServer
-from tests.scheduler.harness import AirflowDeployment, wait_until
+from tests.scheduler.harness import AirflowDeployment, scheduler_marks, wait_until
 
-pytestmark = [
-    pytest.mark.scheduler,
-    pytest.mark.skipif(
-        os.environ.get("GHL_SKIP_SCHEDULER_TESTS") == "1", reason="GHL_SKIP_SCHEDULER_TESTS=1: real scheduler skipped"
-    ),
-    pytest.mark.timeout(420),
-]
+pytestmark = scheduler_marks(420)
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_ID = "ghl_enrichment_on_change"

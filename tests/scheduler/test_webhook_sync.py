@@ -14,7 +14,6 @@ Skip it locally with ``GHL_SKIP_SCHEDULER_TESTS=1`` or ``-m "not scheduler"``.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,16 +23,10 @@ import pytest
 
 from airflow_provider_ghl.webhooks.inbox import open_inbox
 from ghl_sandbox.testing import SandboxServer
-from tests.scheduler.harness import AirflowDeployment, wait_until
+from tests.scheduler.harness import AirflowDeployment, scheduler_marks, wait_until
 from tests.webhooks.burst import Burst, applied_state, assert_final_state, committed_manifests, event_count
 
-pytestmark = [
-    pytest.mark.scheduler,
-    pytest.mark.skipif(
-        os.environ.get("GHL_SKIP_SCHEDULER_TESTS") == "1", reason="GHL_SKIP_SCHEDULER_TESTS=1: real scheduler skipped"
-    ),
-    pytest.mark.timeout(300),
-]
+pytestmark = scheduler_marks(300)
 
 DAG_FILE = Path(__file__).resolve().parents[2] / "dags" / "ghl_webhook_sync.py"
 DAG_ID = "ghl_webhook_sync"
