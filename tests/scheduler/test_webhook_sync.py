@@ -71,6 +71,11 @@ def watchers(airflow: AirflowDeployment) -> int:
         return int(con.execute("select count(*) from asset_watcher").fetchone()[0])
 
 
+def triggers_stopped(airflow: AirflowDeployment) -> int:
+    """How many triggers the triggerer has ended so far (its log's ``trigger completed`` lines)."""
+    return airflow.log_path("triggerer").read_text(errors="replace").count("trigger completed")
+
+
 def runs(airflow: AirflowDeployment) -> list[dict[str, Any]]:
     return list(airflow.api("GET", f"dags/{DAG_ID}/dagRuns", params={"limit": 100})["dag_runs"])
 
@@ -115,9 +120,14 @@ def test_webhooks_drive_dag_runs_that_apply_every_change_exactly_once(
         first_runs = runs(airflow)
         assert first_runs and all(r["run_type"] == "asset_triggered" for r in first_runs)
 
-        # Part 2, paused: once the dag-processor has taken the watcher down, nothing starts a run.
+        # Part 2, paused: once the dag-processor has taken the watcher down and the triggerer has stopped its
+        # trigger, nothing starts a run. The triggerer follows the watcher's removal a moment later: a trigger
+        # still running then would ring for part 2 into the paused DAG, a bell Airflow drops (and the trigger only
+        # rings again after ``resignal_after``, longer than this test waits).
+        stopped = triggers_stopped(airflow)
         airflow.api("PATCH", f"dags/{DAG_ID}", json={"is_paused": True})
         wait_until(lambda: watchers(airflow) == 0, 60, "the watcher to stop while the DAG is paused")
+        wait_until(lambda: triggers_stopped(airflow) > stopped, 60, "the triggerer to stop the watcher's trigger")
         burst.send(80)
         delivered = sandbox.wait_webhooks_delivered(timeout=60)
         inbox = open_inbox(inbox_url)
