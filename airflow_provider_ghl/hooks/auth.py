@@ -261,13 +261,16 @@ class OAuthTokenManager:
             state.tokens = self._refresh_locked(stored or tokens)
             return state.tokens
 
-    def install(self, code: str, redirect_uri: str) -> TokenSet:
-        """Exchange an authorization code (the install flow's callback) for the installation's token set, check
-        that it is this connection's installation, and store it.
+    def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
+        """Exchange an authorization code (the install flow's callback) for the token set of the installation the
+        user approved; nothing is stored yet (see :meth:`adopt`).
+
+        ``user_type`` is left out of the request (GHL's spec makes it optional): the grant says whether a location
+        or an agency was approved, and either may be an installation of this app.
 
         :param code: the ``code`` GHL sent to the redirect URL.
         :param redirect_uri: the redirect URL the authorization page was given.
-        :raises GHLInstallError: GHL refused the code, or granted another installation; nothing is stored.
+        :raises GHLInstallError: GHL refused the code, or answered without a refresh token.
         """
         form = self.dialect.form(
             client_id=self.config.client_id or "",
@@ -275,7 +278,6 @@ class OAuthTokenManager:
             grant_type="authorization_code",
             code=code,
             redirect_uri=redirect_uri,
-            user_type=self.config.user_type,
         )
         try:
             body = self._post(OAUTH_TOKEN_PATH, form, None, self.dialect.token_version)
@@ -286,20 +288,33 @@ class OAuthTokenManager:
             ) from None
         tokens = TokenSet.from_response(body)
         tokens.mask()
-        mismatch = self._not_this_installation(tokens)
-        if mismatch:
-            raise GHLInstallError(f"Connection {self.config.conn_id!r}: {mismatch}; nothing was stored.")
         if not tokens.refresh_token:
             raise GHLInstallError("GHL's token endpoint answered the install without a refresh token.")
+        return tokens
+
+    def adopt(self, tokens: TokenSet) -> None:
+        """Store ``tokens`` as this manager's installation (persisted first, then used by this process).
+
+        :param tokens: a set from :meth:`exchange_code`.
+        """
         with self._state.lock:
             self._persist(tokens)
             self._state.tokens = tokens
             self._state.location_tokens.clear()
-        log.info("Stored the GHL app installation of connection %s: %s.", self.config.conn_id, tokens.describe())
-        return tokens
+        log.info("Stored the GHL app installation in %s: %s.", self.store.name, tokens.describe())
 
-    def _not_this_installation(self, tokens: TokenSet) -> str | None:
-        """Why ``tokens`` are not the connection's installation, or None when they are."""
+    def forget_tokens(self) -> None:
+        """Forget this process's copy of the set (its Variable was deleted: the app was uninstalled)."""
+        with self._state.lock:
+            self._state.tokens = None
+            self._state.location_tokens.clear()
+
+    def not_this_installation(self, tokens: TokenSet) -> str | None:
+        """Why ``tokens`` are not the connection's own installation, or None when they are: an agency's for
+        ``user_type=Company`` (its ``company_id`` when set), the connection's ``location_id`` otherwise.
+
+        :param tokens: a granted set.
+        """
         config = self.config
         granted = tokens.user_type or ("Company" if tokens.company_id and not tokens.location_id else "Location")
         if config.is_agency:
@@ -310,7 +325,7 @@ class OAuthTokenManager:
             return None
         if granted != "Location":
             return "it is a location install (user_type=Location), but GHL granted an agency (Company) token"
-        if config.location_id and tokens.location_id != config.location_id:
+        if tokens.location_id != config.location_id:
             return f"its location is {config.location_id}, but GHL granted location {tokens.location_id}"
         return None
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -49,6 +49,7 @@ from airflow_provider_ghl.hooks.budget import budget_limiter
 from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import Endpoint
 from airflow_provider_ghl.hooks.fanout import CHILD_KINDS, ContactChildren, GHLFanoutMixin
+from airflow_provider_ghl.hooks.installations import InstallationRouter, LocationInstallations
 from airflow_provider_ghl.hooks.installs import AgencyApp, GHLInstallsMixin
 from airflow_provider_ghl.hooks.location_tokens import location_tokens
 from airflow_provider_ghl.hooks.paging import ContactPage, GHLPagingMixin
@@ -90,7 +91,9 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
     :param ghl_conn_id: the ``ghl`` connection to use.
     :param location_id: default location (sub-account) id; overrides the connection's ``location_id``.
     :param max_workers: concurrency of this hook: HTTP pool size and threads of :meth:`fetch_contact_children`.
-    :param token_store: where OAuth token sets live; default: the connection's token Variable.
+    :param token_store: where the connection's OAuth token set lives; default: the connection's token Variable,
+        beside which the app's location-level installations are kept (see
+        :mod:`~airflow_provider_ghl.hooks.installations`; with another store there are none).
     :param timeout: read timeout in seconds (overrides the connection's ``timeout``).
     :param max_retries: retries after the first attempt (overrides the connection's ``max_retries``).
     :param retry_max_seconds: give up retrying a request after this much time.
@@ -206,9 +209,11 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
                     store = self._token_store or VariableTokenStore(config.token_variable)
                     # An agency's minted location tokens reach every process its rate budget reaches.
                     shared = location_tokens(config) if config.is_agency else None
-                    provider = OAuthTokenManager(
+                    primary = OAuthTokenManager(
                         config, store, self._post_form, skew=self.refresh_skew, shared_location_tokens=shared
                     )
+                    installations = LocationInstallations(config) if self._token_store is None else None
+                    provider = InstallationRouter(primary, installations, self._post_form)
                 else:
                     provider = PrivateTokenAuth(config.secret)
                 self.__dict__["_auth"] = provider
@@ -235,8 +240,8 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
     def company_auth(self) -> CompanyTokenAuth | None:
         """The agency token itself as a token provider (the company's rate budget), for an agency install;
         None for any other connection."""
-        auth = self.auth
-        if not isinstance(auth, OAuthTokenManager) or not self.config.is_agency:
+        auth = self.oauth_manager()
+        if auth is None or not self.config.is_agency:
             return None
         with self._init_lock:
             if "_company_auth" not in self.__dict__:
@@ -266,51 +271,80 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
             )
         return AgencyApp(company_id or company.manager.company_id(), app, self.config.api_version == "v3")
 
-    def forget_location_token(self, location_id: str) -> None:
-        """An agency install: drop the location's minted token everywhere it is shared (after an uninstall).
+    def oauth_manager(self, location_id: str | None = None) -> OAuthTokenManager | None:
+        """The OAuth token manager serving ``location_id`` (None: the connection's location): its own
+        installation's, else the connection's; None for a Private Integration Token.
 
         :param location_id: the location.
         """
         auth = self.auth
-        if isinstance(auth, OAuthTokenManager):
-            auth.forget_location(location_id)
+        return (
+            auth.manager_for(location_id or self.config.location_id) if isinstance(auth, InstallationRouter) else None
+        )
+
+    def location_installations(self) -> list[str]:
+        """The locations that installed the app themselves, each with its own stored token set (see
+        :mod:`~airflow_provider_ghl.hooks.installations`); empty unless the connection is an OAuth app."""
+        auth = self.auth
+        return auth.location_ids() if isinstance(auth, InstallationRouter) else []
+
+    def forget_location_token(self, location_id: str, uninstalled_at: float | None = None) -> None:
+        """The app was uninstalled from ``location_id``: drop its minted token everywhere it is shared (an
+        agency install's), and its own installation's token set when it predates the uninstall.
+
+        :param location_id: the location.
+        :param uninstalled_at: POSIX time of the uninstall (None: now).
+        """
+        auth = self.auth
+        if isinstance(auth, InstallationRouter) and auth.forget(location_id, uninstalled_at):
+            self.log.warning("Deleted the token set of location %s's installation (uninstalled).", location_id)
 
     def install_from_code(self, code: str, redirect_uri: str) -> TokenSet:
-        """The install flow's last step: exchange GHL's authorization ``code`` and store the installation's
-        token set in the connection's token store (see :mod:`~airflow_provider_ghl.hooks.install`).
+        """The install flow's last step: exchange GHL's authorization ``code`` and store the token set of the
+        installation the user approved: the connection's own (its agency, or its location), or another
+        location's, kept as one of the app's location installations (see
+        :mod:`~airflow_provider_ghl.hooks.install` and :mod:`~airflow_provider_ghl.hooks.installations`).
 
         :param code: the ``code`` GHL sent to the redirect URL.
         :param redirect_uri: the redirect URL the authorization page was given.
         :return: the stored set (use :meth:`TokenSet.describe` for anything logged or shown).
-        :raises GHLInstallError: GHL refused the code, or granted another installation; nothing is stored.
+        :raises GHLInstallError: GHL refused the code, or granted an agency that is not the connection's;
+            nothing is stored.
         """
         auth = self.auth
-        if not isinstance(auth, OAuthTokenManager):
+        if not isinstance(auth, InstallationRouter):
             raise GHLConfigError(
                 f"Connection {self.ghl_conn_id!r} uses a Private Integration Token: an app install needs "
                 "auth_type=oauth with the app's client id and secret."
             )
-        return auth.install(code, redirect_uri)
+        tokens = auth.primary.exchange_code(code, redirect_uri)
+        auth.adopt(tokens)
+        return tokens
 
-    def prepare_token(self) -> None:
-        """Before async reads on a worker: make sure an OAuth connection's stored token set is fresh, refreshing
-        it now if needed (the async funnel never refreshes, as a trigger must not rotate tokens). Nothing to do
-        for a Private Integration Token."""
-        auth = self.auth
-        if isinstance(auth, OAuthTokenManager):
-            auth.current()
+    def prepare_token(self, location_ids: Iterable[str] = ()) -> None:
+        """Before async reads on a worker: make sure the OAuth token sets that serve ``location_ids`` are fresh,
+        refreshing them now if needed (the async funnel never refreshes, as a trigger must not rotate tokens).
+        Nothing to do for a Private Integration Token.
+
+        :param location_ids: the locations the async reads will name (none: the connection's).
+        """
+        locations: list[str | None] = [*location_ids] or [None]
+        managers = {id(m): m for loc in locations if (m := self.oauth_manager(loc)) is not None}
+        for manager in managers.values():
+            manager.current()
 
     def refresh_oauth_token(self) -> TokenSet:
-        """Spend the stored OAuth refresh token now and persist the new set (single-writer deployments).
+        """Spend the OAuth refresh token of the hook's location's installation now and persist the new set
+        (single-writer deployments).
 
         :return: the new token set (use :meth:`TokenSet.describe` for anything that gets logged or returned).
         """
-        auth = self.auth
-        if not isinstance(auth, OAuthTokenManager):
+        manager = self.oauth_manager()
+        if manager is None:
             raise GHLConfigError(
                 f"Connection {self.ghl_conn_id!r} uses a Private Integration Token: there is nothing to refresh."
             )
-        return auth.refresh()
+        return manager.refresh()
 
     def _post_form(self, path: str, form: dict[str, str], bearer: str | None, version: str | None) -> dict[str, Any]:
         """POST a form to an OAuth endpoint (the token manager's transport); never repeated once sent. A post

@@ -171,6 +171,20 @@ class VariableTokenStore:
         tokens.mask()
         return tokens
 
+    def delete(self) -> None:
+        """Remove the Variable (the installation is gone); nothing happens when there is none."""
+        try:
+            if _in_task_context():
+                from airflow.sdk import Variable
+
+                Variable.delete(self.key)
+            else:
+                from airflow.models.variable import Variable as DbVariable
+
+                DbVariable.delete(self.key)
+        except Exception as err:
+            raise GHLError(f"Could not delete {self.name}: {type(err).__name__}") from None
+
     def save(self, tokens: TokenSet) -> None:
         value = json.dumps(tokens.to_dict(), indent=2)
         description = "GHL OAuth token set, rotated by airflow-provider-ghl. Do not edit while DAGs run."
@@ -182,3 +196,27 @@ class VariableTokenStore:
             from airflow.models.variable import Variable as DbVariable
 
             DbVariable.set(self.key, value, description=description)
+
+
+def variable_keys(prefix: str) -> list[str]:
+    """The keys of the Airflow Variables in the metadata database that start with ``prefix`` (a secrets
+    backend is not listed), through the Execution API in a task and the database elsewhere.
+
+    :param prefix: the keys' start, taken literally (``_`` and ``%`` are not wildcards here).
+    """
+    try:
+        if _in_task_context():
+            from airflow.sdk import Variable
+
+            keys = list(Variable.keys(prefix=prefix))
+        else:
+            from airflow.models.variable import Variable as DbVariable
+            from airflow.utils.session import create_session
+
+            with create_session() as session:
+                query = session.query(DbVariable.key).filter(DbVariable.key.startswith(prefix, autoescape=True))
+                keys = [key for (key,) in query]
+    except Exception as err:
+        raise GHLError(f"Could not list the Airflow Variables starting {prefix!r}: {type(err).__name__}") from None
+    # The listing may match with LIKE, where "_" stands for any character.
+    return sorted(key for key in keys if key.startswith(prefix))

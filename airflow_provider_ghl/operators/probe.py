@@ -100,7 +100,7 @@ class GHLChangedLocationsOperator(BaseOperator):
         for conn_id in dict.fromkeys(p["ghl_conn_id"] for p in pairs):
             hook = self._hooks[conn_id] = GHLHook(conn_id, **self.hook_params)
             # The async funnel never refreshes an OAuth set: a worker may, so it does it here, once, first.
-            hook.prepare_token()
+            hook.prepare_token(p["location_id"] for p in pairs if p["ghl_conn_id"] == conn_id)
         verdicts = asyncio.run(self._probe(pairs, args))
         changed = [pair for pair, verdict in zip(pairs, verdicts, strict=True) if verdict]
         requests = sum(hook.request_stats.as_dict()["requests"] for hook in self._hooks.values())

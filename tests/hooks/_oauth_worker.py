@@ -1,7 +1,7 @@
 """A separate worker process for the two-process OAuth test: waits at a file barrier, then reads contacts.
 
-Usage: ``python -m tests.hooks._oauth_worker CONN_ID READY_FILE GO_FILE CONTACT_ID...``. Prints one JSON line
-with what it fetched; never a token.
+Usage: ``python -m tests.hooks._oauth_worker CONN_ID[@LOCATION_ID] READY_FILE GO_FILE CONTACT_ID...``. Prints one
+JSON line with what it fetched; never a token.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def run_at_barrier(
 def main(conn_id: str, ready: str, go: str, *contact_ids: str) -> None:
     from airflow_provider_ghl.hooks.ghl import GHLHook
 
-    hook = GHLHook(conn_id, retry_backoff=0.05)
+    conn_id, _, location_id = conn_id.partition("@")  # CONN_ID@LOCATION: that location's installation
+    hook = GHLHook(conn_id, location_id=location_id or None, retry_backoff=0.05)
     _ = hook.config  # resolve the connection before the barrier: both workers then start together
     wait_at_barrier(ready, go)
     fetched = [hook.get_contact(contact_id)["id"] for contact_id in contact_ids]

@@ -154,7 +154,9 @@ def test_invalid_grant_uses_the_set_another_worker_persisted(oauth: OAuthSetup) 
 def test_invalid_grant_without_a_newer_set_asks_for_reauthorization(oauth: OAuthSetup) -> None:
     _raw_refresh(oauth, oauth.location["refresh_token"])  # the bootstrap token is spent elsewhere
     hook = GHLHook(oauth.conn_id)
-    hook.auth.newer_token_wait = 0.3  # type: ignore[attr-defined]
+    manager = hook.oauth_manager()
+    assert manager is not None
+    manager.newer_token_wait = 0.3
     with pytest.raises(GHLAuthError, match="must be re-authorized") as info:
         hook.get_contact("any")
     assert info.value.ghl_error == "invalid_grant"
