@@ -16,7 +16,7 @@ from airflow_provider_ghl.outputs.directory import COMPRESSIONS, FORMATS, file_f
 from airflow_provider_ghl.outputs.lineage import DatasetName, ghl_dataset_name, storage_dataset_name
 from airflow_provider_ghl.webhooks.apply import BatchResult, HookRecordSource, drain
 from airflow_provider_ghl.webhooks.changes import DATASETS, KINDS
-from airflow_provider_ghl.webhooks.inbox import inbox_url
+from airflow_provider_ghl.webhooks.inbox import event_instant, inbox_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -146,10 +146,12 @@ class GHLApplyWebhookEventsOperator(GHLOutputOperator):
             inbox.close()
         if results:
             self.record_lineage(inputs, [storage_dataset_name(str(r.folder)) for r in results])
-        if any((r.manifest.get("event_types") or {}).get("UNINSTALL") for r in results):
-            # The location uninstalled the app: its minted token (an agency install's) is of no use to anyone.
-            hook.forget_location_token(location)
-            self.log.warning("Location %s uninstalled the app: its shared location token is dropped.", location)
+        uninstalled_at = _uninstalled_at(results)
+        if uninstalled_at is not None:
+            # The app left the location: its minted token (an agency install's) and its own installation's
+            # token set are of no use to anyone (a re-install's newer set is kept).
+            hook.forget_location_token(location, uninstalled_at)
+            self.log.warning("Location %s uninstalled the app: its tokens are dropped.", location)
         summary = self._summary(location, folder, results)
         if results:
             extra = {k: summary[k] for k in ("batches", "events", "first_seq", "last_seq")}
@@ -192,3 +194,13 @@ def configured_inbox() -> str:
     from airflow_provider_ghl.webhooks.options import DEFAULT_INBOX, SECTION
 
     return str(conf.get(SECTION, "inbox", fallback=DEFAULT_INBOX)).strip()
+
+
+def _uninstalled_at(results: Sequence[BatchResult]) -> float | None:
+    """POSIX time of the uninstall when the last batch with a lifecycle event ends with one, else None."""
+    for result in reversed(results):
+        types = result.manifest.get("event_types") or {}
+        if types.get("INSTALL") or types.get("UNINSTALL"):
+            stamp = result.manifest.get("uninstalled_at")
+            return event_instant(stamp).timestamp() if stamp else None
+    return None

@@ -45,7 +45,7 @@ from airflow_provider_ghl.webhooks.changes import (
     event_fields,
     parquet_tables,
 )
-from airflow_provider_ghl.webhooks.inbox import BATCH_ID, event_instant
+from airflow_provider_ghl.webhooks.inbox import BATCH_ID, LIFECYCLE_EVENTS, event_instant
 
 if TYPE_CHECKING:
     from airflow_provider_ghl.hooks.ghl import GHLHook
@@ -129,6 +129,8 @@ class BatchPlan:
     :param versions: ``(kind, id)`` -> the timestamp of the newest applied event: what ``ack`` stores.
     :param counts: events, ignored, stale, duplicates, applied.
     :param event_types: events per ``type``.
+    :param uninstalled_at: the ``timestamp`` of the batch's last ``INSTALL``/``UNINSTALL`` event when it is an
+        uninstall (the app left the location), else None.
     """
 
     records: dict[str, list[dict[str, Any]]]
@@ -136,6 +138,7 @@ class BatchPlan:
     versions: dict[Key, str]
     counts: dict[str, int]
     event_types: dict[str, int]
+    uninstalled_at: str | None = None
 
 
 def plan_batch(events: Sequence[InboxEvent], stored: Mapping[Key, str]) -> BatchPlan:
@@ -178,7 +181,17 @@ def plan_batch(events: Sequence[InboxEvent], stored: Mapping[Key, str]) -> Batch
             lookups[key] = fold
         else:
             records[dataset_of(fold)].append(record)
-    return BatchPlan(records, lookups, versions, dict(counts), dict(Counter(e.type for e in events)))
+    types = dict(Counter(e.type for e in events))
+    return BatchPlan(records, lookups, versions, dict(counts), types, _uninstalled_at(events))
+
+
+def _uninstalled_at(events: Sequence[InboxEvent]) -> str | None:
+    """The last lifecycle event's timestamp when it is an ``UNINSTALL`` (by time, then arrival), else None."""
+    lifecycle = [(event_instant(e.timestamp), i, e) for i, e in enumerate(events) if e.type in LIFECYCLE_EVENTS]
+    if not lifecycle:
+        return None
+    last = max(lifecycle, key=lambda item: item[:2])[2]
+    return last.timestamp if last.type == "UNINSTALL" else None
 
 
 def _fold(changes: Sequence[Change]) -> _Fold:
@@ -343,6 +356,7 @@ def apply_batch(
         "compression": output.compression,
         **plan.counts,
         "event_types": dict(sorted(plan.event_types.items())),
+        "uninstalled_at": plan.uninstalled_at,
         "looked_up": looked_up,
         "unresolved": [list(k) for k in unresolved],
         "datasets": datasets,

@@ -90,6 +90,10 @@ class Batch:
         return cls(location_id, first_seq, last_seq, f"{first_seq:012d}-{last_seq:012d}")
 
 
+#: The app's own lifecycle events: they add and remove served locations (``[ghl_webhooks] app_id``).
+LIFECYCLE_EVENTS = ("INSTALL", "UNINSTALL")
+
+
 def event_instant(timestamp: str) -> datetime:
     """An event's ``timestamp`` (ISO 8601, ``Z`` or an offset; no zone is UTC) as an aware UTC datetime.
 

@@ -38,7 +38,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-from airflow_provider_ghl.webhooks.inbox import Inbox, event_instant, open_inbox
+from airflow_provider_ghl.webhooks.inbox import LIFECYCLE_EVENTS, Inbox, event_instant, open_inbox
 from airflow_provider_ghl.webhooks.settings import WebhookSettings
 from airflow_provider_ghl.webhooks.signatures import SignatureRefused
 
@@ -54,8 +54,6 @@ MAX_FIELD_LENGTH = 256
 STORE_THREADS = 8
 #: Seconds GHL is asked to wait before retrying a delivery the inbox could not store.
 RETRY_AFTER_SECONDS = 60
-#: The app's own lifecycle events: they add and remove served locations (``[ghl_webhooks] app_id``).
-LIFECYCLE_EVENTS = ("INSTALL", "UNINSTALL")
 #: Seconds the served locations are taken as known before the inbox's installs are read again.
 SERVED_TTL_SECONDS = 2.0
 #: Locations refused as not served that are each logged once; past this many, every refusal is (memory is bounded).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +16,7 @@ from airflow_provider_ghl.exceptions import GHLInputError
 from airflow_provider_ghl.operators.webhooks import WEBHOOKS_ASSET_ALIAS, GHLApplyWebhookEventsOperator
 from airflow_provider_ghl.webhooks.inbox import open_inbox
 from ghl_sandbox.testing import SandboxServer
-from tests.webhooks.events import contact, event, read_dataset, store
+from tests.webhooks.events import BASE, contact, event, read_dataset, store
 
 
 @pytest.fixture
@@ -152,11 +153,12 @@ def test_output_root_still_works_for_one_release_with_a_warning(
     inbox.close()
 
 
-def test_an_applied_uninstall_drops_the_locations_shared_token(
+def test_an_applied_uninstall_drops_the_locations_shared_token_and_its_own_installation(
     clean_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, airflow_db: Path
 ) -> None:
     """An agency install: the location's minted token is shared in the budget directory until its UNINSTALL
-    event is applied, which drops it for every process."""
+    event is applied, which drops it for every process, and deletes the token set of the location's own
+    installation (made through the install flow) unless a later INSTALL re-installed it."""
     location = clean_sandbox.location_ids[1]
     budgets = tmp_path / "budgets"
     agency = clean_sandbox.airflow_connection(
@@ -170,14 +172,27 @@ def test_an_applied_uninstall_drops_the_locations_shared_token(
     assert token_file.stat().st_size > 0
     url = f"sqlite:///{tmp_path / 'inbox.db'}"
     inbox = open_inbox(url)
-    store(inbox, {**event("UNINSTALL", 1, location), "appId": "app", "companyId": clean_sandbox.info["company_id"]})
+    lifecycle = {"appId": "app", "companyId": clean_sandbox.info["company_id"]}
     operator = GHLApplyWebhookEventsOperator(
         task_id="apply", ghl_conn_id="ghl_agency", location_id=location, inbox=url,
         output_path=f"file://{tmp_path / 'out'}",
     )  # fmt: skip
 
-    summary = operator.execute(context({"outlet_events": Outlets(), "ti": SimpleNamespace(dag_id="d", task_id="a")}))
+    def apply(*types: str) -> dict[str, Any]:
+        now = time.time() - BASE.timestamp()  # events stamped after the installation's set was obtained
+        store(inbox, *({**event(t, now + 5 + n, location), **lifecycle} for n, t in enumerate(types)))
+        return operator.execute(context({"outlet_events": Outlets(), "ti": SimpleNamespace(dag_id="d", task_id="a")}))
 
-    assert (summary["events"], summary["ignored"]) == (1, 1)
+    def install() -> None:
+        GHLHook("ghl_agency").install_from_code(clean_sandbox.authorize(location), "")
+        assert GHLHook("ghl_agency").location_installations() == [location]
+
+    install()
+    summary = apply("UNINSTALL", "INSTALL")  # uninstalled, then installed again: the set is the new install's
+    assert (summary["events"], summary["ignored"]) == (2, 2)
+    assert token_file.stat().st_size > 0 and GHLHook("ghl_agency").location_installations() == [location]
+
+    summary = apply("UNINSTALL")
     assert token_file.stat().st_size == 0
+    assert GHLHook("ghl_agency").location_installations() == []
     inbox.close()
