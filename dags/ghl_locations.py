@@ -34,11 +34,12 @@ def configured_locations(ghl_conn_id: str = GHL_CONN_ID, variable: str = LOCATIO
 
     The Variable ``variable`` is either a JSON list of location ids, all reached through ``ghl_conn_id`` (an
     OAuth or agency token that covers them), or a JSON object mapping each location id to its own connection
-    id (e.g. one Private Integration Token per location). Unset, and ``ghl_conn_id`` is an agency install of
-    a Marketplace app (``user_type=Company`` and ``app_id``), they are the locations where GHL says the app is
-    installed, asked at every call (discovery: an install is in the next run, an uninstall out of it).
-    Otherwise it is the ``location_id`` of ``ghl_conn_id``. Call it inside a task (never at DAG parse time).
-    Duplicates are dropped, order kept.
+    id (e.g. one Private Integration Token per location). Unset, they are discovered at every call (an install
+    is in the next run, an uninstall out of it): when ``ghl_conn_id`` is an agency install of a Marketplace app
+    (``user_type=Company`` and ``app_id``), the locations where GHL says the app is installed, else the
+    connection's ``location_id``; and for an OAuth app, every location that installed it through the install
+    flow with a token set of its own. Call it inside a task (never at DAG parse time). Duplicates are dropped,
+    order kept.
 
     :param ghl_conn_id: the connection for locations listed without one, and whose ``location_id`` is the
         fallback.
@@ -49,15 +50,18 @@ def configured_locations(ghl_conn_id: str = GHL_CONN_ID, variable: str = LOCATIO
         hook = GHLHook(ghl_conn_id=ghl_conn_id)
         config = hook.config
         if config.is_agency and config.app_id:
-            discovered = [record["_id"] for record in hook.iter_installed_locations()]
-            return [{"location_id": loc, "ghl_conn_id": ghl_conn_id} for loc in dict.fromkeys(discovered)]
-        if not config.location_id:
+            found = [record["_id"] for record in hook.iter_installed_locations()]
+        else:
+            found = [config.location_id] if config.location_id else []
+        found += hook.location_installations()
+        if not found:
             raise GHLConfigError(
                 f"Set the Variable {variable} (a JSON list, or an object of location id -> connection id), "
-                f"a location_id on connection {ghl_conn_id!r}, or make it an agency install (user_type=Company "
-                "with app_id) to discover the locations where the app is installed"
+                f"a location_id on connection {ghl_conn_id!r}, make it an agency install (user_type=Company "
+                "with app_id) to discover the locations where the app is installed, or install the app in a "
+                "location through the install flow"
             )
-        return [{"location_id": config.location_id, "ghl_conn_id": ghl_conn_id}]
+        return [{"location_id": loc, "ghl_conn_id": ghl_conn_id} for loc in dict.fromkeys(found)]
     if isinstance(value, str):
         value = [value]
     if isinstance(value, list) and value and all(_nonempty_strings(v) for v in value):
@@ -128,7 +132,11 @@ def configuration_doc(*rows: tuple[str, str, str]) -> str:
     table = [
         ("Connection", GHL_CONN_ID, "required: the `ghl` connection (token, and `location_id` extra)"),
         ("Variable", EXPORT_ROOT_VARIABLE, f"`{DEFAULT_EXPORT_ROOT}` (any object-storage URI, e.g. `s3://bucket/ghl`)"),
-        ("Variable", LOCATIONS_VARIABLE, "unset: discovered (agency install), else the connection's `location_id`"),
+        (
+            "Variable",
+            LOCATIONS_VARIABLE,
+            "unset: discovered (agency install), else the connection's `location_id`; plus the app's location installs",
+        ),
         ("Variable or param", INCLUDE_VARIABLE, "unset: every location; else a JSON list: only these"),
         ("Variable or param", EXCLUDE_VARIABLE, "unset: none; else a JSON list: never these"),
         *rows,
@@ -144,5 +152,6 @@ def configuration_doc(*rows: tuple[str, str, str]) -> str:
 `["loc1", "loc2"]`, or an object giving each location its own connection (a Private Integration Token is
 per location), e.g. `{{"loc1": "ghl_loc1", "loc2": "ghl_loc2"}}`. Left unset with an agency install of a
 Marketplace app (`user_type` Company, `company_id`, `app_id`), every run asks GHL where the app is installed:
-a new install is exported by the next run, an uninstalled location is left out.
+a new install is exported by the next run, an uninstalled location is left out. Locations that installed the
+app themselves through the install flow (`/ghl/oauth/start`) are added, each with its own token set.
 """

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from airflow_provider_ghl.hooks.install import STATE_VARIABLE_PREFIX
+from airflow_provider_ghl.hooks.installations import LOCATION_INFIX
 from airflow_provider_ghl.hooks.tokens import TokenSet, VariableTokenStore
 from airflow_provider_ghl.webhooks.settings import WebhookSettings
 from ghl_sandbox.testing import SandboxServer
@@ -141,22 +142,49 @@ def test_an_agency_installs_through_the_flow_and_a_dag_run_uses_the_stored_set(
     assert "POST /oauth/token" not in routes  # the install's set served the run as stored
 
 
-def test_an_install_that_is_not_the_connections_stores_nothing(
-    sandbox: SandboxServer, app_connection: Callable[..., tuple[str, str]], receiver: ReceiverProcess
+def test_locations_install_one_app_each_with_its_own_set_and_a_dag_run_exports_them(
+    sandbox: SandboxServer,
+    app_connection: Callable[..., tuple[str, str]],
+    receiver: ReceiverProcess,
+    tmp_path: Path,
 ) -> None:
-    """The user picked another account on GHL's page than the connection's: refused, nothing stored."""
-    agency_conn, agency_variable = app_connection()
-    location_conn, location_variable = app_connection(agency=False)  # location 0's install
+    """Two sub-accounts install the app through one connection's flow: each installation keeps its own token set,
+    and a DAG run in another process discovers and exports both with those sets; an agency's grant into a location
+    connection is refused with nothing stored."""
+    app_conn, app_variable = app_connection(agency=False, location_id="")  # the app alone, no location of its own
+    location_conn, location_variable = app_connection(agency=False)  # location 0's own install
     receiver.env.update({k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_")})
     receiver.start()
-    sandbox.choose_on_authorization_page(location_id=sandbox.location_ids[1])
-    for conn_id in (agency_conn, location_conn):
-        answer = httpx.get(_approve(_start(receiver, conn_id)))
-        assert answer.status_code == 400 and "Install refused" in answer.text, answer.text
-    # GHL itself refuses the agency's exchange of a location's code; the location's own is checked here.
-    assert "nothing was stored" in answer.text and sandbox.location_ids[1] in answer.text
-    assert VariableTokenStore(agency_variable).load() is None
+    for location in sandbox.location_ids:
+        sandbox.choose_on_authorization_page(location_id=location)
+        answer = httpx.get(_approve(_start(receiver, app_conn)))
+        assert answer.status_code == 200 and f"location {location}" in answer.text, answer.text
+    assert VariableTokenStore(app_variable).load() is None  # the connection's own place: untouched
+    for location in sandbox.location_ids:
+        stored = VariableTokenStore(f"{app_variable}{LOCATION_INFIX}{location}").load()
+        assert stored is not None and stored.location_id == location
+
+    sandbox.choose_on_authorization_page(company_id=sandbox.info["company_id"])
+    refused = httpx.get(_approve(_start(receiver, location_conn)))
+    assert refused.status_code == 400 and "granted an agency" in refused.text, refused.text
     assert VariableTokenStore(location_variable).load() is None
+
+    # Another process, a DAG run with no ghl_location_ids: both installations, each through its own set.
+    sandbox.clear_stats()
+    conn = json.loads(os.environ[f"AIRFLOW_CONN_{app_conn.upper()}"])
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(conn),
+           "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path / 'out'}"}  # fmt: skip
+    env.pop("AIRFLOW_VAR_GHL_LOCATION_IDS", None)
+    run = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", "ghl_full_export", "2026-12-01T00:00:00+00:00"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    for location in sandbox.location_ids:
+        records = exported_records(tmp_path / "out" / location / "contacts" / "full" / "2026-12-01")
+        assert len(records) == 200
+    routes = sandbox.stats()["requests_by_route"]
+    assert not [route for route in routes if "oauth" in route.lower()], routes  # no exchange, refresh or mint
     unknown = httpx.get(f"{receiver.base_url}/oauth/start", params={"conn_id": "no_such_connection"})
     assert unknown.status_code == 400 and "Install not started" in unknown.text
 
