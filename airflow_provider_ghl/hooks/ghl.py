@@ -272,15 +272,16 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
         return AgencyApp(company_id or company.manager.company_id(), app, self.config.api_version == "v3")
 
     def oauth_manager(self, location_id: str | None = None) -> OAuthTokenManager | None:
-        """The OAuth token manager serving ``location_id`` (None: the connection's location): its own
-        installation's, else the connection's; None for a Private Integration Token.
+        """The OAuth token manager of the connection's own installation (``location_id`` None), or the one that
+        serves ``location_id``: its own installation's, else the connection's; None for a Private Integration
+        Token.
 
         :param location_id: the location.
         """
         auth = self.auth
-        return (
-            auth.manager_for(location_id or self.config.location_id) if isinstance(auth, InstallationRouter) else None
-        )
+        if not isinstance(auth, InstallationRouter):
+            return None
+        return auth.primary if location_id is None else auth.manager_for(location_id)
 
     def location_installations(self) -> list[str]:
         """The locations that installed the app themselves, each with its own stored token set (see
@@ -328,13 +329,13 @@ class GHLHook(GHLPagingMixin, GHLFanoutMixin, GHLInstallsMixin, BaseHook):
 
         :param location_ids: the locations the async reads will name (none: the connection's).
         """
-        locations: list[str | None] = [*location_ids] or [None]
+        locations: list[str | None] = [*location_ids] or [self.config.location_id]
         managers = {id(m): m for loc in locations if (m := self.oauth_manager(loc)) is not None}
         for manager in managers.values():
             manager.current()
 
     def refresh_oauth_token(self) -> TokenSet:
-        """Spend the OAuth refresh token of the hook's location's installation now and persist the new set
+        """Spend the OAuth refresh token of the connection's own installation now and persist the new set
         (single-writer deployments).
 
         :return: the new token set (use :meth:`TokenSet.describe` for anything that gets logged or returned).

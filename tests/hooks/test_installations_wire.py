@@ -133,6 +133,9 @@ def test_an_agency_connection_uses_a_locations_own_install_and_mints_for_the_oth
         assert GHLHook(conn_id, location_id=location).get_contact(contact)["id"] == contact
     routes = fast_sandbox.stats()["requests_by_route"]
     assert routes.get("POST /oauth/locationToken") == 1  # the other location's mint; the installed one has a set
+    # Agency-level calls stay on the agency's token, whichever location the hook defaults to.
+    listed = GHLHook(conn_id, location_id=own).iter_installed_locations()
+    assert sorted(record["_id"] for record in listed) == sorted([own, minted])
 
     # Another agency's grant is not this connection's: refused, nothing stored.
     other = app(user_type="Company", company_id="another-company", app_id="x")
