@@ -53,7 +53,11 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "HighLevel",
-                "python-modules": ["airflow_provider_ghl.triggers.ghl", "airflow_provider_ghl.triggers.webhooks"],
+                "python-modules": [
+                    "airflow_provider_ghl.triggers.ghl",
+                    "airflow_provider_ghl.triggers.locations",
+                    "airflow_provider_ghl.triggers.webhooks",
+                ],
             }
         ],
         "extra-links": ["airflow_provider_ghl.links.GHLContactLink"],

@@ -1,28 +1,31 @@
 """Which locations changed in a window: one task asks every location at once, so quiet ones cost a request,
-not a task."""
+not a task; optionally it keeps asking the quiet ones from the triggerer until a deadline."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, conf
 
 from airflow_provider_ghl.checks import (
     interval_datetime,
+    optional_datetime,
     require_bool,
     require_id,
     require_int,
     require_timedelta,
     require_window,
 )
-from airflow_provider_ghl.exceptions import GHLInputError, GHLLocationNotInstalledError
+from airflow_provider_ghl.exceptions import GHLError, GHLInputError
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.mixin import GHL_UI_COLOR
 from airflow_provider_ghl.hooks.request import iso_utc
-from airflow_provider_ghl.triggers.ghl import ContactChangedCondition
+from airflow_provider_ghl.triggers.ghl import error_from_event
+from airflow_provider_ghl.triggers.locations import CHANGED, QUIET, GHLChangedLocationsTrigger, probe_locations
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,6 +47,11 @@ class GHLChangedLocationsOperator(BaseOperator):
     location whose check fails otherwise is kept, with a warning: its own task then runs, retries and reports
     the error, and the other locations are not held up.
 
+    With ``wait_until``, the locations still quiet after the first look are asked again every ``poll_interval``
+    until each has changed or that time passes (GHL's search index lags behind writes; a run for the current
+    hour waits for its changes), in the triggerer when ``deferrable`` (one trigger for every location, no worker
+    slot held), else in the worker. The result is then every location that changed, in the given order.
+
     :param locations: ``{"location_id", "ghl_conn_id"}`` per location (e.g. the example DAGs' ``locations()``
         output); the same dicts come back for those that changed. (templated)
     :param updated_since: window start, inclusive (templated); default: the run's ``data_interval_start``.
@@ -52,10 +60,15 @@ class GHLChangedLocationsOperator(BaseOperator):
     :param max_concurrency: checks in flight at once (each still waits for its location's budget).
     :param skip_uninstalled: leave out, with a warning, locations where the app is no longer installed
         (False: fail the task).
-    :param hook_params: extra keyword arguments for every :class:`~airflow_provider_ghl.hooks.ghl.GHLHook`.
+    :param wait_until: keep asking the quiet locations until this time (templated; None: look once).
+    :param poll_interval: seconds (or a timedelta) between two looks while waiting (templated, e.g. from a
+        Variable).
+    :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
+    :param hook_params: extra keyword arguments for every :class:`~airflow_provider_ghl.hooks.ghl.GHLHook` (JSON
+        values when ``deferrable``: they travel to the triggerer).
     """
 
-    template_fields: Sequence[str] = ("locations", "updated_since", "updated_until")
+    template_fields: Sequence[str] = ("locations", "updated_since", "updated_until", "wait_until", "poll_interval")
     ui_color = GHL_UI_COLOR
 
     def __init__(
@@ -67,6 +80,9 @@ class GHLChangedLocationsOperator(BaseOperator):
         lookback: float | timedelta = 0,
         max_concurrency: int = 32,
         skip_uninstalled: bool = True,
+        wait_until: str | datetime | None = None,
+        poll_interval: float | str | timedelta = 60.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -77,6 +93,9 @@ class GHLChangedLocationsOperator(BaseOperator):
         self.lookback = lookback
         self.max_concurrency = max_concurrency
         self.skip_uninstalled = skip_uninstalled
+        self.wait_until = wait_until
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
         self.hook_params = hook_params or {}
         self._hooks: dict[str, GHLHook] = {}
 
@@ -87,11 +106,22 @@ class GHLChangedLocationsOperator(BaseOperator):
         require_window("updated_since", since, "updated_until", until)
         lookback = require_timedelta("lookback", self.lookback)
         require_bool("skip_uninstalled", self.skip_uninstalled)
+        interval = self.poll_interval
+        if isinstance(interval, str):  # a rendered template, e.g. from a Variable
+            try:
+                interval = float(interval)
+            except ValueError:
+                raise GHLInputError("poll_interval", f"expected seconds, got {interval!r:.40}") from None
+        poll = require_timedelta("poll_interval", interval).total_seconds()
+        if poll <= 0:
+            raise GHLInputError("poll_interval", f"must be more than 0 seconds, got {self.poll_interval!r}")
         return {
             "locations": _locations(self.locations),
             "since": iso_utc(since - lookback),
             "until": iso_utc(until),
             "max_concurrency": require_int("max_concurrency", self.max_concurrency, minimum=1, maximum=1000),
+            "wait_until": optional_datetime("wait_until", self.wait_until),
+            "poll_interval": poll,
         }
 
     def execute(self, context: Context) -> list[dict[str, str]]:
@@ -101,38 +131,60 @@ class GHLChangedLocationsOperator(BaseOperator):
             hook = self._hooks[conn_id] = GHLHook(conn_id, **self.hook_params)
             # The async funnel never refreshes an OAuth set: a worker may, so it does it here, once, first.
             hook.prepare_token(p["location_id"] for p in pairs if p["ghl_conn_id"] == conn_id)
-        verdicts = asyncio.run(self._probe(pairs, args))
-        changed = [pair for pair, verdict in zip(pairs, verdicts, strict=True) if verdict]
+        verdicts = self._look(pairs, args)
+        changed = [i for i, verdict in enumerate(verdicts) if verdict == CHANGED]
+        pending = [i for i, verdict in enumerate(verdicts) if verdict == QUIET]
+        deadline: datetime | None = args["wait_until"]
+        if deadline is not None and pending and datetime.now(UTC) < deadline:
+            if self.deferrable:
+                trigger = GHLChangedLocationsTrigger(
+                    locations=pairs, pending=pending, since=args["since"], until=args["until"],
+                    deadline=deadline.isoformat(), poll_interval=args["poll_interval"],
+                    max_concurrency=args["max_concurrency"], skip_uninstalled=self.skip_uninstalled,
+                    hook_params=self.hook_params,
+                )  # fmt: skip
+                self.log.info("%d locations changed, %d quiet: waiting for them until %s.",
+                              len(changed), len(pending), deadline.isoformat())  # fmt: skip
+                self.defer(trigger=trigger, method_name="execute_complete", kwargs={"changed": changed})
+            while pending and (remaining := (deadline - datetime.now(UTC)).total_seconds()) > 0:
+                time.sleep(min(args["poll_interval"], remaining))
+                again = self._look([pairs[i] for i in pending], args)
+                changed += [i for i, verdict in zip(pending, again, strict=True) if verdict == CHANGED]
+                pending = [i for i, verdict in zip(pending, again, strict=True) if verdict == QUIET]
+        return self._result(pairs, changed, args)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, changed: list[int] | None = None
+    ) -> list[dict[str, str]]:
+        """Resume after the trigger: the locations that changed before it and while it waited.
+
+        :param event: the trigger's event.
+        :param changed: the indices that had changed at the first look.
+        """
+        if not isinstance(event, Mapping) or event.get("status") not in ("success", "error"):
+            raise GHLError(f"{self.task_id}: unexpected trigger event {event!r:.200}")
+        if event["status"] == "error":
+            raise error_from_event(event)
+        args = self.validate(context)
+        return self._result(args["locations"], [*(changed or []), *event.get("changed", [])], args)
+
+    def _look(self, pairs: list[dict[str, str]], args: Mapping[str, Any]) -> list[str]:
+        """One look at ``pairs`` on the async funnel: a verdict each."""
+        return asyncio.run(
+            probe_locations(
+                self._hooks, pairs, since=args["since"], until=args["until"],
+                max_concurrency=args["max_concurrency"], skip_uninstalled=self.skip_uninstalled, log=self.log,
+            )
+        )  # fmt: skip
+
+    def _result(self, pairs: list[dict[str, str]], changed: list[int], args: Mapping[str, Any]) -> list[dict[str, str]]:
+        result = [pairs[i] for i in sorted(set(changed)) if 0 <= i < len(pairs)]
         requests = sum(hook.request_stats.as_dict()["requests"] for hook in self._hooks.values())
         self.log.info(
-            "%d of %d locations changed in [%s, %s); %d requests.",
-            len(changed), len(pairs), args["since"], args["until"], requests,
+            "%d of %d locations changed in [%s, %s); %d requests from the worker.",
+            len(result), len(pairs), args["since"], args["until"], requests,
         )  # fmt: skip
-        return changed
-
-    async def _probe(self, pairs: list[dict[str, str]], args: Mapping[str, Any]) -> list[bool]:
-        gate = asyncio.Semaphore(args["max_concurrency"])
-
-        async def one(pair: dict[str, str]) -> bool:
-            location = pair["location_id"]
-            condition = ContactChangedCondition(
-                since=args["since"], until=args["until"], max_ids=1, location_id=location
-            )
-            async with gate:
-                try:
-                    changed, _ = await condition.acheck(self._hooks[pair["ghl_conn_id"]])
-                except GHLLocationNotInstalledError as err:
-                    if not self.skip_uninstalled:
-                        raise
-                    self.log.warning("Leaving out location %s: %s", location, err)
-                    return False
-                except Exception as err:
-                    self.log.warning("Could not check location %s (%s); keeping it: its own task will tell.",
-                                     location, err)  # fmt: skip
-                    return True
-            return bool(changed)
-
-        return list(await asyncio.gather(*(one(pair) for pair in pairs)))
+        return result
 
     def on_kill(self) -> None:
         """Stop every hook: no further check is sent."""

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
-from airflow_provider_ghl import exceptions as ghl_exceptions
 from airflow_provider_ghl.checks import (
     email_or_phone,
     interval_datetime,
@@ -43,6 +42,7 @@ from airflow_provider_ghl.triggers.ghl import (
     NewAppointmentCondition,
     NewNoteCondition,
     TaskCompletedCondition,
+    error_from_event,
 )
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ class GHLBaseSensor(GHLHookMixin, BaseSensorOperator):
         if event["status"] == "timeout":
             raise self._timed_out(f"{self.task_id}: {event.get('message')}")
         if event["status"] == "error":
-            raise _error_from_event(event)
+            raise error_from_event(event)
         self.log.info("Success criteria met.")
         return event.get("value")
 
@@ -139,23 +139,6 @@ class GHLBaseSensor(GHLHookMixin, BaseSensorOperator):
             self.log.info("Not met before the timeout; skipping (skip_on_timeout).")
             return AirflowSkipException(message)
         return AirflowSensorTimeout(message)
-
-
-def _error_from_event(event: Mapping[str, Any]) -> GHLError:
-    """The exception for an error event: the class the hook raised in the triggerer when it can be rebuilt.
-
-    Keeping the class keeps retry behaviour the same as in poke mode: e.g. a ``GHLConfigError`` is an
-    ``AirflowFailException`` and fails without retries.
-    """
-    message = str(event.get("message") or "the trigger failed without a message")
-    error_type = str(event.get("error_type") or "")
-    cls = getattr(ghl_exceptions, error_type, None)
-    if isinstance(cls, type) and issubclass(cls, GHLError):
-        try:
-            return cls(message)
-        except TypeError:  # a class with more required arguments (GHLInputError, GHLDailyBudgetExhausted)
-            pass
-    return GHLError(f"{error_type or 'error'}: {message}")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -16,13 +16,15 @@ import asyncio
 import dataclasses
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_ghl import exceptions as ghl_exceptions
 from airflow_provider_ghl.checks import parse_datetime
+from airflow_provider_ghl.exceptions import GHLError
 from airflow_provider_ghl.hooks.ghl import GHLHook
 from airflow_provider_ghl.hooks.mixin import hook_kwargs
 
@@ -209,6 +211,23 @@ class NewAppointmentCondition(_NewChildrenCondition):
 # ----------------------------------------------------------------------------------------------------------
 # Triggers
 # ----------------------------------------------------------------------------------------------------------
+def error_from_event(event: Mapping[str, Any]) -> GHLError:
+    """The exception for an error event: the class the hook raised in the triggerer when it can be rebuilt.
+
+    Keeping the class keeps retry behaviour the same as in poke mode: e.g. a ``GHLConfigError`` is an
+    ``AirflowFailException`` and fails without retries.
+    """
+    message = str(event.get("message") or "the trigger failed without a message")
+    error_type = str(event.get("error_type") or "")
+    cls = getattr(ghl_exceptions, error_type, None)
+    if isinstance(cls, type) and issubclass(cls, GHLError):
+        try:
+            return cls(message)
+        except TypeError:  # a class with more required arguments (GHLInputError, GHLDailyBudgetExhausted)
+            pass
+    return GHLError(f"{error_type or 'error'}: {message}")
+
+
 class GHLConditionTrigger(BaseTrigger):
     """Check a GHL condition from the triggerer until it holds, the deadline passes or a request fails.
 
