@@ -18,8 +18,8 @@ class _TaskInstance:
         self.task = task
         self.map_index = map_index
         self.xcoms = xcoms
-        # Which map index of each upstream to read; the DAGs' upstreams (``locations``, ``changed_locations``) are
-        # not mapped.
+        # Which map index of each upstream to read; the DAGs' upstreams (``locations``, ``changed_locations``,
+        # ``wait_for_changes``) are not mapped.
         self._upstream_map_indexes: dict[str, int] = {}
         self.context: dict[str, Any] = {}
 
@@ -36,7 +36,7 @@ def render(
     logical_date: datetime,
     data_interval: tuple[datetime, datetime],
     locations: Sequence[Mapping[str, str]],
-    map_index: int,
+    map_index: int = 0,
 ) -> Any:
     """The task as map index ``map_index`` of a run whose ``locations`` task returned ``locations``, rendered.
 
@@ -46,14 +46,17 @@ def render(
     :param task: a task of a DAG from a ``DagBag``.
     :param logical_date: the run's logical date (``ds`` is its day).
     :param data_interval: the run's data interval.
-    :param locations: the ``locations`` task's return value (and ``changed_locations``'s).
+    :param locations: the ``locations`` task's return value (and ``changed_locations``'s and
+        ``wait_for_changes``').
     :param map_index: which location.
     """
-    from airflow.sdk.execution_time.context import VariableAccessor
+    from airflow.sdk.execution_time.context import MacrosAccessor, VariableAccessor
 
     task = task if task.is_mapped else copy.deepcopy(task)  # rendering a plain task changes it in place
-    # The DAGs map over ``locations``, or over what ``changed_locations`` kept of it (here: every location).
-    ti = _TaskInstance(task, map_index, {"locations": list(locations), "changed_locations": list(locations)})
+    # The DAGs map over ``locations``, or over what ``changed_locations`` or ``wait_for_changes`` kept of it (here:
+    # every location).
+    upstream = {name: list(locations) for name in ("locations", "changed_locations", "wait_for_changes")}
+    ti = _TaskInstance(task, map_index, upstream)
     start, end = (pendulum.instance(moment) for moment in data_interval)
     ti.context.update(
         dag=task.dag,
@@ -63,6 +66,7 @@ def render(
         task_instance=ti,
         params={},
         var={"value": VariableAccessor(deserialize_json=False), "json": VariableAccessor(deserialize_json=True)},
+        macros=MacrosAccessor(),
         logical_date=pendulum.instance(logical_date),
         ds=logical_date.strftime("%Y-%m-%d"),
         data_interval_start=start,

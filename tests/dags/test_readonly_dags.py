@@ -88,5 +88,5 @@ def test_incremental_enrichment_dag_with_a_readonly_token(
 def test_enrichment_on_change_dag_with_a_readonly_token(
     sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
 ) -> None:
-    # The contacts changed before the run: the sensor's first check (one search) finds them.
+    # The contacts changed before the run: the wait's first look (one search) finds them.
     _enrichment_run(sandbox, tmp_path, "ghl_enrichment_on_change", touch=6, AIRFLOW_VAR_GHL_SENSOR_POKE_INTERVAL="1")

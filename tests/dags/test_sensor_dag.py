@@ -1,12 +1,12 @@
-"""``ghl_enrichment_on_change`` under ``airflow dags test``: the deferred sensor completes because data changed.
+"""``ghl_enrichment_on_change`` under ``airflow dags test``: the deferred wait completes because data changed.
 
-The run starts with no contact changed in its window, so the sensor defers and its trigger polls the sandbox;
-only then does the test touch contacts, and the run must finish with exactly those contacts enriched.
+The run starts with no contact changed in its window, so ``wait_for_changes`` defers and its trigger polls the
+sandbox; only then does the test touch contacts at one location, and the run must finish with exactly those
+contacts enriched, and no enrich task for the location that stayed quiet until the deadline.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import sqlite3
@@ -26,7 +26,7 @@ from tests.dags.rendering import render
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_ID = "ghl_enrichment_on_change"
-SENSOR = "per_location.wait_for_changes"
+SENSOR = "wait_for_changes"
 SEARCH = "POST /contacts/search"
 #: Trigger polls seen before the test touches contacts: the sensor was deferred and waiting, not done at once.
 POLLS_BEFORE_TOUCH = 3
@@ -87,95 +87,88 @@ def dag() -> Any:
 
 def test_dag_shape(dag: Any) -> None:
     from airflow.sdk import CronDataIntervalTimetable
-    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 
     from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
-    from airflow_provider_ghl.sensors.ghl import GHLContactChangedSensor
+    from airflow_provider_ghl.operators.probe import GHLChangedLocationsOperator
 
     assert isinstance(dag.timetable, CronDataIntervalTimetable)
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert {"ghl", "sensor"} <= set(dag.tags)
     assert "ghl_sensor_poke_interval" in dag.doc_md
-    sensor, enrich = dag.get_task(SENSOR), dag.get_task("per_location.enrich")
-    assert isinstance(sensor, GHLContactChangedSensor) and isinstance(enrich, GHLEnrichContactsOperator)
-    assert sensor.deferrable is True
-    assert sensor.poke_interval == 60
-    assert sensor.skip_on_timeout is True and sensor.soft_fail is False
-    # One mapped task group: each location's enrich waits for that location's sensor only.
-    assert isinstance(sensor.task_group, MappedTaskGroup)
-    assert sensor.task_group is enrich.task_group
-    assert enrich.upstream_task_ids == {SENSOR, "locations"}  # locations: the group's expand input
+    wait, enrich = dag.get_task(SENSOR), dag.get_task("enrich")
+    assert isinstance(wait, GHLChangedLocationsOperator) and wait.deferrable is True
+    # One task waits for every location; the enrichment is mapped over those that changed only.
+    assert wait.upstream_task_ids == {"locations"} and enrich.upstream_task_ids == {SENSOR}
+    assert enrich.operator_class is GHLEnrichContactsOperator
 
 
-def test_each_location_of_the_group_renders_its_own_layout_directory(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In the mapped task group, ``location_id`` resolves only as its own field renders, after ``output_path``:
-    the layout's LOCATION template must still name this map index's location."""
-    from airflow.sdk.definitions._internal.expandinput import MappedArgument
-
+def test_each_location_renders_its_own_layout_directory(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The enrichment is mapped over the changed locations: each map index names its own location's folder."""
     from ghl_layout import ENRICHMENT
 
     monkeypatch.setenv("AIRFLOW_VAR_GHL_EXPORT_ROOT", "s3://bucket/ghl")
     start, end = datetime(2026, 11, 23, 19, tzinfo=UTC), datetime(2026, 11, 23, 20, tzinfo=UTC)
-    locations = [{"location_id": f"loc-{i}", "ghl_conn_id": f"ghl_{i}"} for i in range(3)]
-    for i, location in enumerate(locations):
-        for task_id in (SENSOR, "per_location.enrich"):
-            task = render(
-                dag.get_task(task_id), logical_date=end, data_interval=(start, end), locations=locations, map_index=i
-            )
-            assert (task.location_id, task.ghl_conn_id) == (location["location_id"], location["ghl_conn_id"])
+    changed = [{"location_id": f"loc-{i}", "ghl_conn_id": f"ghl_{i}"} for i in range(3)]
+    for i, location in enumerate(changed):
+        task = render(
+            dag.get_task("enrich"), logical_date=end, data_interval=(start, end), locations=changed, map_index=i
+        )
+        assert (task.location_id, task.ghl_conn_id) == (location["location_id"], location["ghl_conn_id"])
         assert task.output_path == ENRICHMENT.path(
             "s3://bucket/ghl", location["location_id"], data_interval_start=start, data_interval_end=end
         )
-        assert task.output_path == f"s3://bucket/ghl/loc-{i}/enrichment/20261123T190000__20261123T200000"
-    assert isinstance(dag.get_task("per_location.enrich").location_id, MappedArgument)  # the parsed DAG unchanged
 
 
-def test_sensor_wait_and_interval_are_set_at_run_time(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    sensor = copy.deepcopy(dag.get_task(SENSOR))  # the hook sets attributes: keep the parsed DAG as it was
-    hook = sensor._pre_execute_hook
-    now = datetime.now(UTC)
+def test_the_wait_and_its_interval_are_set_at_run_time(dag: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deadline is the window's end plus the index lag; the interval comes from the Variable, else 60 s."""
+    start, end = datetime(2026, 11, 23, 19, tzinfo=UTC), datetime(2026, 11, 23, 20, tzinfo=UTC)
+    locations = [{"location_id": "loc-0", "ghl_conn_id": "ghl_0"}]
     monkeypatch.delenv("AIRFLOW_VAR_GHL_SENSOR_POKE_INTERVAL", raising=False)
+    task = render(dag.get_task(SENSOR), logical_date=end, data_interval=(start, end), locations=locations)
+    args = task.validate({"data_interval_start": start, "data_interval_end": end})
+    assert args["wait_until"] == end + timedelta(minutes=10)
+    assert args["poll_interval"] == 60
 
-    # The current hour: wait until it ends, plus 10 minutes for GHL's search index; default poll interval.
-    hook({"task": sensor, "data_interval_end": now + timedelta(minutes=30)})
-    assert 39 * 60 < sensor.timeout <= 40 * 60
-    assert sensor.poke_interval == 60
-
-    # A past hour (a scheduled run starts after its window): only the index lag; the Variable sets the interval.
     monkeypatch.setenv("AIRFLOW_VAR_GHL_SENSOR_POKE_INTERVAL", "2.5")
-    hook({"task": sensor, "data_interval_end": now - timedelta(hours=1)})
-    assert sensor.timeout == 10 * 60
-    assert sensor.poke_interval == 2.5
+    task = render(dag.get_task(SENSOR), logical_date=end, data_interval=(start, end), locations=locations)
+    assert task.validate({"data_interval_start": start, "data_interval_end": end})["poll_interval"] == 2.5
 
 
-def test_deferred_sensor_completes_when_contacts_change_during_the_run(
+def test_the_deferred_wait_ends_when_every_location_has_changed(
     sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
 ) -> None:
+    """Two locations, each through its own connection: one trigger asks both; the first is touched, then (asked
+    no more) the second; the run ends and each location is enriched with exactly its touched contacts."""
     quiet_sandbox(sandbox)
-    location = sandbox.location_ids[0]
+    first, second = sandbox.location_ids
     hour = current_hour()
     end = hour + timedelta(hours=1)  # a manual run's logical date is the END of its hour: [hour, end) holds now
     env = {
         **os.environ,
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(sandbox.airflow_connection(0)),
+        "AIRFLOW_CONN_GHL_FIRST": json.dumps(sandbox.airflow_connection(0)),
+        "AIRFLOW_CONN_GHL_SECOND": json.dumps(sandbox.airflow_connection(1)),
         "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path}",
-        "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps([location]),
+        "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps({first: "ghl_first", second: "ghl_second"}),
         "AIRFLOW_VAR_GHL_SENSOR_POKE_INTERVAL": "1",
     }
-    touched: list[str] = []
+    touched: dict[str, list[str]] = {}
     errors: list[BaseException] = []
 
-    def touch_once_polling() -> None:
-        # The worker's first check plus trigger polls: once these are seen, the sensor is deferred and waiting.
+    def touch_while_waiting() -> None:
+        # The task's first look (2 searches) and a trigger look (2 more): the wait is deferred and asking both.
         try:
-            wait_for(lambda: search_requests(sandbox) >= POLLS_BEFORE_TOUCH, 60, "the trigger's polls")
-            touched.extend(sandbox.touch_contacts(location, count=3))
+            wait_for(lambda: search_requests(sandbox) >= 4, 60, "the trigger's looks")
+            touched[first] = sandbox.touch_contacts(first, count=3)
+            # The look that sees the first location changed, then at least two that ask the second alone.
+            seen = search_requests(sandbox)
+            wait_for(lambda: search_requests(sandbox) >= seen + 4, 60, "looks at the second location alone")
+            touched[second] = sandbox.touch_contacts(second, count=2)
         except BaseException as err:
             errors.append(err)
 
-    toucher = threading.Thread(target=touch_once_polling, name="touch-contacts", daemon=True)
+    toucher = threading.Thread(target=touch_while_waiting, name="touch-contacts", daemon=True)
     started = time.monotonic()
     try:
         with subprocess.Popen(
@@ -203,18 +196,17 @@ def test_deferred_sensor_completes_when_contacts_change_during_the_run(
     finally:
         sandbox.reset()  # back to the session's start-up state for other tests
 
-    assert touched, output[-6000:]
+    assert set(touched) == {first, second}, output[-6000:]
     finished = [line for line in lines if f"DagRun Finished: dag_id={DAG_ID}," in line]
     assert len(finished) == 1 and "state=success," in finished[0], output[-6000:]
-    # The sensor deferred, and its trigger polled without result until the contacts changed.
+    # The wait deferred, and its trigger asked again until both had changed.
     assert "Pausing task as DEFERRED" in output
-    assert output.count("ContactChangedCondition: not met yet") >= POLLS_BEFORE_TOUCH - 1
+    assert "Locations changed so far: 1; still quiet: 1" in output
+    for location in (first, second):
+        run_dir = tmp_path / location / "enrichment" / f"{hour:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
+        assert sorted(read_field(run_dir, "contacts", "id")) == sorted(touched[location])
 
-    run_dir = tmp_path / location / "enrichment" / f"{hour:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
-    assert sorted(read_field(run_dir, "contacts", "id")) == sorted(touched)
-    assert set(read_field(run_dir, "notes", "contactId")) <= set(touched)
-
-    # The sensor's XCom: the ids it saw, the window start and the location searched.
+    # The wait's XCom: the locations that changed, in the configured order, each with its connection.
     with sqlite3.connect(airflow_db) as con:
         row = con.execute(
             "select x.value from xcom x join dag_run r on r.id = x.dag_run_id "
@@ -222,8 +214,7 @@ def test_deferred_sensor_completes_when_contacts_change_during_the_run(
             (DAG_ID, SENSOR, end.strftime("%Y-%m-%d %H:%M:%S.%f")),
         ).fetchone()
     assert row is not None
-    value = json.loads(row[0])
-    assert sorted(value["ids"]) == sorted(touched)
-    assert value["total"] == len(touched)
-    assert value["location_id"] == location
-    assert value["since"].startswith(f"{hour:%Y-%m-%dT%H:%M:%S}")
+    assert json.loads(row[0]) == [
+        {"location_id": first, "ghl_conn_id": "ghl_first"},
+        {"location_id": second, "ghl_conn_id": "ghl_second"},
+    ]

@@ -3,7 +3,7 @@
 The test starts the four components as separate processes in a temporary AIRFLOW_HOME (LocalExecutor, SQLite),
 logs in through the REST API (``POST /auth/token``), unpauses the DAG and triggers a run whose data interval
 holds "now", waits until the sensor is **deferred** and the triggerer is polling the sandbox, then changes
-contacts in the sandbox. It asserts that the run succeeds through the scheduler, that the sensor's trigger was
+contacts in the sandbox. It asserts that the run succeeds through the scheduler, that the wait's trigger was
 served by the triggerer, and that the enrichment wrote exactly the changed contacts.
 
 It takes about a minute (most of it Airflow starting up) and runs by default, as in CI. To skip it locally::
@@ -29,10 +29,9 @@ pytestmark = scheduler_marks(420)
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_ID = "ghl_enrichment_on_change"
-GROUP = "per_location"
-SENSOR = f"{GROUP}.wait_for_changes"
-ENRICH = f"{GROUP}.enrich"
-TRIGGER = "airflow_provider_ghl.triggers.ghl.GHLContactChangedTrigger"
+SENSOR = "wait_for_changes"
+ENRICH = "enrich"
+TRIGGER = "airflow_provider_ghl.triggers.locations.GHLChangedLocationsTrigger"
 SEARCH = "POST /contacts/search"
 #: Searches seen before the test touches contacts: the worker's check, then the trigger's polls.
 POLLS_BEFORE_TOUCH = 3
@@ -59,8 +58,9 @@ def deployment(sandbox: SandboxServer, tmp_path: Path) -> Any:
         sandbox.reset()  # the session's start-up state for the tests after this one
 
 
-def ti_path(run_id: str, task_id: str, map_index: int = 0) -> str:
-    return f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/{map_index}"
+def ti_path(run_id: str, task_id: str, map_index: int | None = None) -> str:
+    path = f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}"
+    return path if map_index is None else f"{path}/{map_index}"
 
 
 def test_dag_run_through_scheduler_and_triggerer(
@@ -82,8 +82,8 @@ def test_dag_run_through_scheduler_and_triggerer(
         assert run["state"] == "queued"
         started = time.monotonic()
 
-        # The scheduler runs `locations`, expands the group, and a worker runs the sensor's first check, which
-        # finds nothing and defers. While deferred, the task instance names its trigger and the triggerer job.
+        # The scheduler runs `locations`, then a worker runs the wait's first look, which finds nothing and
+        # defers. While deferred, the task instance names its trigger and the triggerer job.
         deferred = wait_until(
             lambda: (
                 (ti := airflow.api("GET", ti_path(run_id, SENSOR)))["state"] == "deferred"
@@ -106,7 +106,7 @@ def test_dag_run_through_scheduler_and_triggerer(
         airflow.wait_for_log(
             "scheduler",
             "Received executor event with state success for task instance TaskInstanceKey("
-            f"dag_id='{DAG_ID}', task_id='{SENSOR}', run_id='{run_id}', try_number=1, map_index=0)",
+            f"dag_id='{DAG_ID}', task_id='{SENSOR}', run_id='{run_id}', try_number=1, map_index=-1)",
             60,
         )
         assert airflow.api("GET", ti_path(run_id, SENSOR))["state"] == "deferred"
@@ -120,26 +120,25 @@ def test_dag_run_through_scheduler_and_triggerer(
             for ti in airflow.api("GET", f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")["task_instances"]
         }
         assert final["state"] == "success", states
-        assert states == {("locations", -1): "success", (SENSOR, 0): "success", (ENRICH, 0): "success"}
+        assert states == {("locations", -1): "success", (SENSOR, -1): "success", (ENRICH, 0): "success"}
 
         sensor = airflow.api("GET", ti_path(run_id, SENSOR))
         assert sensor["try_number"] == 1  # resumed after the trigger fired, not retried
-        assert sensor["rendered_map_index"] == location
-        value = airflow.api(
-            "GET", f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{SENSOR}/xcomEntries/return_value?map_index=0"
-        )["value"]
+        assert airflow.api("GET", ti_path(run_id, ENRICH, 0))["rendered_map_index"] == location
+        value = airflow.api("GET", f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{SENSOR}/xcomEntries/return_value")[
+            "value"
+        ]
         # Without ?deserialize the API returns the value as the XCom table stores it: JSON text.
         value = json.loads(value) if isinstance(value, str) else value
-        assert sorted(value["ids"]) == sorted(touched)
-        assert value["location_id"] == location
+        assert value == [{"location_id": location, "ghl_conn_id": "ghl_default"}]
 
         # The trigger's own log lines are in the sensor's task log, written by the triggerer.
         log = airflow.api(
             "GET",
-            f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{SENSOR}/logs/1?map_index=0",
+            f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{SENSOR}/logs/1",
             headers={"Accept": "application/json"},
         )
-        assert "ContactChangedCondition: not met yet" in json.dumps(log)
+        assert "Locations changed so far: 0; still quiet: 1" in json.dumps(log)
 
         run_dir = tmp_path / "exports" / location / "enrichment" / f"{start:%Y%m%dT%H%M%S}__{end:%Y%m%dT%H%M%S}"
         manifest = json.loads((run_dir / "_manifest.json").read_text())
