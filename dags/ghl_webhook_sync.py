@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, Asset, AssetWatcher
+from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_ghl.operators.webhooks import (
     WEBHOOKS_ASSET_ALIAS,
@@ -13,6 +13,7 @@ from airflow_provider_ghl.operators.webhooks import (
     configured_inbox,
 )
 from airflow_provider_ghl.triggers.webhooks import GHLWebhookInboxTrigger
+from airflow_provider_ghl.webhooks.inbox import open_inbox
 
 from ghl_layout import LOCATION, WEBHOOK_BATCHES
 from ghl_locations import configuration_doc, locations
@@ -38,8 +39,10 @@ GHL POSTs an event for every change (contacts, tags, DND, notes, tasks, appointm
 (`/ghl/webhooks` on the api-server, or `ghl-webhooks serve`), which verifies its signature and stores it in the
 inbox `[ghl_webhooks] inbox` (now `{INBOX}`). The `ghl_webhook_inbox` Asset's watcher (a
 `GHLWebhookInboxTrigger` in the triggerer) fires when the inbox holds events not yet signalled, and this DAG
-runs: one mapped `apply` task per configured location drains that location's inbox (every batch up to its
-high-water mark, not only the events of the asset event that started the run) and writes each batch to
+runs: `pending_locations` keeps the configured locations whose inbox holds events (one read of the inbox: a
+quiet location costs no task), and one mapped `apply` task per such location drains that location's inbox
+(every batch up to its high-water mark, not only the events of the asset event that started the run) and
+writes each batch to
 
 `{WEBHOOK_BATCHES.describe()}`
 
@@ -59,6 +62,21 @@ INBOX_ASSET = Asset(
     watchers=[AssetWatcher(name="ghl_webhook_inbox_watcher", trigger=GHLWebhookInboxTrigger(inbox=INBOX))],
 )
 
+
+@task
+def pending_locations(configured: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The configured locations whose inbox holds events not yet applied: only those get an ``apply`` task.
+
+    :param configured: ``{"location_id", "ghl_conn_id"}`` per location (the ``locations`` task's output).
+    """
+    inbox = open_inbox(INBOX)
+    try:
+        pending = inbox.pending()
+    finally:
+        inbox.close()
+    return [pair for pair in configured if pair["location_id"] in pending]
+
+
 with DAG(
     dag_id="ghl_webhook_sync",
     schedule=[INBOX_ASSET],
@@ -75,4 +93,4 @@ with DAG(
         # Each location brings its connection id (for what payloads lack); LOCATION is this task's location.
         output_path=WEBHOOK_BATCHES.template(),
         map_index_template=LOCATION,
-    ).expand_kwargs(locations())
+    ).expand_kwargs(pending_locations(locations()))
