@@ -51,8 +51,10 @@ class LocationInstallations:
         return VariableTokenStore(self.prefix + location_id)
 
     def location_ids(self) -> list[str]:
-        """Every location with a stored installation, sorted (one listing of the Variables' keys)."""
-        return [key.removeprefix(self.prefix) for key in variable_keys(self.prefix)]
+        """Every location with a stored installation, sorted (one listing of the Variables' keys; a key that
+        cannot be one, e.g. made by hand, is not listed)."""
+        ids = (key.removeprefix(self.prefix) for key in variable_keys(self.prefix))
+        return [location for location in ids if _LOCATION_ID.fullmatch(location)]
 
     def manager(self, location_id: str, post_form: FormPoster, skew: float) -> OAuthTokenManager:
         """The token manager of ``location_id``'s installation: the app's credentials, that location's set.
