@@ -27,6 +27,31 @@ from airflow_provider_ghl.hooks.ratelimit import RateLimiter, limiter_for
 REDIS_TIMEOUT = 5.0
 
 
+def split_budget_warning(config: GHLConnectionConfig, location_id: str | None, foreign: int) -> str:
+    """What to tell the user when GHL keeps counting requests on a budget that none of its sharers sent.
+
+    :param config: the connection (its backend names the likely cause and the remedy).
+    :param location_id: the location whose budget it is.
+    :param foreign: how many such requests were seen so far.
+    """
+    where = f"location {location_id or config.location_id or '?'}'s rate budget"
+    if config.budget_backend == "host":
+        cause = (
+            "no process on this machine sent. The location's tasks are probably running on several machines "
+            "(Celery or Kubernetes workers): each machine keeps its own budget file in budget_dir and meets the "
+            "others' requests as 429s and waits."
+        )
+        remedy = "budget_backend=redis with budget_redis_conn_id (an Airflow redis connection)"
+    else:
+        cause = "no thread of this process sent: other tasks or the triggerer spend the same budget."
+        remedy = "budget_backend=host (one machine) or budget_backend=redis with budget_redis_conn_id (several)"
+    return (
+        f"GHL counted {foreign} requests on {where} that {cause} Set {remedy} on connection {config.conn_id!r} "
+        "so every worker shares one budget. (A client outside Airflow using the same app or token also shows "
+        "up this way.)"
+    )
+
+
 def budget_id(*parts: object) -> str:
     """A stable name for one budget from what identifies it (its parts are digests, never a token)."""
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]

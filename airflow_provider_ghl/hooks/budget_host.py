@@ -93,9 +93,9 @@ class HostRateLimiter(RateLimiter):
         with self._shared():
             return super()._take(daily_reserve)
 
-    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+    def observe(self, headers: Mapping[str, str], sent_at: float) -> int:
         with self._shared():
-            super().observe(headers, sent_at)
+            return super().observe(headers, sent_at)
 
     def release(self, sent_at: float) -> None:
         with self._shared():

@@ -226,7 +226,9 @@ class RedisRateLimiter(RateLimiter):
             member = self._members.pop(sent_at, "")
             return member, self._excess(sent_at, time.monotonic(), record=record)
 
-    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+    def observe(self, headers: Mapping[str, str], sent_at: float) -> int:
+        """:meth:`RateLimiter.observe` on the server; the requests of other spenders are accounted there, and
+        with every machine sharing the window none is expected: 0."""
         member, excess = self._finish(sent_at, record=True)
         names = ("Max", "Interval-Milliseconds", "Remaining", "Daily-Remaining", "Limit-Daily")
         values = [_header_int(headers, f"X-RateLimit-{name}") for name in names]
@@ -236,6 +238,7 @@ class RedisRateLimiter(RateLimiter):
         self._share = float(reply[3])
         if values[4] is not None:
             self._daily_limit = values[4]
+        return 0
 
     def release(self, sent_at: float) -> None:
         member, excess = self._finish(sent_at, record=False)

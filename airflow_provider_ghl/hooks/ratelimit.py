@@ -183,12 +183,15 @@ class RateLimiter:
             await asyncio.sleep(min(wait, 1.0))
 
     # -- learning from responses ----------------------------------------------------------------------------
-    def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
+    def observe(self, headers: Mapping[str, str], sent_at: float) -> int:
         """Adopt the budget a response describes and account for requests made by others.
 
         :param headers: response headers (case-insensitive mapping).
         :param sent_at: the stamp :meth:`acquire` returned for this request.
+        :return: how many requests GHL counted that no sharer of this limiter sent and that were not seen
+            before (0 when the response says nothing of them).
         """
+        foreign = 0
         max_requests = _header_int(headers, "X-RateLimit-Max")
         interval_ms = _header_int(headers, "X-RateLimit-Interval-Milliseconds")
         remaining = _header_int(headers, "X-RateLimit-Remaining")
@@ -222,6 +225,7 @@ class RateLimiter:
                     self._log[at:at] = [sent_at] * foreign
                 self._adapt_share(foreign > 0, remaining, now)
             self._restamp(sent_at, now)
+        return max(foreign, 0)
 
     @property
     def _cap(self) -> int:

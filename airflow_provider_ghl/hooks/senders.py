@@ -163,8 +163,8 @@ class RequestsSender:
     async def acquire(self) -> float:
         return self.limiter.acquire(self.config.daily_reserve)
 
-    async def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
-        self.limiter.observe(headers, sent_at)
+    async def observe(self, headers: Mapping[str, str], sent_at: float) -> int:
+        return self.limiter.observe(headers, sent_at)
 
     async def release(self, sent_at: float) -> None:
         self.limiter.release(sent_at)
@@ -217,8 +217,9 @@ class HttpxSender:
     async def acquire(self) -> float:
         return await self.limiter.acquire_async(self.config.daily_reserve)
 
-    async def observe(self, headers: Mapping[str, str], sent_at: float) -> None:
-        await self._limiter_step(self.limiter.observe, headers, sent_at)
+    async def observe(self, headers: Mapping[str, str], sent_at: float) -> int:
+        foreign: int = await self._limiter_step(self.limiter.observe, headers, sent_at)
+        return foreign
 
     async def release(self, sent_at: float) -> None:
         await self._limiter_step(self.limiter.release, sent_at)
@@ -226,12 +227,11 @@ class HttpxSender:
     async def pause(self, seconds: float) -> None:
         await self._limiter_step(self.limiter.pause, seconds)
 
-    async def _limiter_step(self, step: Callable[..., None], *args: Any) -> None:
+    async def _limiter_step(self, step: Callable[..., Any], *args: Any) -> Any:
         # The process limiter's steps take microseconds: a thread hop would cost more than it saves.
         if self.limiter.blocking_steps:
-            await asyncio.to_thread(step, *args)
-        else:
-            step(*args)
+            return await asyncio.to_thread(step, *args)
+        return step(*args)
 
     async def send(self, exchange: Exchange, token: str, deadline: float) -> Reply | Exception:
         seconds = deadline - time.monotonic()

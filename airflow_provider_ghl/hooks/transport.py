@@ -18,6 +18,7 @@ row documents.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Coroutine, Mapping
@@ -31,6 +32,7 @@ from airflow_provider_ghl.exceptions import (
     GHLRateLimitError,
     GHLScopeError,
 )
+from airflow_provider_ghl.hooks.budget import split_budget_warning
 from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import Endpoint
 from airflow_provider_ghl.hooks.ratelimit import RateLimiter
@@ -46,12 +48,24 @@ from airflow_provider_ghl.hooks.scopes import operation_scope
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 #: An attempt started near the end of the retry bound still gets this long (else it could not even connect).
 MIN_ATTEMPT_SECONDS = 1.0
 
 
+#: Answers that must have shown requests from outside the budget's sharers, and the share of our own requests
+#: those must reach, before a hook warns that the budget is split (see :meth:`RequestStats.record_foreign`).
+SPLIT_BUDGET_ANSWERS = 3
+SPLIT_BUDGET_PART = 10
+
+
 class RequestStats:
-    """Counts of the API requests a hook sent (every attempt, retries included); safe across threads."""
+    """Counts of the API requests a hook sent (every attempt, retries included); safe across threads.
+
+    ``foreign_requests`` counts the requests GHL reported on the hook's budgets that none of the budget's
+    sharers sent, in ``foreign_answers`` answers.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -59,6 +73,25 @@ class RequestStats:
         self.rate_limited = 0
         self.server_errors = 0
         self.transport_errors = 0
+        self.foreign_requests = 0
+        self.foreign_answers = 0
+        self._split_warned = False
+
+    def record_foreign(self, count: int) -> bool:
+        """Count ``count`` requests another spender made; True once, when they first matter: in at least
+        :data:`SPLIT_BUDGET_ANSWERS` answers and at least a 1/:data:`SPLIT_BUDGET_PART` of our requests (at
+        least 5). A task starting just after another one ended sees that one's last requests once: no warning.
+        """
+        with self._lock:
+            self.foreign_requests += count
+            self.foreign_answers += 1
+            matters = self.foreign_answers >= SPLIT_BUDGET_ANSWERS and self.foreign_requests >= max(
+                5, self.requests // SPLIT_BUDGET_PART
+            )
+            if matters and not self._split_warned:
+                self._split_warned = True
+                return True
+            return False
 
     def record(self, status: int | None) -> None:
         """One attempt: its HTTP status, or None when no response arrived."""
@@ -164,7 +197,7 @@ class Sender(Protocol):
 
     async def acquire(self) -> float: ...
 
-    async def observe(self, headers: Mapping[str, str], sent_at: float) -> None: ...
+    async def observe(self, headers: Mapping[str, str], sent_at: float) -> int: ...
 
     async def release(self, sent_at: float) -> None: ...
 
@@ -186,8 +219,10 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
         stats.record(None)
         exchange.failed_before = True
         raise transport_error(exchange.method, exchange.path, reply) from reply
-    await sender.observe(reply.headers, sent_at)
+    foreign = await sender.observe(reply.headers, sent_at)
     stats.record(reply.status)
+    if foreign and stats.record_foreign(foreign):
+        log.warning("%s", split_budget_warning(sender.config, exchange.location_id, stats.foreign_requests))
     # A 401 may only mean the token rotated or expired: recover once, then let it count. A scope refusal is
     # not cured by a fresh token (and must not spend a single-use refresh token).
     if (
