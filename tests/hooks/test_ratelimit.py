@@ -59,9 +59,28 @@ def test_counts_requests_made_by_other_processes() -> None:
     limiter = RateLimiter(10, 10_000)
     sent = limiter.acquire()
     # The server saw 8 requests in the window; we sent one: 7 came from elsewhere.
-    limiter.observe(_headers(10, 2), sent)
+    assert limiter.observe(_headers(10, 2), sent) == 7  # what the hook counts towards its split-budget warning
     assert [limiter.reserve() for _ in range(2)] == [0.0, 0.0]
     assert limiter.reserve() > 0
+
+
+def test_others_requests_are_reported_once_and_warned_of_once_they_matter() -> None:
+    from airflow_provider_ghl.hooks.transport import RequestStats
+
+    limiter = RateLimiter(10, 10_000)
+    first = limiter.acquire()
+    assert limiter.observe(_headers(10, 6), first) == 3
+    second = limiter.acquire()
+    assert limiter.observe(_headers(10, 5), second) == 0  # the same 3, already logged as if ours
+
+    stats = RequestStats()
+    for _ in range(20):
+        stats.record(200)
+    # 3 answers that showed others, 6 requests in all (at least 5, and a tenth of our 20): warn once.
+    assert [stats.record_foreign(n) for n in (1, 2, 3, 4)] == [False, False, True, False]
+    quiet = RequestStats()
+    quiet.record(200)
+    assert quiet.record_foreign(50) is False  # one answer: a task that ended just before this one
 
 
 def test_stale_or_own_counts_add_nothing() -> None:
