@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from airflow.sdk.log import mask_secret
 from tenacity import Retrying, retry_if_result, stop_after_attempt, stop_after_delay, wait_exponential, wait_fixed
 
+from airflow_provider_ghl import metrics
 from airflow_provider_ghl.exceptions import (
     GHLAuthError,
     GHLConfigError,
@@ -357,6 +358,8 @@ class OAuthTokenManager:
         try:
             body = self._post(OAUTH_TOKEN_PATH, form, None, self.dialect.token_version)
         except GHLAuthError as err:
+            if err.ghl_error != "invalid_grant" or reports_not_installed(err):
+                metrics.count("token_refreshes", outcome="failed")
             if reports_not_installed(err):
                 # Not consumed by GHL: the same token works again if the location is reactivated.
                 location = self.config.location_id or (base.location_id if base else None)
@@ -367,6 +370,7 @@ class OAuthTokenManager:
                 raise
             newer = self._wait_for_newer(refresh_token)
             if newer is None:
+                metrics.count("token_refreshes", outcome="failed")
                 raise as_auth_error(
                     err,
                     f"GHL refused the OAuth refresh token (invalid_grant) of connection "
@@ -384,6 +388,7 @@ class OAuthTokenManager:
             # GHL always rotates; keeping the spent one would strand the next refresh.
             raise GHLAuthError("GHL's token endpoint answered without a new refresh token.")
         self._persist(tokens)
+        metrics.count("token_refreshes", outcome="ok")
         log.info("Refreshed the GHL OAuth token set; it expires at %s.", tokens.describe()["expires_at"])
         return tokens
 

@@ -18,6 +18,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from airflow_provider_ghl import metrics
 from airflow_provider_ghl.exceptions import (
     GHLApiError,
     GHLConnectionError,
@@ -66,6 +67,7 @@ class RetryPolicy:
         return float(self.backoff(retry_state))
 
     def _log_retry(self, retry_state: RetryCallState) -> None:
+        metrics.count("retries")
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, TokenRecovered):
             return

@@ -24,6 +24,7 @@ import time
 from collections.abc import Coroutine, Mapping
 from typing import Any, NamedTuple, Protocol, TypeVar
 
+from airflow_provider_ghl import metrics
 from airflow_provider_ghl.exceptions import (
     GHLApiError,
     GHLAuthError,
@@ -157,6 +158,8 @@ class Exchange:
     failed_before: bool = False
     #: The OAuth scope the call needs (for the message of a scope refusal).
     scope: str | None = None
+    #: The operation's name in the endpoint table (the ``operation`` tag of the metrics).
+    operation: str | None = None
 
     @classmethod
     def of(cls, resolved: Resolved, *, retry_safe: bool, allow_refresh: bool, max_seconds: float) -> Exchange:
@@ -170,6 +173,7 @@ class Exchange:
             retry_safe=retry_safe,
             allow_refresh=allow_refresh,
             scope=operation_scope(resolved.operation, resolved.endpoint) if resolved.operation else None,
+            operation=resolved.operation or None,
             endpoint=resolved.endpoint,
             call_deadline=time.monotonic() + max_seconds,
         )
@@ -217,10 +221,12 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
     if isinstance(reply, Exception):
         await sender.release(sent_at)
         stats.record(None)
+        metrics.count("transport_errors", location_id=exchange.location_id, operation=exchange.operation)
         exchange.failed_before = True
         raise transport_error(exchange.method, exchange.path, reply) from reply
     foreign = await sender.observe(reply.headers, sent_at)
     stats.record(reply.status)
+    answer_metrics(reply, time.monotonic() - sent_at, foreign, exchange.location_id, exchange.operation)
     if foreign and stats.record_foreign(foreign):
         log.warning("%s", split_budget_warning(sender.config, exchange.location_id, stats.foreign_requests))
     # A 401 may only mean the token rotated or expired: recover once, then let it count. A scope refusal is
@@ -249,6 +255,30 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
             await sender.pause(err.retry_after)  # every thread on this budget waits for the window
         exchange.failed_before = exchange.failed_before or err.transient
         raise
+
+
+#: Budget headers sent as gauges, and their names after ``ghl.budget.``.
+BUDGET_GAUGES = (("X-RateLimit-Remaining", "burst_remaining"), ("X-RateLimit-Daily-Remaining", "daily_remaining"))
+
+
+def answer_metrics(reply: Reply, seconds: float, foreign: int, location_id: str | None, operation: str | None) -> None:
+    """The metrics of one answered attempt: the request by status class, its round trip, the budget figures its
+    headers gave, and the requests of other spenders it revealed (see :mod:`airflow_provider_ghl.metrics`).
+
+    :param reply: the answer.
+    :param seconds: from the slot's stamp to the answer.
+    :param foreign: requests of other spenders the answer revealed.
+    :param location_id: the budget's location.
+    :param operation: the endpoint table's operation name.
+    """
+    status = "429" if reply.status == 429 else f"{reply.status // 100}xx"
+    metrics.count("requests", location_id=location_id, operation=operation, status=status)
+    metrics.timing("request_latency", seconds * 1000, location_id=location_id, operation=operation)
+    for header, name in BUDGET_GAUGES:
+        value = reply.headers.get(header)
+        if value is not None and value.strip().lstrip("-").isdigit():
+            metrics.gauge(f"budget.{name}", int(value), location_id=location_id)
+    metrics.count("budget.foreign_requests", foreign, location_id=location_id)
 
 
 def _parsed(exchange: Exchange, reply: Reply, limiter: RateLimiter, secrets: tuple[str, ...], *, is_oauth: bool) -> Any:

@@ -25,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 from airflow.sdk import ObjectStoragePath
 
+from airflow_provider_ghl import metrics
 from airflow_provider_ghl.checks import local_path, require_choice
 from airflow_provider_ghl.exceptions import GHLConfigError, GHLInputError
 
@@ -181,6 +182,11 @@ class OutputDirectory:
         checkpoint = self.root / CHECKPOINT
         if checkpoint.exists():
             checkpoint.unlink()
+        datasets = manifest.get("datasets")
+        for name, facts in (datasets if isinstance(datasets, Mapping) else {}).items():
+            records = facts.get("records") if isinstance(facts, Mapping) else None
+            if isinstance(records, int):
+                metrics.count("records", records, location_id=manifest.get("location_id"), dataset=name)
         return path
 
     def read_checkpoints(self, identity: Mapping[str, Any] | None = None) -> dict[str, Checkpoint]:

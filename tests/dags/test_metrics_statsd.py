@@ -1,0 +1,111 @@
+"""The provider's metrics through Airflow's own StatsD client: ``ghl_full_export`` under ``airflow dags test`` with
+``[metrics] statsd_on`` pointed at a UDP socket this test holds (InfluxDB-style tags, so the tags arrive too).
+The ``ghl.`` counters must equal what the run's manifest and the sandbox say."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ghl_sandbox.testing import SandboxServer
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+class StatsdListener:
+    """A UDP socket on a free loopback port that keeps every StatsD line it receives."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.lines: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            self.lines += data.decode(errors="replace").splitlines()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def parse(lines: list[str], prefix: str) -> dict[str, list[tuple[dict[str, str], float, str]]]:
+    """``name -> [(tags, value, kind)]`` of the lines whose name starts with ``prefix`` (InfluxDB tag style:
+    ``name,key=value,...:value|kind``)."""
+    found: dict[str, list[tuple[dict[str, str], float, str]]] = defaultdict(list)
+    for line in lines:
+        head, _, rest = line.partition(":")
+        value, _, kind = rest.partition("|")
+        name, *pairs = head.split(",")
+        if name.startswith(prefix):
+            tags = dict(pair.split("=", 1) for pair in pairs)
+            found[name.removeprefix(prefix)].append((tags, float(value), kind.split("|")[0]))
+    return found
+
+
+def test_a_full_export_sends_its_requests_budget_and_records_as_ghl_metrics(
+    sandbox: SandboxServer, airflow_db: Path, tmp_path: Path
+) -> None:
+    sandbox.reset()
+    location = sandbox.location_ids[0]
+    listener = StatsdListener()
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(sandbox.airflow_connection(0)),
+        "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path}",
+        "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps([location]),
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+    }
+    sandbox.clear_stats()
+    try:
+        day = datetime(2026, 12, 1, tzinfo=UTC).isoformat()
+        run = subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "test", "ghl_full_export", day],
+            env=env, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    finally:
+        listener.stop()
+    metrics = parse(listener.lines, "airflow.ghl.")
+    manifest = json.loads((tmp_path / location / "contacts" / "full" / "2026-12-01" / "_manifest.json").read_text())
+    served = sandbox.stats()
+
+    requests = metrics["requests"]
+    assert sum(value for _, value, _ in requests) == manifest["requests"] == served["requests_total"]
+    assert all(kind == "c" for _, _, kind in requests)
+    assert {tags["location_id"] for tags, _, _ in requests} == {location}
+    assert {tags["status"] for tags, _, _ in requests} == {"2xx"}
+    assert {tags["operation"] for tags, _, _ in requests} >= {"search_contacts"}
+    assert len(metrics["request_latency"]) == manifest["requests"]
+    assert all(kind == "ms" and value >= 0 for _, value, kind in metrics["request_latency"])
+    # The budget figures of the last answers, as gauges of the location.
+    daily = [value for tags, value, kind in metrics["budget.daily_remaining"] if tags == {"location_id": location}]
+    assert daily and all(0 < value <= 200_000 for value in daily) and metrics["budget.burst_remaining"]
+    records = [(tags, value) for tags, value, _ in metrics["records"]]
+    assert records == [({"location_id": location, "dataset": "contacts"}, float(manifest["records"]))]
+    assert "token_refreshes" not in metrics  # a Private Integration Token never refreshes
+    # No tag value is unbounded: no contact id appears anywhere in what was sent.
+    contacts = set(sandbox.contact_ids(location))
+    assert not [line for line in listener.lines if any(contact in line for contact in contacts)]
