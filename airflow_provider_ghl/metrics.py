@@ -19,6 +19,7 @@ name                                kind    what
 ``ghl.retries``                     counter attempts repeated after a 429, a 5xx or a lost connection
 ``ghl.token_refreshes``             counter OAuth token sets rotated (``outcome``: ``ok`` or ``failed``)
 ``ghl.records``                     counter records an output committed (``location_id``, ``dataset``)
+``ghl.writeback.actions``           counter a write-back's records by what happened (``location_id``, ``outcome``)
 =================================== ======= ====================================================================
 """
 

@@ -182,11 +182,7 @@ class OutputDirectory:
         checkpoint = self.root / CHECKPOINT
         if checkpoint.exists():
             checkpoint.unlink()
-        datasets = manifest.get("datasets")
-        for name, facts in (datasets if isinstance(datasets, Mapping) else {}).items():
-            records = facts.get("records") if isinstance(facts, Mapping) else None
-            if isinstance(records, int):
-                metrics.count("records", records, location_id=manifest.get("location_id"), dataset=name)
+        _count_committed(manifest)
         return path
 
     def read_checkpoints(self, identity: Mapping[str, Any] | None = None) -> dict[str, Checkpoint]:
@@ -404,3 +400,22 @@ def file_format(field: str, value: Any, formats: Sequence[str]) -> str:
             field, "parquet needs pyarrow, which is not installed: pip install 'airflow-provider-ghl[parquet]'"
         )
     return chosen
+
+
+#: The write-back actions a results manifest counts, sent as ``ghl.writeback.actions`` by ``outcome``.
+WRITEBACK_OUTCOMES = ("create", "update", "skip", "reject", "error")
+
+
+def _count_committed(manifest: Mapping[str, Any]) -> None:
+    """The metrics of a committed output: ``ghl.records`` per dataset, and a write-back's actions."""
+    location = manifest.get("location_id")
+    datasets = manifest.get("datasets")
+    for name, facts in (datasets if isinstance(datasets, Mapping) else {}).items():
+        records = facts.get("records") if isinstance(facts, Mapping) else None
+        if isinstance(records, int):
+            metrics.count("records", records, location_id=location, dataset=name)
+    counts = manifest.get("counts")
+    if manifest.get("dataset") == "writeback" and not manifest.get("dry_run") and isinstance(counts, Mapping):
+        for outcome in WRITEBACK_OUTCOMES:
+            if isinstance(counts.get(outcome), int):
+                metrics.count("writeback.actions", counts[outcome], location_id=location, outcome=outcome)

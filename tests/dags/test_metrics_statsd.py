@@ -109,3 +109,38 @@ def test_a_full_export_sends_its_requests_budget_and_records_as_ghl_metrics(
     # No tag value is unbounded: no contact id appears anywhere in what was sent.
     contacts = set(sandbox.contact_ids(location))
     assert not [line for line in listener.lines if any(contact in line for contact in contacts)]
+
+
+def test_a_committed_write_back_counts_its_actions_and_a_dry_run_nothing(tmp_path: Path) -> None:
+    """``OutputDirectory.write_manifest`` of a write-back's results (in a process with StatsD on): one
+    ``ghl.writeback.actions`` per outcome; the manifest of a dry-run plan sends none."""
+    listener = StatsdListener()
+    env = {
+        **os.environ,
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
+        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+    }
+    counts = {"rows": 50, "create": 4, "update": 8, "skip": 37, "reject": 1, "error": 0, "failed": 1, "writes": 20}
+    code = (
+        "import json, sys\n"
+        "from airflow.sdk import ObjectStoragePath\n"
+        "from airflow_provider_ghl.outputs.directory import OutputDirectory\n"
+        "counts = json.loads(sys.argv[2])\n"
+        "for name, dry in (('results', False), ('plan', True)):\n"
+        "    manifest = {'dataset': 'writeback', 'location_id': 'loc1', 'dry_run': dry, 'counts': counts}\n"
+        "    OutputDirectory(ObjectStoragePath(sys.argv[1] + '/' + name)).write_manifest(manifest)\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, f"file://{tmp_path}", json.dumps(counts)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+    finally:
+        listener.stop()
+    actions = parse(listener.lines, "airflow.ghl.")["writeback.actions"]
+    sent = {tags["outcome"]: value for tags, value, _ in actions if tags["location_id"] == "loc1"}
+    assert sent == {"create": 4, "update": 8, "skip": 37, "reject": 1}  # the zero "error" is not sent
+    assert len(actions) == 4  # the dry run's plan added none
