@@ -19,6 +19,8 @@ name                                kind    what
 ``ghl.retries``                     counter attempts repeated after a 429, a 5xx or a lost connection
 ``ghl.token_refreshes``             counter OAuth token sets rotated (``outcome``: ``ok`` or ``failed``)
 ``ghl.records``                     counter records an output committed (``location_id``, ``dataset``)
+``ghl.webhooks.deliveries``         counter what the receiver answered a delivery (``outcome``: ``stored``,
+                                            ``duplicates``, ``refused``, ...)
 ``ghl.writeback.actions``           counter a write-back's records by what happened (``location_id``, ``outcome``)
 =================================== ======= ====================================================================
 """

@@ -38,6 +38,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from airflow_provider_ghl import metrics
 from airflow_provider_ghl.webhooks.inbox import LIFECYCLE_EVENTS, Inbox, event_instant, open_inbox
 from airflow_provider_ghl.webhooks.settings import WebhookSettings
 from airflow_provider_ghl.webhooks.signatures import SignatureRefused
@@ -90,10 +91,12 @@ class ReceiverStats:
     def count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
+        metrics.count("webhooks.deliveries", outcome=name)
 
     def refuse(self, reason: str) -> None:
         with self._lock:
             self._refused[reason] += 1
+        metrics.count("webhooks.deliveries", outcome="refused")
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

@@ -6,58 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ghl_sandbox.testing import SandboxServer
+from tests.statsd import StatsdListener, parse, statsd_env
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
-
-
-class StatsdListener:
-    """A UDP socket on a free loopback port that keeps every StatsD line it receives."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.lines: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65535)
-            except TimeoutError:
-                continue
-            self.lines += data.decode(errors="replace").splitlines()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-
-def parse(lines: list[str], prefix: str) -> dict[str, list[tuple[dict[str, str], float, str]]]:
-    """``name -> [(tags, value, kind)]`` of the lines whose name starts with ``prefix`` (InfluxDB tag style:
-    ``name,key=value,...:value|kind``)."""
-    found: dict[str, list[tuple[dict[str, str], float, str]]] = defaultdict(list)
-    for line in lines:
-        head, _, rest = line.partition(":")
-        value, _, kind = rest.partition("|")
-        name, *pairs = head.split(",")
-        if name.startswith(prefix):
-            tags = dict(pair.split("=", 1) for pair in pairs)
-            found[name.removeprefix(prefix)].append((tags, float(value), kind.split("|")[0]))
-    return found
 
 
 def test_a_full_export_sends_its_requests_budget_and_records_as_ghl_metrics(
@@ -72,11 +29,7 @@ def test_a_full_export_sends_its_requests_budget_and_records_as_ghl_metrics(
         "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(sandbox.airflow_connection(0)),
         "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path}",
         "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps([location]),
-        "AIRFLOW__METRICS__STATSD_ON": "True",
-        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-        "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
-        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
-        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+        **statsd_env(listener),
     }
     sandbox.clear_stats()
     try:
@@ -117,10 +70,7 @@ def test_a_committed_write_back_counts_its_actions_and_a_dry_run_nothing(tmp_pat
     listener = StatsdListener()
     env = {
         **os.environ,
-        "AIRFLOW__METRICS__STATSD_ON": "True",
-        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-        "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
-        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+        **statsd_env(listener),
     }
     counts = {"rows": 50, "create": 4, "update": 8, "skip": 37, "reject": 1, "error": 0, "failed": 1, "writes": 20}
     code = (
