@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -88,6 +89,7 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         args = self.validate(context)
+        started = time.monotonic()
         try:
             result = self.perform(self.hook, args, context)
         except GHLDailyBudgetExhausted as err:
@@ -102,6 +104,7 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
             # An uninstall is GHL's news, not this task's failure: the other locations' tasks go on.
             self.log.warning("Skipping location %s: %s", err.location_id or args.get("location_id"), err)
             raise AirflowSkipException(str(err)) from None
+        self.log_summary(args, result, time.monotonic() - started)
         contact_id = self.linked_contact(args, result)
         if contact_id:
             location = args.get("location_id") or self.hook.config.location_id
@@ -111,6 +114,24 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
                 url = contact_url(self.hook.config.app_url, location, contact_id)
                 context["ti"].xcom_push(key=CONTACT_URL_XCOM_KEY, value=url)
         return result
+
+    def log_summary(self, args: Mapping[str, Any], result: Any, seconds: float) -> None:
+        """One INFO line per task, in the same words for every operator: location, requests, 429s, records (when
+        the result counts them) and seconds.
+
+        :param args: the validated arguments.
+        :param result: what :meth:`perform` returned.
+        :param seconds: how long :meth:`perform` took.
+        """
+        stats = self.hook.request_stats.as_dict()
+        records = result.get("records") if isinstance(result, Mapping) else None
+        if isinstance(records, Mapping):  # per dataset
+            records = sum(n for n in records.values() if isinstance(n, int))
+        self.log.info(
+            "GHL summary: location=%s requests=%d responses_429=%d records=%s seconds=%.1f",
+            args.get("location_id") or self.hook.config.location_id or "-", stats["requests"],
+            stats["responses_429"], records if isinstance(records, int) else "-", seconds,
+        )  # fmt: skip
 
     def on_kill(self) -> None:
         """Stop sending: the hook refuses every further request and closes its connections, so the run ends at

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,6 +103,21 @@ def test_create_contact_is_safe_to_rerun(
     assert stored["firstName"] == "Augusta"
     assert set(stored["tags"]) == {"new", "kept", "returning"}  # added, never replaced
     assert len([c for c in hook.iter_contacts() if c.get("email") == "ada@example.com"]) == 1
+
+
+def test_every_operator_logs_one_summary_line(
+    ghl_conn: str, location: dict[str, Any], run_operator: Run, capfd: pytest.CaptureFixture[str]
+) -> None:
+    fields = {"firstName": "Grace", "email": "grace@example.com"}
+    run_operator(GHLCreateContactOperator(task_id="c", ghl_conn_id=ghl_conn, fields=fields))
+    out, err = capfd.readouterr()
+    sys.stdout.write(out + err)  # still seen by the checks on what reached the logs
+    lines = re.findall(r"GHL summary: [^\[\n]*", out + err)
+    assert len(lines) == 1, lines
+    assert re.fullmatch(
+        rf"GHL summary: location={location['id']} requests=[1-9]\d* responses_429=0 records=- seconds=\d+\.\d",
+        lines[0].strip(),
+    ), lines[0]
 
 
 def test_create_contact_duplicate_found_only_by_create(
