@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "airflow_provider_ghl"
 LAYERS = {
     "deprecation": 0,
     "exceptions": 1,
+    "metrics": 1,
     "checks": 2,
     "hooks": 3,
     "links": 3,
@@ -40,10 +41,17 @@ def test_every_import_of_the_package_goes_downward_or_stays_in_its_room() -> Non
             continue  # the provider info names modules as strings; it imports only __version__'s own module
         room = relative.parts[0]
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("airflow_provider_ghl."):
-                target = _room(node.module)
+            if not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            if node.module.startswith("airflow_provider_ghl."):
+                targets = [_room(node.module)]
+            elif node.module == "airflow_provider_ghl":  # a room (``metrics``), or the package's ``__version__``
+                targets = [alias.name for alias in node.names if alias.name in LAYERS]
+            else:
+                continue
+            for target in targets:
                 if target != room and LAYERS[target] >= LAYERS[room]:
-                    wrong.append(f"{relative} imports {node.module}")
+                    wrong.append(f"{relative} imports {node.module}.{target}")
     assert not wrong, wrong
 
 
