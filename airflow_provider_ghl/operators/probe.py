@@ -4,7 +4,6 @@ not a task; optionally it keeps asking the quiet ones from the triggerer until a
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -136,21 +135,18 @@ class GHLChangedLocationsOperator(BaseOperator):
         pending = [i for i, verdict in enumerate(verdicts) if verdict == QUIET]
         deadline: datetime | None = args["wait_until"]
         if deadline is not None and pending and datetime.now(UTC) < deadline:
+            trigger = GHLChangedLocationsTrigger(
+                locations=pairs, pending=pending, since=args["since"], until=args["until"],
+                deadline=deadline.isoformat(), poll_interval=args["poll_interval"],
+                max_concurrency=args["max_concurrency"], skip_uninstalled=self.skip_uninstalled,
+                hook_params=self.hook_params,
+            )  # fmt: skip
+            self.log.info("%d locations changed, %d quiet: waiting for them until %s.",
+                          len(changed), len(pending), deadline.isoformat())  # fmt: skip
             if self.deferrable:
-                trigger = GHLChangedLocationsTrigger(
-                    locations=pairs, pending=pending, since=args["since"], until=args["until"],
-                    deadline=deadline.isoformat(), poll_interval=args["poll_interval"],
-                    max_concurrency=args["max_concurrency"], skip_uninstalled=self.skip_uninstalled,
-                    hook_params=self.hook_params,
-                )  # fmt: skip
-                self.log.info("%d locations changed, %d quiet: waiting for them until %s.",
-                              len(changed), len(pending), deadline.isoformat())  # fmt: skip
                 self.defer(trigger=trigger, method_name="execute_complete", kwargs={"changed": changed})
-            while pending and (remaining := (deadline - datetime.now(UTC)).total_seconds()) > 0:
-                time.sleep(min(args["poll_interval"], remaining))
-                again = self._look([pairs[i] for i in pending], args)
-                changed += [i for i, verdict in zip(pending, again, strict=True) if verdict == CHANGED]
-                pending = [i for i, verdict in zip(pending, again, strict=True) if verdict == QUIET]
+            # The trigger's very wait, in this worker, on this task's hooks (on_kill stops them).
+            changed += asyncio.run(trigger.wait_for_changes(self._hooks))
         return self._result(pairs, changed, args)
 
     def execute_complete(

@@ -132,18 +132,26 @@ class GHLChangedLocationsTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            changed = await self._wait()
+            changed = await self.wait_for_changes()
         except Exception as err:
             # Reported as an event: the task fails on the worker with the cause.
             yield TriggerEvent({"status": "error", "message": str(err), "error_type": type(err).__name__})
             return
         yield TriggerEvent({"status": "success", "changed": changed})
 
-    async def _wait(self) -> list[int]:
+    async def wait_for_changes(self, hooks: Mapping[str, GHLHook] | None = None) -> list[int]:
+        """Ask the pending locations every ``poll_interval`` until each changed or the deadline passes (the
+        trigger's wait, and a task's that waits in its worker).
+
+        :param hooks: a hook per connection id (default: new ones with ``hook_params``).
+        :return: the indices of the locations that changed meanwhile, sorted.
+        :raises GHLLocationNotInstalledError: a location without the app, with ``skip_uninstalled=False``.
+        """
         deadline = parse_datetime(self.deadline)
         if deadline is None:
             raise ValueError(f"deadline: not an ISO-8601 date-time: {self.deadline!r}")
-        hooks = {pair["ghl_conn_id"]: GHLHook(pair["ghl_conn_id"], **self.hook_params) for pair in self.locations}
+        if hooks is None:
+            hooks = {pair["ghl_conn_id"]: GHLHook(pair["ghl_conn_id"], **self.hook_params) for pair in self.locations}
         pending, changed = list(self.pending), []
         # The task checked every location just before deferring: the first look waits one interval too.
         while pending and (remaining := (deadline - datetime.now(UTC)).total_seconds()) > 0:
