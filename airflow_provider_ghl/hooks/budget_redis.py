@@ -30,7 +30,7 @@ from airflow_provider_ghl.hooks.ratelimit import (
     WINDOW_MARGIN_MIN,
     WINDOW_MARGIN_PART,
     RateLimiter,
-    _header_int,
+    header_int,
 )
 
 #: The process limiter's constants, the first arguments of every script (one definition, in ratelimit.py).
@@ -231,7 +231,7 @@ class RedisRateLimiter(RateLimiter):
         with every machine sharing the window none is expected: 0."""
         member, excess = self._finish(sent_at, record=True)
         names = ("Max", "Interval-Milliseconds", "Remaining", "Daily-Remaining", "Limit-Daily")
-        values = [_header_int(headers, f"X-RateLimit-{name}") for name in names]
+        values = [header_int(headers, f"X-RateLimit-{name}") for name in names]
         reply = [_text(v) for v in self._run("observe", member, excess, *("" if v is None else v for v in values))]
         self._max, self._interval = int(float(reply[0])), float(reply[1])
         self._daily_remaining = int(float(reply[2])) if reply[2] else None

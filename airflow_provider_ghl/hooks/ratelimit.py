@@ -47,7 +47,12 @@ SHARE_CUT_SPACING = 0.25
 SHARE_ROOM_PART = 3
 
 
-def _header_int(headers: Mapping[str, str], name: str) -> int | None:
+def header_int(headers: Mapping[str, str], name: str) -> int | None:
+    """A whole-number ``X-RateLimit-*`` header (``"99"``, ``"99.0"``), or None when absent or not a number.
+
+    :param headers: response headers (case-insensitive mapping).
+    :param name: the header.
+    """
     value = headers.get(name)
     if value is None:
         return None
@@ -192,11 +197,11 @@ class RateLimiter:
             before (0 when the response says nothing of them).
         """
         foreign = 0
-        max_requests = _header_int(headers, "X-RateLimit-Max")
-        interval_ms = _header_int(headers, "X-RateLimit-Interval-Milliseconds")
-        remaining = _header_int(headers, "X-RateLimit-Remaining")
-        daily_remaining = _header_int(headers, "X-RateLimit-Daily-Remaining")
-        daily_limit = _header_int(headers, "X-RateLimit-Limit-Daily")
+        max_requests = header_int(headers, "X-RateLimit-Max")
+        interval_ms = header_int(headers, "X-RateLimit-Interval-Milliseconds")
+        remaining = header_int(headers, "X-RateLimit-Remaining")
+        daily_remaining = header_int(headers, "X-RateLimit-Daily-Remaining")
+        daily_limit = header_int(headers, "X-RateLimit-Limit-Daily")
         with self._lock:
             now = time.monotonic()
             self._probe_until = 0.0

@@ -36,7 +36,7 @@ from airflow_provider_ghl.exceptions import (
 from airflow_provider_ghl.hooks.budget import split_budget_warning
 from airflow_provider_ghl.hooks.connection import GHLConnectionConfig
 from airflow_provider_ghl.hooks.endpoints import Endpoint
-from airflow_provider_ghl.hooks.ratelimit import RateLimiter
+from airflow_provider_ghl.hooks.ratelimit import RateLimiter, header_int
 from airflow_provider_ghl.hooks.request import Resolved
 from airflow_provider_ghl.hooks.responses import (
     as_auth_error,
@@ -275,9 +275,9 @@ def answer_metrics(reply: Reply, seconds: float, foreign: int, location_id: str 
     metrics.count("requests", location_id=location_id, operation=operation, status=status)
     metrics.timing("request_latency", seconds * 1000, location_id=location_id, operation=operation)
     for header, name in BUDGET_GAUGES:
-        value = reply.headers.get(header)
-        if value is not None and value.strip().lstrip("-").isdigit():
-            metrics.gauge(f"budget.{name}", int(value), location_id=location_id)
+        value = header_int(reply.headers, header)
+        if value is not None:
+            metrics.gauge(f"budget.{name}", value, location_id=location_id)
     metrics.count("budget.foreign_requests", foreign, location_id=location_id)
 
 
