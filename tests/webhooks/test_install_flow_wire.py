@@ -125,20 +125,7 @@ def test_an_agency_installs_through_the_flow_and_a_dag_run_uses_the_stored_set(
 
     # Another process, a DAG run: the stored set, discovery of the agency's locations, no exchange or refresh.
     sandbox.clear_stats()
-    conn = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
-    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(conn),
-           "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path / 'out'}"}  # fmt: skip
-    env.pop("AIRFLOW_VAR_GHL_LOCATION_IDS", None)
-    day = datetime(2026, 12, 1, tzinfo=UTC)
-    run = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "ghl_full_export", day.isoformat()],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    for location in sandbox.location_ids:
-        records = exported_records(tmp_path / "out" / location / "contacts" / "full" / "2026-12-01")
-        assert len(records) == 200
-    routes = sandbox.stats()["requests_by_route"]
+    routes = _export_every_location(sandbox, conn_id, tmp_path)
     assert "POST /oauth/token" not in routes  # the install's set served the run as stored
 
 
@@ -171,19 +158,7 @@ def test_locations_install_one_app_each_with_its_own_set_and_a_dag_run_exports_t
 
     # Another process, a DAG run with no ghl_location_ids: both installations, each through its own set.
     sandbox.clear_stats()
-    conn = json.loads(os.environ[f"AIRFLOW_CONN_{app_conn.upper()}"])
-    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(conn),
-           "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path / 'out'}"}  # fmt: skip
-    env.pop("AIRFLOW_VAR_GHL_LOCATION_IDS", None)
-    run = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "ghl_full_export", "2026-12-01T00:00:00+00:00"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
-    for location in sandbox.location_ids:
-        records = exported_records(tmp_path / "out" / location / "contacts" / "full" / "2026-12-01")
-        assert len(records) == 200
-    routes = sandbox.stats()["requests_by_route"]
+    routes = _export_every_location(sandbox, app_conn, tmp_path)
     assert not [route for route in routes if "oauth" in route.lower()], routes  # no exchange, refresh or mint
     unknown = httpx.get(f"{receiver.base_url}/oauth/start", params={"conn_id": "no_such_connection"})
     assert unknown.status_code == 400 and "Install not started" in unknown.text
@@ -211,6 +186,26 @@ def test_the_console_installs_a_location_from_the_pasted_redirect_url(
     assert f"location {sandbox.location_ids[0]}" in out
     stored = VariableTokenStore(variable).load()
     assert stored is not None and stored.location_id == sandbox.location_ids[0]
+
+
+def _export_every_location(sandbox: SandboxServer, conn_id: str, tmp_path: Path) -> dict[str, int]:
+    """``airflow dags test ghl_full_export`` in another process, through ``conn_id`` as ``ghl_default`` and no
+    ``ghl_location_ids`` (discovery): every sandbox location must hold its 200 contacts. Returns the routes the
+    sandbox served meanwhile."""
+    conn = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"])
+    env = {**os.environ, "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS), "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(conn),
+           "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path / 'out'}"}  # fmt: skip
+    env.pop("AIRFLOW_VAR_GHL_LOCATION_IDS", None)
+    day = datetime(2026, 12, 1, tzinfo=UTC)
+    run = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", "ghl_full_export", day.isoformat()],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    for location in sandbox.location_ids:
+        records = exported_records(tmp_path / "out" / location / "contacts" / "full" / f"{day:%Y-%m-%d}")
+        assert len(records) == 200
+    return dict(sandbox.stats()["requests_by_route"])
 
 
 def _expire_states() -> None:
