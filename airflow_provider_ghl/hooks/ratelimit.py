@@ -58,7 +58,7 @@ def header_int(headers: Mapping[str, str], name: str) -> int | None:
         return None
     try:
         return int(float(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # "nan" and "inf" are floats, but no count
         return None
 
 

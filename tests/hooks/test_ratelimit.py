@@ -83,6 +83,13 @@ def test_others_requests_are_reported_once_and_warned_of_once_they_matter() -> N
     assert quiet.record_foreign(50) is False  # one answer: a task that ended just before this one
 
 
+def test_a_header_that_is_no_count_is_ignored() -> None:
+    limiter = _calibrated(10, 10_000)
+    sent = limiter.acquire()
+    assert limiter.observe({"X-RateLimit-Max": "inf", "X-RateLimit-Remaining": "nan"}, sent) == 0
+    assert limiter.max_requests == 10
+
+
 def test_stale_or_own_counts_add_nothing() -> None:
     limiter = RateLimiter(10, 10_000)
     first = limiter.acquire()
