@@ -21,8 +21,10 @@ os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "hZ7cmn3PqWZ8vX3DhCqFZf1hx3Jq
 # The example DAGs' own helpers (ghl_layout, ghl_locations) import from the DAGs folder, as the DAGs do there.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dags"))
 
+from ghl_sandbox.postgres_server import POSTGRES_PACKAGE, PostgresServer  # noqa: E402
 from ghl_sandbox.redis_server import REDIS_PACKAGE, RedisServer  # noqa: E402
 from ghl_sandbox.testing import SandboxServer  # noqa: E402
+from tests.services import service_missing  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -67,9 +69,20 @@ def redis_server() -> Iterator[RedisServer]:
     """A real ``redis-server`` on a free loopback port for the session. Without Debian's ``redis-server``
     package the test skips, except in CI (``CI=true``), where the missing server fails it."""
     if not RedisServer.available():
-        message = f"redis-server not found: install Debian's {REDIS_PACKAGE!r} package (apt-get install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        service_missing(
+            f"redis-server not found: install Debian's {REDIS_PACKAGE!r} package (apt-get install redis-server)"
+        )
     with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on a free loopback port for the session (Debian's ``postgresql`` package);
+    skipped without it, except in CI."""
+    if not PostgresServer.available():
+        service_missing(
+            f"PostgreSQL not found: install Debian's {POSTGRES_PACKAGE!r} package (apt-get install postgresql)"
+        )
+    with PostgresServer() as server:
         yield server
