@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pendulum
 from airflow.sdk import DAG
 
@@ -32,7 +30,9 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    # The retry waits [core] default_task_retry_delay (300 s unless the deployment says otherwise): a retried
+    # export resumes from its checkpoint, and the pause lets a 429 storm or an outage pass.
+    default_args={"retries": 2},
     tags=["ghl", "export", "example"],
     doc_md=DOC_MD,
 ) as dag:
