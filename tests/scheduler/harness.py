@@ -82,10 +82,18 @@ class AirflowDeployment:
     :param home: the AIRFLOW_HOME to create (config, SQLite DB, logs).
     :param dags_folder: the DAG folder the dag-processor parses.
     :param env: more environment: connections (``AIRFLOW_CONN_*``), Variables (``AIRFLOW_VAR_*``), settings.
+    :param components: the ``airflow <component>`` processes :meth:`start` runs.
     """
 
-    def __init__(self, home: Path, dags_folder: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        env: Mapping[str, str] | None = None,
+        components: tuple[str, ...] = COMPONENTS,
+    ) -> None:
         self.home = home
+        self.components = components
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.password = secrets.token_urlsafe(16)
@@ -136,19 +144,28 @@ class AirflowDeployment:
             capture_output=True,
             timeout=300,
         )
-        for name in COMPONENTS:
-            with open(self.log_path(name), "wb") as log:
-                self.processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "airflow", name],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    # Its own process group: teardown signals the component and everything it started.
-                    start_new_session=True,
-                )
+        for name in self.components:
+            self.start_process(name, [name])
         self.login(timeout)
         wait_until(self._healthy, timeout, "scheduler, triggerer and dag-processor heartbeats")
         return self
+
+    def start_process(self, name: str, args: list[str], env: Mapping[str, str] | None = None) -> None:
+        """Run ``airflow <args>`` as the process ``name``, logging to :meth:`log_path`.
+
+        :param name: the process's name in :attr:`processes` and the log's file name.
+        :param args: the arguments after ``airflow``.
+        :param env: environment over the deployment's.
+        """
+        with open(self.log_path(name), "wb") as log:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "airflow", *args],
+                env={**self.env, **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own process group: teardown signals the component and everything it started.
+                start_new_session=True,
+            )
 
     def stop(self, grace: float = 20) -> None:
         """Stop every component and whatever it started: SIGTERM to each group, SIGKILL to what outlives it."""
@@ -191,7 +208,7 @@ class AirflowDeployment:
     def log_tails(self, lines: int = 60) -> str:
         """The last ``lines`` lines of every component's log, for failure reports."""
         parts = []
-        for name in COMPONENTS:
+        for name in self.processes or self.components:
             path = self.log_path(name)
             text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else ["(no log)"]
             proc = self.processes.get(name)
