@@ -90,6 +90,21 @@ class Batch:
         return cls(location_id, first_seq, last_seq, f"{first_seq:012d}-{last_seq:012d}")
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """A location's events not yet applied.
+
+    :param high_water: the last stored event's seq.
+    :param depth: how many events wait (stored, neither applied nor expired).
+    :param oldest_stored_at: when the oldest of them was stored (Unix time); None when the inbox does not know
+        (an event stored by an older version of the Redis inbox).
+    """
+
+    high_water: int
+    depth: int
+    oldest_stored_at: float | None
+
+
 #: The app's own lifecycle events: they add and remove served locations (``[ghl_webhooks] app_id``).
 LIFECYCLE_EVENTS = ("INSTALL", "UNINSTALL")
 
@@ -111,6 +126,9 @@ class Inbox(Protocol):
 
     def pending(self) -> dict[str, int]:
         """location_id -> high-water seq, for each location with unapplied events."""
+
+    def backlog(self) -> dict[str, Backlog]:
+        """location_id -> its :class:`Backlog`, for each location with unapplied events (the webhook lag)."""
 
     def claim(self, location_id: str, limit: int = 10_000) -> Batch | None:
         """The open batch if there is one, else a new one of at most ``limit`` unapplied events; None if none."""

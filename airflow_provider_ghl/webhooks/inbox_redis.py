@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from airflow_provider_ghl.exceptions import GHLInboxError
-from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS, Batch, InboxEvent, Key, version_rows
+from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS, Backlog, Batch, InboxEvent, Key, version_rows
 
 #: An unacked event's ``webhookId`` key lives this many retention periods (then the TTL restarts at the ack).
 UNACKED_ID_FACTOR = 4
@@ -17,13 +17,16 @@ UNACKED_ID_FACTOR = 4
 #: deployments can share one Redis server without draining each other.
 DEFAULT_PREFIX = "ghl"
 
-# KEYS: stream, meta, id key. ARGV: id TTL (s), webhook id, type, timestamp, body.
+# KEYS: stream, meta, id key. ARGV: id TTL (s), webhook id, type, timestamp, body. The server's clock stamps the
+# event ('s', Unix seconds): the age of the oldest waiting event is the webhook lag.
 # The event first, then the high-water mark, then the webhookId: a script that fails half-way (an error in XADD)
 # leaves nothing, so the retry of a delivery that could not be stored is stored, never answered "duplicate".
 _STORE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
 local seq = (tonumber(redis.call('HGET', KEYS[2], 'high_water')) or 0) + 1
-redis.call('XADD', KEYS[1], '0-' .. seq, 'w', ARGV[2], 't', ARGV[3], 'ts', ARGV[4], 'b', ARGV[5])
+local now = redis.call('TIME')
+redis.call('XADD', KEYS[1], '0-' .. seq, 'w', ARGV[2], 't', ARGV[3], 'ts', ARGV[4], 'b', ARGV[5],
+  's', now[1] .. '.' .. string.format('%06d', tonumber(now[2])))
 redis.call('HSET', KEYS[2], 'high_water', seq)
 redis.call('SET', KEYS[3], '1', 'EX', ARGV[1])
 return seq
@@ -160,6 +163,25 @@ class RedisStreamInbox:
             if int(high_water or 0) > int(applied or 0):
                 pending[location_id] = int(high_water)
         return pending
+
+    def backlog(self) -> dict[str, Backlog]:
+        with self._errors():
+            locations = sorted(_text(v) for v in self._client.smembers(self._locations_key))
+            pipe = self._client.pipeline(transaction=False)
+            for location_id in locations:
+                pipe.hmget(self._keys(location_id)[1], "high_water", "applied")
+            marks = [(int(hw or 0), int(applied or 0)) for hw, applied in pipe.execute()]
+            waiting = [(loc, hw, applied) for loc, (hw, applied) in zip(locations, marks, strict=True) if hw > applied]
+            for location_id, _, applied in waiting:
+                pipe.xrange(self._keys(location_id)[0], f"0-{applied + 1}", "+", count=1)
+            firsts = pipe.execute()
+        backlog = {}
+        for (location_id, high_water, applied), first in zip(waiting, firsts, strict=True):
+            # Applied and expired entries are trimmed: the first entry left is the oldest waiting one.
+            fields = first[0][1] if first else {}
+            stamp = fields.get(b"s", fields.get("s"))
+            backlog[location_id] = Backlog(high_water, high_water - applied, float(_text(stamp)) if stamp else None)
+        return backlog
 
     def claim(self, location_id: str, limit: int = 10_000) -> Batch | None:
         if limit < 1:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from airflow_provider_ghl.exceptions import GHLInboxError
-from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS, Batch, InboxEvent, Key, version_rows
+from airflow_provider_ghl.webhooks.inbox import RETENTION_SECONDS, Backlog, Batch, InboxEvent, Key, version_rows
 
 #: Seconds a SQLite writer waits for another process's write lock before the store fails.
 SQLITE_BUSY_TIMEOUT = 10.0
@@ -165,6 +165,15 @@ class SQLiteInbox:
                 "SELECT location_id, high_water FROM locations WHERE high_water > applied ORDER BY location_id"
             )
             return {location_id: high_water for location_id, high_water in rows}
+
+    def backlog(self) -> dict[str, Backlog]:
+        with self._errors():
+            rows = self._connection().execute(
+                "SELECT location_id, high_water, high_water - applied, (SELECT MIN(stored_at) FROM events e "
+                "WHERE e.location_id = l.location_id AND e.seq > l.applied) "
+                "FROM locations l WHERE high_water > applied ORDER BY location_id"
+            )
+            return {location_id: Backlog(high_water, depth, oldest) for location_id, high_water, depth, oldest in rows}
 
     def claim(self, location_id: str, limit: int = 10_000) -> Batch | None:
         if limit < 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,31 @@ def test_ack_commits_versions_last_writer_wins_and_refuses_a_batch_that_is_not_o
     }
     assert inbox.versions("loc2", keys) == {}  # versions are per location
     assert inbox.pending() == {"loc2": 1}
+
+
+def test_backlog_is_the_depth_and_the_oldest_waiting_event_per_location(inbox: Inbox) -> None:
+    assert inbox.backlog() == {}
+    before = time.time()
+    _store(inbox, "loc1", "a")
+    time.sleep(0.05)
+    after_first = time.time()
+    for webhook_id in ("b", "c", "d"):
+        _store(inbox, "loc1", webhook_id)
+    _store(inbox, "loc2", "e")
+    backlog = inbox.backlog()
+    assert {loc: (b.high_water, b.depth) for loc, b in backlog.items()} == {"loc1": (4, 4), "loc2": (1, 1)}
+    oldest = backlog["loc1"].oldest_stored_at
+    assert oldest is not None and before - 1 <= oldest <= after_first  # the first event's time, not a later one's
+    # Applying the first two leaves the two after them: the oldest waiting one is now a later event.
+    batch = claimed(inbox, "loc1", limit=2)
+    assert inbox.backlog()["loc1"].depth == 4  # claimed is not applied
+    inbox.ack(batch, {})
+    backlog = inbox.backlog()
+    assert (backlog["loc1"].high_water, backlog["loc1"].depth) == (4, 2)
+    assert backlog["loc1"].oldest_stored_at is not None and backlog["loc1"].oldest_stored_at >= oldest + 0.04
+    # An uninstall expires what waits: no backlog left.
+    inbox.set_installed("loc2", False)
+    assert set(inbox.backlog()) == {"loc1"}
 
 
 def test_a_second_opening_sees_the_same_inbox(inbox_url: str) -> None:
