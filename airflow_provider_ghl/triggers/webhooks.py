@@ -1,6 +1,6 @@
 """The doorbell of the webhook DAG: a trigger for an ``AssetWatcher`` that fires when the inbox has news.
 
-It polls :meth:`~airflow_provider_ghl.webhooks.inbox.Inbox.pending` (in a worker thread: the inbox is SQLite or
+It polls :meth:`~airflow_provider_ghl.webhooks.inbox.Inbox.backlog` (in a worker thread: the inbox is SQLite or
 Redis, both blocking) and yields ``{"location_id", "high_water"}`` when a served location's high-water mark
 differs from the one it last signalled. Served are the ``[ghl_webhooks] locations`` and those that installed the
 app (:meth:`~airflow_provider_ghl.webhooks.inbox.Inbox.installed`); the receiver stores nothing else, and events
@@ -25,15 +25,16 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_provider_ghl.webhooks.inbox import Inbox, open_inbox
+from airflow_provider_ghl import metrics
+from airflow_provider_ghl.webhooks.inbox import Backlog, Inbox, open_inbox
 
 #: The asset state key holding ``{location_id: [high_water, signalled_at]}``.
 STATE_KEY = "ghl_webhooks_signalled"
 
 
-def _look(inbox: Inbox) -> tuple[dict[str, int], set[str]]:
-    """The inbox's pending locations and its installed ones (blocking: run in a worker thread)."""
-    return inbox.pending(), inbox.installed()
+def _look(inbox: Inbox) -> tuple[dict[str, Backlog], set[str]]:
+    """The inbox's waiting events per location and its installed locations (blocking: run in a worker thread)."""
+    return inbox.backlog(), inbox.installed()
 
 
 class GHLWebhookInboxTrigger(BaseEventTrigger):
@@ -49,6 +50,8 @@ class GHLWebhookInboxTrigger(BaseEventTrigger):
     resignal_after: float = 300.0
     #: The longest pause between two attempts while the inbox fails.
     max_backoff: float = 60.0
+    #: Seconds between two reports of the inbox gauges (depth and lag per served location).
+    metrics_interval: float = 15.0
 
     def __init__(self, *, inbox: str, location_ids: list[str] | None = None, poll_interval: float = 2.0) -> None:
         super().__init__()
@@ -61,6 +64,8 @@ class GHLWebhookInboxTrigger(BaseEventTrigger):
         self.polls = 0
         self.failures = 0
         self._state_warned = False
+        self._gauged: set[str] = set()
+        self._gauged_at = 0.0
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -79,7 +84,7 @@ class GHLWebhookInboxTrigger(BaseEventTrigger):
                 try:
                     if inbox is None:
                         inbox = await asyncio.to_thread(open_inbox, self.inbox)
-                    pending, installed = await asyncio.to_thread(_look, inbox)
+                    backlog, installed = await asyncio.to_thread(_look, inbox)
                 except Exception as err:
                     await self._backoff(err, inbox)
                     inbox = None  # reopened at the next try
@@ -89,11 +94,15 @@ class GHLWebhookInboxTrigger(BaseEventTrigger):
                     self.failures = 0
                 self.polls += 1
                 now = time.time()
-                for location_id, high_water in pending.items():
-                    if self.location_ids is not None and location_id not in self.location_ids:
-                        continue
-                    if location_id not in configured and location_id not in installed:
-                        continue
+                served = {
+                    location_id: waiting
+                    for location_id, waiting in backlog.items()
+                    if (self.location_ids is None or location_id in self.location_ids)
+                    and (location_id in configured or location_id in installed)
+                }
+                self._gauge_backlog(served, now)
+                for location_id, waiting in served.items():
+                    high_water = waiting.high_water
                     last = signalled.get(location_id)
                     if last is None or last[0] != high_water or now - last[1] >= self.resignal_after:
                         yield TriggerEvent({"location_id": location_id, "high_water": high_water})
@@ -106,6 +115,22 @@ class GHLWebhookInboxTrigger(BaseEventTrigger):
             if inbox is not None:
                 with contextlib.suppress(Exception):
                     inbox.close()
+
+    def _gauge_backlog(self, served: dict[str, Backlog], now: float) -> None:
+        """Every :attr:`metrics_interval`: ``ghl.webhooks.inbox_depth`` and ``ghl.webhooks.lag_seconds`` (the
+        oldest waiting event's age) of each served location with events waiting, and 0 for those drained since."""
+        if now - self._gauged_at < self.metrics_interval:
+            return
+        self._gauged_at = now
+        for location_id, waiting in served.items():
+            metrics.gauge("webhooks.inbox_depth", waiting.depth, location_id=location_id)
+            if waiting.oldest_stored_at is not None:
+                lag = max(0.0, now - waiting.oldest_stored_at)
+                metrics.gauge("webhooks.lag_seconds", round(lag, 1), location_id=location_id)
+        for location_id in self._gauged - set(served):
+            metrics.gauge("webhooks.inbox_depth", 0, location_id=location_id)
+            metrics.gauge("webhooks.lag_seconds", 0, location_id=location_id)
+        self._gauged = set(served)
 
     async def _backoff(self, err: Exception, inbox: Inbox | None) -> None:
         self.failures += 1

@@ -24,6 +24,7 @@ import pytest
 from airflow_provider_ghl.webhooks.inbox import open_inbox
 from ghl_sandbox.testing import SandboxServer
 from tests.scheduler.harness import AirflowDeployment, scheduler_marks, wait_until
+from tests.statsd import StatsdListener, parse, statsd_env
 from tests.webhooks.burst import Burst, applied_state, assert_final_state, committed_manifests, event_count
 
 pytestmark = scheduler_marks(300)
@@ -35,7 +36,14 @@ MAX_REQUESTS_PER_EVENT = 0.2
 
 
 @pytest.fixture
-def deployment(sandbox: SandboxServer, tmp_path: Path) -> Iterator[AirflowDeployment]:
+def statsd() -> Iterator[StatsdListener]:
+    listener = StatsdListener()
+    yield listener
+    listener.stop()
+
+
+@pytest.fixture
+def deployment(sandbox: SandboxServer, statsd: StatsdListener, tmp_path: Path) -> Iterator[AirflowDeployment]:
     sandbox.reset()
     home = tmp_path / "airflow-home"
     dags = tmp_path / "dags"
@@ -57,6 +65,8 @@ def deployment(sandbox: SandboxServer, tmp_path: Path) -> Iterator[AirflowDeploy
         # The harness turns the scheduler's run creation off (only runs a test triggers); asset-triggered runs
         # are created by that same step. The DAG has no time schedule, so nothing else starts.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
+        # The trigger's inbox gauges (and Airflow's own metrics) to the test's StatsD socket.
+        **statsd_env(statsd),
     }
     # The receiver is mounted by the package's airflow.plugins entry point alone (make test installs it).
     try:
@@ -91,7 +101,7 @@ def settled(airflow: AirflowDeployment, inbox_url: str) -> bool:
 
 
 def test_webhooks_drive_dag_runs_that_apply_every_change_exactly_once(
-    deployment: AirflowDeployment, sandbox: SandboxServer, tmp_path: Path
+    deployment: AirflowDeployment, sandbox: SandboxServer, statsd: StatsdListener, tmp_path: Path
 ) -> None:
     airflow = deployment
     location = sandbox.location_ids[0]
@@ -131,9 +141,10 @@ def test_webhooks_drive_dag_runs_that_apply_every_change_exactly_once(
         burst.send(80)
         delivered = sandbox.wait_webhooks_delivered(timeout=60)
         inbox = open_inbox(inbox_url)
-        waiting = inbox.pending()
+        waiting, backlog = inbox.pending(), inbox.backlog()
         inbox.close()
         assert waiting == {location: delivered["events"]}  # stored, not applied (seq = events made, all here)
+        assert 0 < backlog[location].depth < delivered["events"]  # part 2 only: part 1 was applied
         assert len(runs(airflow)) == len(first_runs)
 
         # Unpaused: the watcher comes back, rings for what waits, a run applies it.
@@ -158,3 +169,9 @@ def test_webhooks_drive_dag_runs_that_apply_every_change_exactly_once(
     assert requests <= MAX_REQUESTS_PER_EVENT * stats["events"]
     print(f"{len(all_runs)} runs, {len(manifests)} batches, {stats['events']} events, {requests} API requests")
     assert_final_state(applied_state(folder), burst)
+    # The trigger's gauges: at its first look after the unpause, the events that waited, and how long.
+    gauges = parse(statsd.lines, "airflow.ghl.")
+    depths = [value for tags, value, _ in gauges["webhooks.inbox_depth"] if tags.get("location_id") == location]
+    assert backlog[location].depth in depths, depths
+    lags = [value for tags, value, _ in gauges["webhooks.lag_seconds"] if tags.get("location_id") == location]
+    assert lags and max(lags) > 0, lags
