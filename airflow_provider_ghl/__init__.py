@@ -64,7 +64,10 @@ def get_provider_info() -> dict[str, Any]:
         # The webhook receiver: its [ghl_webhooks] section, and the plugin that mounts it on the api-server
         # (loaded through the airflow.plugins entry point; this entry serves lazy_discover_providers=False).
         "config": config_section(),
-        "plugins": [{"name": "ghl-webhooks", "plugin-class": "airflow_provider_ghl.webhooks.plugin.GHLWebhooksPlugin"}],
+        "plugins": [
+            {"name": "ghl-webhooks", "plugin-class": "airflow_provider_ghl.webhooks.plugin.GHLWebhooksPlugin"},
+            {"name": "ghl-status", "plugin-class": "airflow_provider_ghl.status.plugin.GHLStatusPlugin"},
+        ],
         "connection-types": [
             {
                 "connection-type": "ghl",
