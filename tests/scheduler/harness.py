@@ -49,6 +49,8 @@ def scheduler_marks(timeout: int) -> list[Any]:
 
 
 USER = "ghl_test"
+#: A second user with Airflow's ``viewer`` role (may read DAGs and runs, not connections or Variables).
+VIEWER = "ghl_viewer"
 
 
 def free_port() -> int:
@@ -101,7 +103,8 @@ class AirflowDeployment:
         self.session = requests.Session()
         home.mkdir(parents=True, exist_ok=True)
         passwords = home / "simple_auth_manager_passwords.json"
-        passwords.write_text(json.dumps({USER: self.password}))
+        self.viewer_password = secrets.token_urlsafe(16)
+        passwords.write_text(json.dumps({USER: self.password, VIEWER: self.viewer_password}))
         self.env = {
             **os.environ,
             # The venv's bin first: Airflow starts some helpers by name.
@@ -124,7 +127,7 @@ class AirflowDeployment:
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin,{VIEWER}:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             # Only the runs the test triggers: unpausing a DAG must not also start its latest scheduled run.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
@@ -243,6 +246,15 @@ class AirflowDeployment:
             return resp.json()["access_token"]
 
         self.session.headers["Authorization"] = f"Bearer {wait_until(token, timeout, 'the api-server')}"
+
+    def token(self, username: str, password: str) -> str:
+        """A JWT of ``username`` from ``POST /auth/token``."""
+        resp = requests.post(
+            f"{self.base_url}/auth/token", json={"username": username, "password": password}, timeout=10
+        )
+        resp.raise_for_status()
+        token: str = resp.json()["access_token"]
+        return token
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """Call ``/api/v2/<path>`` and return the JSON body; ``HTTPError`` with the body on a 4xx/5xx."""

@@ -2,10 +2,10 @@
 
 The example DAGs run under Airflow's scheduler for two locations: a full export, an enrichment window and a
 webhook batch (events stored in the inbox, applied by ``ghl_webhook_sync``); more events then wait in the inbox.
-The page's JSON must hold, per location, the figures the manifests and the inbox hold; unauthenticated, both
-routes answer 401. Headless Chromium (Debian's ``chromium``, driven by Playwright) opens the UI's "GHL" view
-logged in, and the iframed page shows both locations and their figures; its screenshot is kept in
-``test-artifacts/status-page.png``.
+The page's JSON must hold, per location, the figures the manifests and the inbox hold; both routes answer 401
+to an anonymous caller and 403 to a viewer. Headless Chromium (Debian's ``chromium``, driven by Playwright) opens
+the UI's "GHL" view logged in, and the iframed page shows both locations and their figures; its screenshot is
+kept in ``test-artifacts/status-page.png``.
 
 Skip it locally with ``GHL_SKIP_SCHEDULER_TESTS=1``; without Chromium the browser part skips, except in CI.
 """
@@ -25,7 +25,7 @@ import requests
 
 from airflow_provider_ghl.webhooks.inbox import open_inbox
 from ghl_sandbox.testing import SandboxServer
-from tests.scheduler.harness import AirflowDeployment, scheduler_marks
+from tests.scheduler.harness import VIEWER, AirflowDeployment, scheduler_marks
 from tests.services import service_missing
 from tests.webhooks.signing import event
 
@@ -120,9 +120,11 @@ def test_status_page_shows_each_location_from_what_was_recorded(
             assert 0 <= status["webhook_lag_seconds"] <= time.time() - stored_at + 5
             assert status["last_error"] is None
 
-        # -- nobody logged in: refused ----------------------------------------------------------------------
+        # -- nobody logged in, or a viewer (who may not read connections): refused ----------------------------
+        viewer = {"Authorization": f"Bearer {airflow.token(VIEWER, airflow.viewer_password)}"}
         for path in ("/ghl-status/api/status", "/ghl-status/"):
             assert requests.get(f"{airflow.base_url}{path}", timeout=30).status_code == 401
+            assert requests.get(f"{airflow.base_url}{path}", headers=viewer, timeout=30).status_code == 403
 
         # -- the UI's "GHL" view in a real browser ----------------------------------------------------------
         text = browse_status_view(airflow)
