@@ -43,6 +43,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_ghl.operators.export",
                     "airflow_provider_ghl.operators.enrich",
                     "airflow_provider_ghl.operators.probe",
+                    "airflow_provider_ghl.operators.health",
                     "airflow_provider_ghl.operators.token",
                     "airflow_provider_ghl.operators.writeback",
                     "airflow_provider_ghl.operators.webhooks",
@@ -61,6 +62,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_provider_ghl.links.GHLContactLink"],
+        "notifications": ["airflow_provider_ghl.alerts.GHLAlertNotifier"],
         # The webhook receiver: its [ghl_webhooks] section, and the plugin that mounts it on the api-server
         # (loaded through the airflow.plugins entry point; this entry serves lazy_discover_providers=False).
         "config": config_section(),

@@ -14,6 +14,8 @@ LAYERS = {
     "exceptions": 1,
     "metrics": 1,
     "checks": 2,
+    # The alert messages and their notifier: above the exceptions they classify.
+    "alerts": 2,
     "hooks": 3,
     "links": 3,
     "outputs": 4,

@@ -101,8 +101,10 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
         except GHLLocationNotInstalledError as err:
             if not self.skip_uninstalled:
                 raise
-            # An uninstall is GHL's news, not this task's failure: the other locations' tasks go on.
+            # An uninstall is GHL's news, not this task's failure: the other locations' tasks go on. The cause
+            # stays on the task for its on_skipped_callback (a skip's context carries no exception).
             self.log.warning("Skipping location %s: %s", err.location_id or args.get("location_id"), err)
+            self.ghl_skip_cause = err
             raise AirflowSkipException(str(err)) from None
         self.log_summary(args, result, time.monotonic() - started)
         contact_id = self.linked_contact(args, result)

@@ -135,7 +135,12 @@ class GHLBaseExportOperator(GHLOutputOperator):
             )
             manifest = self._commit(output, location, result, {**facts, "degraded": degradations.as_manifest()}, clock)
         counts = {name: d["records"] for name, d in manifest["datasets"].items()}
-        self.announce_output(context, location, output.root, {"dataset": self.dataset, **counts})
+        extra: dict[str, Any] = {"dataset": self.dataset, **counts}
+        drift = manifest.get("schema_drift")
+        if isinstance(drift, dict) and any(drift.get(k) for k in ("added", "removed", "retyped")):
+            # For the health check's schema-drift alert: what changed, without the previous export's path.
+            extra["schema_drift"] = {k: drift[k] for k in ("added", "removed", "retyped")}
+        self.announce_output(context, location, output.root, extra)
         return self._summary(output, manifest)
 
     def lineage_resources(self, args: dict[str, Any]) -> list[str]:

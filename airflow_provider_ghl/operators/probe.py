@@ -115,7 +115,7 @@ class GHLChangedLocationsOperator(BaseOperator):
         if poll <= 0:
             raise GHLInputError("poll_interval", f"must be more than 0 seconds, got {self.poll_interval!r}")
         return {
-            "locations": _locations(self.locations),
+            "locations": location_pairs(self.locations),
             "since": iso_utc(since - lookback),
             "until": iso_utc(until),
             "max_concurrency": require_int("max_concurrency", self.max_concurrency, minimum=1, maximum=1000),
@@ -188,7 +188,7 @@ class GHLChangedLocationsOperator(BaseOperator):
             hook.stop()
 
 
-def _locations(value: Any) -> list[dict[str, str]]:
+def location_pairs(value: Any) -> list[dict[str, str]]:
     """The ``locations`` argument: a list of ``{"location_id", "ghl_conn_id"}``, each id checked."""
     # An upstream task's XCom arrives as a sequence (a list, or Airflow's lazy sequence of a mapped task).
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence) or len(value) > MAX_PROBED_LOCATIONS:
