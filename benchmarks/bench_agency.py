@@ -203,7 +203,7 @@ def airflow_cpu_seconds(excluded: set[int]) -> float:
 def dags_folder(work: Path, variant: str) -> Path:
     folder = work / f"dags-{variant}"
     folder.mkdir()
-    for helper in ("ghl_layout.py", "ghl_locations.py"):
+    for helper in ("ghl_layout.py", "ghl_locations.py", "ghl_alerts.py"):
         shutil.copy(ROOT / "dags" / helper, folder / helper)
     if variant == "probe":
         shutil.copy(ROOT / "dags" / "ghl_incremental_enrichment.py", folder / "ghl_incremental_enrichment.py")

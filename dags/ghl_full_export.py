@@ -7,6 +7,7 @@ from airflow.sdk import DAG
 
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
 
+from ghl_alerts import alert_callbacks
 from ghl_layout import FULL_EXPORT, LOCATION
 from ghl_locations import configuration_doc, locations
 
@@ -32,7 +33,7 @@ with DAG(
     max_active_runs=1,
     # The retry waits [core] default_task_retry_delay (300 s unless the deployment says otherwise): a retried
     # export resumes from its checkpoint, and the pause lets a 429 storm or an outage pass.
-    default_args={"retries": 2},
+    default_args={"retries": 2, **alert_callbacks()},
     tags=["ghl", "export", "example"],
     doc_md=DOC_MD,
 ) as dag:

@@ -10,6 +10,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable
 from airflow_provider_ghl.operators.enrich import GHLEnrichContactsOperator
 from airflow_provider_ghl.operators.probe import GHLChangedLocationsOperator
 
+from ghl_alerts import alert_callbacks
 from ghl_layout import ENRICHMENT, LOCATION, LOOKBACK
 from ghl_locations import configuration_doc, locations
 
@@ -40,7 +41,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), **alert_callbacks()},
     tags=["ghl", "enrichment", "example"],
     doc_md=DOC_MD,
 ) as dag:

@@ -10,6 +10,7 @@ from airflow.sdk import DAG, task
 from airflow_provider_ghl.operators.export import GHLExportContactsOperator
 from airflow_provider_ghl.operators.outputs import committed_output_events, output_asset
 
+from ghl_alerts import alert_callbacks
 from ghl_layout import FIRST_EXPORT, FULL_EXPORT, LOCATION
 from ghl_locations import configuration_doc, locations
 
@@ -52,7 +53,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5), **alert_callbacks()},
     tags=["ghl", "export", "example"],
     doc_md=DOC_MD,
 ) as dag:

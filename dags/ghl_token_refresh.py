@@ -9,6 +9,7 @@ from airflow.sdk import DAG, DeltaTriggerTimetable
 
 from airflow_provider_ghl.operators.token import GHLRefreshTokenOperator
 
+from ghl_alerts import alert_notifier
 from ghl_locations import GHL_CONN_ID
 
 DOC_MD = f"""
@@ -42,4 +43,6 @@ with DAG(
         ghl_conn_id=GHL_CONN_ID,  # the OAuth connection whose token set this DAG keeps fresh
         retries=1,
         retry_delay=timedelta(minutes=10),
+        # A refused refresh (a revoked app, a spent refresh token) is one alert.
+        on_failure_callback=alert_notifier(),
     )

@@ -15,6 +15,7 @@ from airflow_provider_ghl.operators.webhooks import (
 from airflow_provider_ghl.triggers.webhooks import GHLWebhookInboxTrigger
 from airflow_provider_ghl.webhooks.inbox import open_inbox
 
+from ghl_alerts import alert_callbacks
 from ghl_layout import LOCATION, WEBHOOK_BATCHES
 from ghl_locations import configuration_doc, locations
 
@@ -84,7 +85,7 @@ with DAG(
     catchup=False,
     # One run at a time: asset events arriving meanwhile make the next run, which drains what came since.
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), **alert_callbacks()},
     tags=["ghl", "webhooks", "example"],
     doc_md=DOC_MD,
 ) as dag:

@@ -10,6 +10,7 @@ from airflow.sdk import DAG, task_group
 
 from airflow_provider_ghl.operators.writeback import WRITEBACK_ASSET_ALIAS, GHLWriteBackContactsOperator
 
+from ghl_alerts import alert_callbacks
 from ghl_layout import LOCATION, WRITEBACK_INBOX, WRITEBACK_PLAN, WRITEBACK_RESULTS
 from ghl_locations import configuration_doc, locations
 
@@ -75,7 +76,7 @@ with DAG(
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2), **alert_callbacks()},
     tags=["ghl", "writeback", "example"],
     doc_md=DOC_MD,
 ) as dag:

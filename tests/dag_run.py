@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,51 @@ def exported_records(output: Path) -> list[dict[str, Any]]:
     return [
         json.loads(line) for f in manifest["files"] for line in gzip.decompress((output / f).read_bytes()).splitlines()
     ]
+
+
+#: The example DAGs.
+EXAMPLE_DAGS = Path(__file__).resolve().parents[1] / "dags"
+
+
+def dags_test(
+    sandbox: Any,
+    tmp_path: Path,
+    dag_id: str,
+    logical_date: datetime,
+    conn: dict[str, Any] | None = None,
+    *,
+    fails: bool = False,
+    **more_env: str | None,
+) -> str:
+    """Run ``airflow dags test`` of the example DAG ``dag_id`` against ``sandbox`` (location 0, output under
+    ``tmp_path``); ``more_env`` adds to its environment (None: leave that one out). Returns its output.
+
+    :param sandbox: the :class:`~ghl_sandbox.testing.SandboxServer`.
+    :param tmp_path: the output root.
+    :param dag_id: the example DAG.
+    :param logical_date: the run's logical date.
+    :param conn: the ``ghl_default`` connection; default location 0's Private Integration Token.
+    :param fails: the run is expected to fail (else to succeed).
+    """
+    env: dict[str, str | None] = {
+        **os.environ,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+        "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(conn or sandbox.airflow_connection(0)),
+        "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path}",
+        # Only location 0's token is in the connection.
+        "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps([sandbox.location_ids[0]]),
+        **more_env,
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date.isoformat()],
+        env={k: v for k, v in env.items() if v is not None},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    output = run.stdout + run.stderr
+    if fails:
+        assert run.returncode != 0 and "DagRun failed" in output, output[-4000:]
+    else:
+        assert run.returncode == 0, output[-4000:]
+    return output

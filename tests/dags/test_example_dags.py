@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -17,10 +14,12 @@ import pytest
 from airflow_provider_ghl.exceptions import GHLConfigError
 from ghl_sandbox.testing import SandboxServer
 from tests.dag_run import announced_outputs, exported_records
+from tests.dag_run import dags_test as _dags_test
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_IDS = {
     "ghl_full_export",
+    "ghl_health",
     "ghl_incremental_enrichment",
     "ghl_enrichment_on_change",
     "ghl_token_refresh",
@@ -49,7 +48,7 @@ def test_dagbag_imports_without_network_or_variables(sandbox: SandboxServer, mon
         assert dag.tags, dag_id
         assert dag.doc_md and "ghl" in dag.doc_md.lower(), dag_id
         assert dag.catchup is False, dag_id
-    for dag_id in ("ghl_incremental_enrichment", "ghl_enrichment_on_change"):
+    for dag_id in ("ghl_incremental_enrichment", "ghl_enrichment_on_change", "ghl_health"):
         assert isinstance(bag.dags[dag_id].timetable, CronDataIntervalTimetable), dag_id
     assert bag.dags["ghl_token_refresh"].max_active_runs == 1
     assert sandbox.stats()["requests_total"] == before  # no GHL request while parsing
@@ -130,36 +129,6 @@ def test_an_agency_install_discovers_its_locations_and_narrows_them(
     monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATIONS_INCLUDE", "[]")
     monkeypatch.setenv("AIRFLOW_VAR_GHL_LOCATION_IDS", json.dumps([second]))
     assert locations() == [{"location_id": second, "ghl_conn_id": "ghl_default"}]
-
-
-def _dags_test(
-    sandbox: SandboxServer,
-    tmp_path: Path,
-    dag_id: str,
-    logical_date: datetime,
-    conn: dict | None = None,
-    **more_env: str | None,
-) -> str:
-    """Run ``airflow dags test`` of ``dag_id``; ``more_env`` adds to its environment (None: leave that one out)."""
-    env: dict[str, str | None] = {
-        **os.environ,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
-        "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(conn or sandbox.airflow_connection(0)),
-        "AIRFLOW_VAR_GHL_EXPORT_ROOT": f"file://{tmp_path}",
-        # Only location 0's token is in the connection.
-        "AIRFLOW_VAR_GHL_LOCATION_IDS": json.dumps([sandbox.location_ids[0]]),
-        **more_env,
-    }
-    run = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", dag_id, logical_date.isoformat()],
-        env={k: v for k, v in env.items() if v is not None},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-4000:]
-    return output
 
 
 def test_full_export_dag_runs_each_location_on_its_own_connection(

@@ -50,7 +50,7 @@ def deployment(sandbox: SandboxServer, statsd: StatsdListener, tmp_path: Path) -
     dags.mkdir()
     # Only this DAG (and the helpers it imports from its folder): the dag-processor re-parses often (below), and the
     # other examples would cost CPU for nothing.
-    for name in (DAG_FILE.name, "ghl_layout.py", "ghl_locations.py"):
+    for name in (DAG_FILE.name, "ghl_layout.py", "ghl_locations.py", "ghl_alerts.py"):
         (dags / name).symlink_to(DAG_FILE.with_name(name))
     env = {
         "AIRFLOW_CONN_GHL_DEFAULT": json.dumps(sandbox.airflow_connection(0)),
