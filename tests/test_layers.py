@@ -25,11 +25,11 @@ LAYERS = {
     "triggers": 6,
     "sensors": 7,
     "operators": 8,
-    # The status page reads what the engines recorded (the inbox) beside Airflow's own records.
-    "status": 8,
+    # The status page reads what the operators and engines recorded beside Airflow's own records.
+    "status": 9,
     # Deprecated for one release, imported by nothing of the provider: above every layer.
-    "layout": 9,
-    "locations": 10,
+    "layout": 10,
+    "locations": 11,
 }
 
 

@@ -76,6 +76,9 @@ class RequestStats:
         self.transport_errors = 0
         self.foreign_requests = 0
         self.foreign_answers = 0
+        #: The daily budget as the answers gave it: the fewest requests left, and the day's allowance.
+        self.daily_remaining: int | None = None
+        self.daily_limit: int | None = None
         self._split_warned = False
 
     def record_foreign(self, count: int) -> bool:
@@ -94,9 +97,19 @@ class RequestStats:
                 return True
             return False
 
-    def record(self, status: int | None) -> None:
-        """One attempt: its HTTP status, or None when no response arrived."""
+    def record(self, status: int | None, headers: Mapping[str, str] | None = None) -> None:
+        """One attempt: its HTTP status, or None when no response arrived, and the answer's headers (the daily
+        budget figures)."""
+        remaining = header_int(headers, "X-RateLimit-Daily-Remaining") if headers else None
+        limit = header_int(headers, "X-RateLimit-Limit-Daily") if headers else None
         with self._lock:
+            if remaining is not None:
+                # Concurrent answers arrive out of order: the lowest figure is the newest (within a day).
+                self.daily_remaining = (
+                    remaining if self.daily_remaining is None else min(self.daily_remaining, remaining)
+                )
+            if limit is not None:
+                self.daily_limit = limit
             self.requests += 1
             if status is None:
                 self.transport_errors += 1
@@ -225,7 +238,7 @@ async def attempt(sender: Sender, exchange: Exchange, stats: RequestStats, *, is
         exchange.failed_before = True
         raise transport_error(exchange.method, exchange.path, reply) from reply
     foreign = await sender.observe(reply.headers, sent_at)
-    stats.record(reply.status)
+    stats.record(reply.status, reply.headers)
     answer_metrics(reply, time.monotonic() - sent_at, foreign, exchange.location_id, exchange.operation)
     if foreign and stats.record_foreign(foreign):
         log.warning("%s", split_budget_warning(sender.config, exchange.location_id, stats.foreign_requests))

@@ -28,6 +28,10 @@ T = TypeVar("T")
 MAX_XCOM_IDS = 1000
 
 
+#: The XCom each GHL task leaves with its requests, 429s and the daily budget it saw (the status page reads it).
+REQUESTS_XCOM_KEY = "ghl_requests"
+
+
 class GHLBaseOperator(GHLHookMixin, BaseOperator):
     """Base of the GHL operators that call the API: validate, then perform, then link the contact.
 
@@ -93,6 +97,7 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
         try:
             result = self.perform(self.hook, args, context)
         except GHLDailyBudgetExhausted as err:
+            self.record_requests(context, args)
             if not self.wait_for_daily_reset:
                 raise
             moment = next_daily_reset()
@@ -106,6 +111,10 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
             self.log.warning("Skipping location %s: %s", err.location_id or args.get("location_id"), err)
             self.ghl_skip_cause = err
             raise AirflowSkipException(str(err)) from None
+        except BaseException as err:
+            self.record_requests(context, args, err)
+            raise
+        self.record_requests(context, args)
         self.log_summary(args, result, time.monotonic() - started)
         contact_id = self.linked_contact(args, result)
         if contact_id:
@@ -116,6 +125,32 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
                 url = contact_url(self.hook.config.app_url, location, contact_id)
                 context["ti"].xcom_push(key=CONTACT_URL_XCOM_KEY, value=url)
         return result
+
+    def record_requests(self, context: Context, args: Mapping[str, Any], error: BaseException | None = None) -> None:
+        """Leave this try's requests, 429s and the last daily budget figures as the XCom ``ghl_requests``, also
+        when it fails (with the error's first line): the status page reads them. Best effort.
+
+        :param context: the task's context.
+        :param args: the validated arguments (their ``location_id``).
+        :param error: what ended the try, if it failed.
+        """
+        ti = context.get("ti")
+        if ti is None or "hook" not in self.__dict__:  # no request was made without a hook
+            return
+        stats = self.hook.request_stats
+        record = {
+            "location_id": args.get("location_id") or self.hook.config.location_id,
+            **stats.as_dict(),
+            "daily_remaining": stats.daily_remaining,
+            "daily_limit": stats.daily_limit,
+        }
+        if error is not None and isinstance(error, Exception):  # not a deferral's or a kill's BaseException
+            # The provider's errors carry no token (redacted where they are made); one line, bounded.
+            record["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
+        try:
+            ti.xcom_push(key=REQUESTS_XCOM_KEY, value=record)
+        except Exception as err:  # the record must never fail the task or hide its error
+            self.log.debug("Could not record the GHL request counts: %s", err)
 
     def log_summary(self, args: Mapping[str, Any], result: Any, seconds: float) -> None:
         """One INFO line per task, in the same words for every operator: location, requests, 429s, records (when
