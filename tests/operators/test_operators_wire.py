@@ -26,6 +26,7 @@ from airflow_provider_ghl.operators.associations import (
     GHLRemoveFromCampaignOperator,
     GHLRemoveFromWorkflowOperator,
 )
+from airflow_provider_ghl.operators.base import REQUESTS_XCOM_KEY
 from airflow_provider_ghl.operators.contacts import (
     GHLBulkUpdateBusinessOperator,
     GHLCreateContactOperator,
@@ -161,7 +162,11 @@ def test_get_update_upsert_delete_contact(
 
     victim = first["contact"]["id"]
     deleted, xcom = run_operator(GHLDeleteContactOperator(task_id="x", ghl_conn_id=ghl_conn, contact_id=victim))
-    assert deleted == {"contact_id": victim, "deleted": True} and not xcom
+    assert deleted == {"contact_id": victim, "deleted": True} and set(xcom) == {REQUESTS_XCOM_KEY}
+    # The try's requests, for the status page: one DELETE, answered, and the daily budget it reported.
+    record = xcom[REQUESTS_XCOM_KEY]
+    assert (record["requests"], record["responses_429"], record["daily_limit"]) == (1, 0, 200_000)
+    assert 0 < record["daily_remaining"] < 200_000
     with pytest.raises(GHLNotFoundError):
         run_operator(GHLDeleteContactOperator(task_id="x", ghl_conn_id=ghl_conn, contact_id=victim))
     again, _ = run_operator(

@@ -42,10 +42,10 @@ LOCATIONS_VARIABLE = "ghl_location_ids"
 SPLIT_WARNING = "that no process on this machine sent"
 WORKERS = ("worker-a", "worker-b")
 LOCATIONS = 3
-CONTACTS = 1500
+CONTACTS = 1000
 TOUCHED = 40
 #: Seconds without a heartbeat before Airflow fails a task whose worker is gone (Airflow's default: 300).
-HEARTBEAT_TIMEOUT = 30
+HEARTBEAT_TIMEOUT = 20
 SEARCH = "POST /contacts/search"
 
 
@@ -158,7 +158,7 @@ def test_celery_deployment(deployment: CeleryDeployment, sandbox: SandboxServer,
 
     # -- 2. a worker lost mid-export ------------------------------------------------------------------------
     # Slow answers, so the export is still paging when the worker goes.
-    sandbox.set_faults(latency_ms=1000)
+    sandbox.set_faults(latency_ms=2000)
     sandbox.clear_stats()
     second_day = now - timedelta(days=2)
     run_id = "celery_export_2"

@@ -56,7 +56,11 @@ def test_the_plugin_is_registered_and_mounts_the_receiver_only_when_enabled() ->
     """#21 item 1: installing the package opens no route; ``[ghl_webhooks] enabled = True`` mounts /ghl."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     module, _, name = PLUGIN_CLASS.rpartition(".")
-    assert pyproject["project"]["entry-points"]["airflow.plugins"] == {"ghl_webhooks": f"{module}:{name}"}
+    assert pyproject["project"]["entry-points"]["airflow.plugins"] == {
+        "ghl_webhooks": f"{module}:{name}",
+        # The status page: mounted always, every route behind Airflow's login (tests/scheduler/test_status_page.py).
+        "ghl_status": "airflow_provider_ghl.status.plugin:GHLStatusPlugin",
+    }
     assert pyproject["project"]["scripts"]["ghl-webhooks"] == "airflow_provider_ghl.webhooks.cli:main"
     assert {"name": "ghl-webhooks", "plugin-class": PLUGIN_CLASS} in get_provider_info()["plugins"]
 
@@ -153,7 +157,7 @@ def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer,
     assert "/ghl" in json.dumps(plugin["fastapi_apps"])
 
     with _mounted_by_airflow(env) as (mounts, url):
-        assert mounts == "mounts: /ghl"
+        assert mounts == "mounts: /ghl-status,/ghl"
         # No Airflow token anywhere: the signature alone decides.
         answer = httpx.post(f"{url}/ghl/webhooks", content=(d := signer.delivery(event("loc1")))[0], headers=d[1])
         assert (answer.status_code, answer.json()) == (200, {"stored": True})
@@ -164,10 +168,11 @@ def test_airflow_loads_the_plugin_and_mounts_the_receiver_at_ghl(signer: Signer,
 
 
 def test_by_default_airflow_mounts_nothing_and_stores_nothing(signer: Signer, tmp_path: Path) -> None:
-    """#21 item 1: the api-server's own mounting code, the receiver not enabled: no /ghl, nothing stored."""
+    """#21 item 1: the api-server's own mounting code, the receiver not enabled: no /ghl, nothing stored (only
+    the status page, which answers no one who has not logged in)."""
     settings = _settings(signer, tmp_path)
     with _mounted_by_airflow(_plugin_env(settings, tmp_path / "plugins")) as (mounts, url):
-        assert mounts == "mounts:"
+        assert mounts == "mounts: /ghl-status"
         answer = httpx.post(f"{url}/ghl/webhooks", content=(d := signer.delivery(event("loc1")))[0], headers=d[1])
         assert answer.status_code == 404
         assert httpx.get(f"{url}/ghl/stats").status_code == 404
