@@ -34,6 +34,8 @@ OUTPUT_ASSET_PREFIX = "ghl/"
 DATASETS = ("contacts", "enrichment", "webhooks", "writeback")
 #: Asset events read per page load, newest first: enough for the latest of each kind of many locations.
 MAX_EVENTS = 5000
+#: Task records (``ghl_requests``) and failed tries read per page load: a bound on the page's work.
+MAX_RECORDS = 50_000
 
 
 @dataclass
@@ -156,6 +158,7 @@ def _read_errors(session: Any, locations: Iterable[str]) -> dict[str, dict[str, 
             ti.rendered_map_index.in_(wanted),
         )
         .order_by(ti.end_date.desc())
+        .limit(MAX_RECORDS)
     )
     errors: dict[str, dict[str, str]] = {}
     for location, dag_id, task_id, end in session.execute(query).all():
@@ -179,10 +182,11 @@ def _read_requests(session: Any, now: datetime) -> dict[str, dict[str, Any]]:
     query = (
         select(XComModel.value, XComModel.timestamp, XComModel.dag_id, XComModel.task_id)
         .where(XComModel.key == REQUESTS_XCOM_KEY, XComModel.timestamp >= start)
-        .order_by(XComModel.timestamp)
+        .order_by(XComModel.timestamp.desc())
+        .limit(MAX_RECORDS)
     )
     found: dict[str, dict[str, Any]] = {}
-    for value, at, dag_id, task_id in session.execute(query).all():
+    for value, at, dag_id, task_id in reversed(session.execute(query).all()):  # oldest first: the newest wins
         record = json.loads(value) if isinstance(value, str) else value
         location = record.get("location_id") if isinstance(record, dict) else None
         if not isinstance(location, str):
