@@ -170,7 +170,7 @@ class AirflowDeployment:
                 start_new_session=True,
             )
 
-    def stop(self, grace: float = 20) -> None:
+    def stop(self, grace: float = 5) -> None:
         """Stop every component and whatever it started: SIGTERM to each group, SIGKILL to what outlives it."""
         survivors: list[psutil.Process] = []
         for proc in self.processes.values():
