@@ -144,12 +144,14 @@ class GHLAlertNotifier(BaseNotifier):
         when an alert is sent (also in the triggerer, where a deadline's context renders no templates).
     """
 
-    template_fields = ("send",)
+    template_fields: Sequence[str] = ("send",)
 
     def __init__(self, send: Callable[[str], Any] | str | None = None, *, send_variable: str | None = None) -> None:
         super().__init__()
         self.send = send
         self.send_variable = send_variable
+        # Only a path is a template: Airflow's templater would call a callable ``send`` as a template.
+        self.template_fields = ("send",) if isinstance(send, str) else ()
 
     def _sender(self) -> Callable[[str], Any] | None:
         if self.send_variable and not self.send:

@@ -40,3 +40,15 @@ def test_a_missed_deadline_is_one_message_also_in_the_triggerer() -> None:
 
 def test_a_task_that_succeeded_or_skipped_for_another_reason_tells_nothing() -> None:
     assert alerts_of({"exception": None, "task": object()}) == []
+
+
+def test_called_as_a_callback_with_a_callable_send_it_renders_and_sends_one_message() -> None:
+    from airflow_provider_ghl.exceptions import GHLDailyBudgetExhausted
+
+    SENT.clear()
+    notifier = GHLAlertNotifier(send=collect)
+    notifier({"exception": GHLDailyBudgetExhausted("spent", remaining=12, reserve=50)})  # as Airflow calls it
+    assert SENT == [
+        "GHL daily budget of location ? reached its reserve: 12 requests left, reserve 50; ? stopped. It resets at "
+        "GHL's next daily reset; set wait_for_daily_reset=True to wait for it instead of failing."
+    ]
