@@ -144,7 +144,8 @@ class GHLBaseOperator(GHLHookMixin, BaseOperator):
             "daily_remaining": stats.daily_remaining,
             "daily_limit": stats.daily_limit,
         }
-        if error is not None and isinstance(error, Exception):  # not a deferral's or a kill's BaseException
+        # A failure, not a deferral or a kill (BaseExceptions), nor a skip.
+        if isinstance(error, Exception) and not isinstance(error, AirflowSkipException):
             # The provider's errors carry no token (redacted where they are made); one line, bounded.
             record["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300]
         try:
