@@ -162,6 +162,26 @@ def require_timedelta(field: str, value: Any) -> timedelta:
     return duration
 
 
+def require_positive_duration(field: str, value: Any) -> timedelta:
+    """A duration of more than 0 seconds: a timedelta, seconds (a number), or seconds as text (a rendered
+    template, e.g. from a Variable).
+
+    :param field: the argument's name, for the error.
+    :param value: the argument.
+    :return: the duration.
+    """
+    duration = value
+    if isinstance(value, str):
+        try:
+            duration = float(value)
+        except ValueError:
+            raise GHLInputError(field, f"expected seconds, got {value!r:.40}") from None
+    checked = require_timedelta(field, duration)
+    if checked <= timedelta(0):
+        raise GHLInputError(field, f"must be more than 0 seconds, got {value!r}")
+    return checked
+
+
 def require_window(since_field: str, since: datetime | None, until_field: str, until: datetime | None) -> None:
     """A half-open ``[since, until)`` window must not be empty; an open end (None) always passes."""
     if since is not None and until is not None and until <= since:

@@ -52,3 +52,22 @@ def test_called_as_a_callback_with_a_callable_send_it_renders_and_sends_one_mess
         "GHL daily budget of location ? reached its reserve: 12 requests left, reserve 50; ? stopped. It resets at "
         "GHL's next daily reset; set wait_for_daily_reset=True to wait for it instead of failing."
     ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("max_webhook_lag", "soon", "expected seconds"),
+        ("max_webhook_lag", "0", "must be more than 0 seconds"),
+        ("max_export_age", -5, "must not be negative"),
+    ],
+)
+def test_the_health_check_names_a_bad_limit_before_it_reads_anything(field: str, value: object, error: str) -> None:
+    from airflow_provider_ghl.exceptions import GHLInputError
+    from airflow_provider_ghl.operators.health import GHLHealthCheckOperator
+
+    check = GHLHealthCheckOperator(task_id="check", locations=["loc1"], inbox="sqlite:///nonexistent/never-opened")
+    setattr(check, field, value)
+    with pytest.raises(GHLInputError, match=error) as raised:
+        check.execute({})
+    assert raised.value.field == field

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_ghl.alerts import GHLAlert, GHLHealthAlerts
-from airflow_provider_ghl.checks import require_id, require_timedelta
-from airflow_provider_ghl.exceptions import GHLInputError
+from airflow_provider_ghl.checks import require_id, require_positive_duration
 from airflow_provider_ghl.hooks.mixin import GHL_UI_COLOR
 from airflow_provider_ghl.operators.outputs import committed_output_events, output_asset
 from airflow_provider_ghl.operators.probe import location_pairs
@@ -25,18 +24,6 @@ from airflow_provider_ghl.operators.webhooks import configured_inbox
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def _duration(field: str, value: Any) -> timedelta:
-    if isinstance(value, str):  # a rendered template (a Variable): seconds
-        try:
-            value = float(value)
-        except ValueError:
-            raise GHLInputError(field, f"expected seconds, got {value!r:.40}") from None
-    duration = require_timedelta(field, value)
-    if duration <= timedelta(0):
-        raise GHLInputError(field, f"must be more than 0 seconds, got {value!r}")
-    return duration
 
 
 def _ago(seconds: float) -> str:
@@ -91,8 +78,12 @@ class GHLHealthCheckOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         locations = self._location_ids()
-        lag_limit = None if self.max_webhook_lag is None else _duration("max_webhook_lag", self.max_webhook_lag)
-        age_limit = None if self.max_export_age is None else _duration("max_export_age", self.max_export_age)
+        lag_limit = (
+            None if self.max_webhook_lag is None else require_positive_duration("max_webhook_lag", self.max_webhook_lag)
+        )
+        age_limit = (
+            None if self.max_export_age is None else require_positive_duration("max_export_age", self.max_export_age)
+        )
         alerts: list[GHLAlert] = []
         figures: dict[str, dict[str, Any]] = {location: {} for location in locations}
         if age_limit is not None:

@@ -16,6 +16,7 @@ from airflow_provider_ghl.checks import (
     require_bool,
     require_id,
     require_int,
+    require_positive_duration,
     require_timedelta,
     require_window,
 )
@@ -105,15 +106,7 @@ class GHLChangedLocationsOperator(BaseOperator):
         require_window("updated_since", since, "updated_until", until)
         lookback = require_timedelta("lookback", self.lookback)
         require_bool("skip_uninstalled", self.skip_uninstalled)
-        interval = self.poll_interval
-        if isinstance(interval, str):  # a rendered template, e.g. from a Variable
-            try:
-                interval = float(interval)
-            except ValueError:
-                raise GHLInputError("poll_interval", f"expected seconds, got {interval!r:.40}") from None
-        poll = require_timedelta("poll_interval", interval).total_seconds()
-        if poll <= 0:
-            raise GHLInputError("poll_interval", f"must be more than 0 seconds, got {self.poll_interval!r}")
+        poll = require_positive_duration("poll_interval", self.poll_interval).total_seconds()
         return {
             "locations": location_pairs(self.locations),
             "since": iso_utc(since - lookback),
