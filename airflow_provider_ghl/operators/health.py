@@ -147,7 +147,7 @@ class GHLHealthCheckOperator(BaseOperator):
         found = []
         for location in locations:
             waiting = backlog.get(location)
-            lag = now - waiting.oldest_stored_at if waiting and waiting.oldest_stored_at is not None else 0.0
+            lag = (waiting.lag_seconds(now) if waiting else None) or 0.0
             figures[location] |= {"webhooks_waiting": waiting.depth if waiting else 0, "webhook_lag_seconds": lag}
             if waiting and lag > limit.total_seconds():
                 message = (

@@ -280,8 +280,9 @@ def collect(session: Any) -> dict[str, Any]:
         if inbox is not None:
             waiting = backlog.get(location)
             status.inbox_depth = waiting.depth if waiting else 0
-            if waiting and waiting.oldest_stored_at is not None:
-                status.webhook_lag_seconds = round(max(0.0, now - waiting.oldest_stored_at), 1)
+            lag = waiting.lag_seconds(now) if waiting else None
+            if lag is not None:
+                status.webhook_lag_seconds = round(lag, 1)
             status.webhook_installed = location in installed
         if location in requests:
             hourly = requests[location]["hourly"]

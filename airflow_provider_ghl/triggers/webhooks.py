@@ -124,8 +124,8 @@ class GHLWebhookInboxTrigger(BaseEventTrigger):
         self._gauged_at = now
         for location_id, waiting in served.items():
             metrics.gauge("webhooks.inbox_depth", waiting.depth, location_id=location_id)
-            if waiting.oldest_stored_at is not None:
-                lag = max(0.0, now - waiting.oldest_stored_at)
+            lag = waiting.lag_seconds(now)
+            if lag is not None:
                 metrics.gauge("webhooks.lag_seconds", round(lag, 1), location_id=location_id)
         for location_id in self._gauged - set(served):
             metrics.gauge("webhooks.inbox_depth", 0, location_id=location_id)

@@ -104,6 +104,14 @@ class Backlog:
     depth: int
     oldest_stored_at: float | None
 
+    def lag_seconds(self, now: float) -> float | None:
+        """How long the oldest waiting event has waited at ``now`` (Unix time): the webhook lag.
+
+        :param now: the moment.
+        :return: seconds (never negative: clocks of two machines may differ a little); None when not known.
+        """
+        return None if self.oldest_stored_at is None else max(0.0, now - self.oldest_stored_at)
+
 
 #: The app's own lifecycle events: they add and remove served locations (``[ghl_webhooks] app_id``).
 LIFECYCLE_EVENTS = ("INSTALL", "UNINSTALL")
