@@ -151,27 +151,24 @@ class RedisStreamInbox:
             _, seq = pipe.execute()
         return int(seq) > 0
 
+    def _waiting(self) -> list[tuple[str, int, int]]:
+        """``(location_id, high_water, applied)`` of each location with events not yet applied, sorted (one
+        listing of the locations, one round trip for their marks)."""
+        locations = sorted(_text(v) for v in self._client.smembers(self._locations_key))
+        pipe = self._client.pipeline(transaction=False)
+        for location_id in locations:
+            pipe.hmget(self._keys(location_id)[1], "high_water", "applied")
+        marks = [(int(hw or 0), int(applied or 0)) for hw, applied in pipe.execute()]
+        return [(loc, hw, applied) for loc, (hw, applied) in zip(locations, marks, strict=True) if hw > applied]
+
     def pending(self) -> dict[str, int]:
         with self._errors():
-            locations = sorted(_text(v) for v in self._client.smembers(self._locations_key))
-            pipe = self._client.pipeline(transaction=False)
-            for location_id in locations:
-                pipe.hmget(self._keys(location_id)[1], "high_water", "applied")
-            marks = pipe.execute()
-        pending = {}
-        for location_id, (high_water, applied) in zip(locations, marks, strict=True):
-            if int(high_water or 0) > int(applied or 0):
-                pending[location_id] = int(high_water)
-        return pending
+            return {location_id: high_water for location_id, high_water, _ in self._waiting()}
 
     def backlog(self) -> dict[str, Backlog]:
         with self._errors():
-            locations = sorted(_text(v) for v in self._client.smembers(self._locations_key))
+            waiting = self._waiting()
             pipe = self._client.pipeline(transaction=False)
-            for location_id in locations:
-                pipe.hmget(self._keys(location_id)[1], "high_water", "applied")
-            marks = [(int(hw or 0), int(applied or 0)) for hw, applied in pipe.execute()]
-            waiting = [(loc, hw, applied) for loc, (hw, applied) in zip(locations, marks, strict=True) if hw > applied]
             for location_id, _, applied in waiting:
                 pipe.xrange(self._keys(location_id)[0], f"0-{applied + 1}", "+", count=1)
             firsts = pipe.execute()
