@@ -8,41 +8,28 @@ request to it, not at import.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from airflow_provider_ghl.webhooks.plugin import LazyApp
+
 #: Where the app is mounted (a prefix Airflow does not reserve: not under /ui, /api, /auth, /execution).
 URL_PREFIX = "/ghl-status"
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
+def _build_status() -> Any:
+    """The status app, with Airflow's checks of the caller."""
+    from airflow_provider_ghl.status.app import airflow_checks, build_status_app
 
-class LazyStatusApp:
-    """An ASGI app that builds the status app, with Airflow's checks of the caller, on first use."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._app: Any = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        with self._lock:
-            if self._app is None:
-                from airflow_provider_ghl.status.app import airflow_checks, build_status_app
-
-                self._app = build_status_app(airflow_checks())
-        await self._app(scope, receive, send)
+    return build_status_app(airflow_checks())
 
 
 class GHLStatusPlugin(AirflowPlugin):
     """``fastapi_apps``: the status page at ``/ghl-status``; ``external_views``: "GHL" in the Plugins menu."""
 
     name = "ghl-status"
-    fastapi_apps = [{"app": LazyStatusApp(), "url_prefix": URL_PREFIX, "name": name}]
+    fastapi_apps = [{"app": LazyApp(_build_status), "url_prefix": URL_PREFIX, "name": name}]
     external_views = [
         {"name": "GHL", "href": f"{URL_PREFIX}/", "url_route": "ghl", "category": "GHL", "destination": "nav"}
     ]

@@ -32,34 +32,54 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-class LazyReceiverApp:
-    """An ASGI app that builds the receiver (``build_receiver_app(WebhookSettings.load())``) on first use."""
+class LazyApp:
+    """An ASGI app built by ``build`` on first use, once (the plugins' apps: every Airflow process imports the
+    plugins, only the api-server serves them).
 
-    def __init__(self) -> None:
+    :param build: makes the app.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
         self._lock = threading.Lock()
         self._app: Any = None
 
     def app(self) -> Any:
-        """The receiver's FastAPI app, built now if not yet.
-
-        :raises GHLConfigError: the ``[ghl_webhooks]`` settings do not validate.
-        """
+        """The app, built now if not yet (a build that raises is tried again at the next call)."""
         with self._lock:
             if self._app is None:
-                # Airflow's own checks of the caller (a token or the UI's cookie): any user for the counters, a
-                # user allowed to edit connections for the install flow (it writes a connection's token set).
-                from airflow.api_fastapi.core_api.security import requires_access_connection, requires_authenticated
-                from fastapi import Depends
-
-                from airflow_provider_ghl.webhooks.receiver import build_receiver_app
-                from airflow_provider_ghl.webhooks.settings import WebhookSettings
-
-                self._app = build_receiver_app(
-                    WebhookSettings.load(),
-                    stats_dependencies=[Depends(requires_authenticated())],
-                    install_dependencies=[Depends(requires_access_connection("PUT"))],
-                )
+                self._app = self._build()
             return self._app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app()(scope, receive, send)
+
+
+def _build_receiver() -> Any:
+    """The receiver's FastAPI app with the ``[ghl_webhooks]`` settings.
+
+    :raises GHLConfigError: the settings do not validate.
+    """
+    # Airflow's own checks of the caller (a token or the UI's cookie): any user for the counters, a user allowed
+    # to edit connections for the install flow (it writes a connection's token set).
+    from airflow.api_fastapi.core_api.security import requires_access_connection, requires_authenticated
+    from fastapi import Depends
+
+    from airflow_provider_ghl.webhooks.receiver import build_receiver_app
+    from airflow_provider_ghl.webhooks.settings import WebhookSettings
+
+    return build_receiver_app(
+        WebhookSettings.load(),
+        stats_dependencies=[Depends(requires_authenticated())],
+        install_dependencies=[Depends(requires_access_connection("PUT"))],
+    )
+
+
+class LazyReceiverApp(LazyApp):
+    """The receiver (``build_receiver_app(WebhookSettings.load())``), built on first use."""
+
+    def __init__(self) -> None:
+        super().__init__(_build_receiver)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         from airflow_provider_ghl.exceptions import GHLConfigError
